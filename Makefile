@@ -1,0 +1,43 @@
+# parkswitch — build, run and test.
+GO       ?= go
+BIN      := bin/parkswitch
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+CONFIG   ?= configs/parkswitch.yaml
+
+.PHONY: all build run test unit e2e bench lint deps-test clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parkswitch
+
+# Start the switch on the default configuration (demo users 1001–1005).
+run: build
+	$(BIN) serve --config $(CONFIG) --log-pretty
+
+# Everything CI runs: tools the tests need, vet, the race-enabled test suite
+# (unit and end-to-end, SIPp included).
+test: deps-test lint
+	PARKSWITCH_REQUIRE_SIPP=1 $(GO) test -race -count=1 -timeout 8m ./...
+
+# deps-test installs SIPp when it is missing (Debian package sip-tester).
+deps-test:
+	@command -v sipp >/dev/null 2>&1 || { \
+		echo "installing SIPp (sip-tester)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Benchmarks: relay cost per packet, SDP rewriting, calls per second through
+# the switch driven by SIPp. Figures are printed, not asserted.
+bench: deps-test build
+	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./sip/...
+	./testdata/bench/callrate.sh $(BIN)
+
+clean:
+	rm -rf bin

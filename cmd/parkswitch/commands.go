@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/configs"
+)
+
+// loadConfig reads the configuration. When the operator did not name a file
+// and the default one does not exist, the embedded demo configuration is
+// used so that a fresh checkout or a bare binary runs.
+func loadConfig(path string, explicit bool) (*config.Config, error) {
+	if !explicit {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			data, err := configs.FS.ReadFile("parkswitch.yaml")
+			if err != nil {
+				return nil, err
+			}
+			return config.Parse("(built-in) parkswitch.yaml", data, func(p string) ([]byte, error) {
+				return configs.FS.ReadFile(baseName(p))
+			})
+		}
+	}
+	return config.Load(path)
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// configFlag registers --config and reports whether it was given.
+func configFlag(fset *flag.FlagSet) (path *string, explicit func() bool) {
+	path = fset.String("config", defaultConfig, "configuration file")
+	return path, func() bool {
+		set := false
+		fset.Visit(func(f *flag.Flag) { set = set || f.Name == "config" })
+		return set
+	}
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("check", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	path, explicit := configFlag(fset)
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path, explicit())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d users, %d trunks, %d policies)\n", cfg.Path, len(cfg.Users), len(cfg.Trunks), len(cfg.Policies.Policies()))
+	return 0
+}
+
+func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	path, explicit := configFlag(fset)
+	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
+	pretty := fset.Bool("log-pretty", false, "human-readable logs instead of JSON")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path, explicit())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log, err := newLogger(stderr, *level, *pretty)
+	if err != nil {
+		fmt.Fprintln(stderr, "parkswitch:", err)
+		return 2
+	}
+	srv, err := newServer(cfg, log, serverOptions{})
+	if err != nil {
+		log.Error().Err(err).Msg("cannot build the server")
+		return 1
+	}
+	if err := srv.start(); err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	log.Info().Str("config", cfg.Path).Str("version", version).Msg("parkswitch serving")
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.shutdown(sctx); err != nil {
+		log.Warn().Err(err).Msg("shutdown incomplete")
+	}
+	return 0
+}
+
+// newLogger builds the process logger: JSON lines by default, console
+// output for people reading a terminal.
+func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		return zerolog.Logger{}, fmt.Errorf("unknown log level %q", level)
+	}
+	if pretty {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

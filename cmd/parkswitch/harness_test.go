@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/sip"
+)
+
+// testDomain is the SIP domain of every test configuration.
+const testDomain = "contoso.com"
+
+// baseConfig is a test configuration: demo-like users, a park policy, and
+// extra YAML appended by the test (users with static contacts, trunks).
+const baseConfig = `
+server:
+  domain: contoso.com
+media:
+  rtp_port_min: %d
+  rtp_port_max: %d
+  rtp_timeout_seconds: 0
+park:
+  policy_file: policies.yaml
+users:
+  - id: 1001@contoso.com
+    display_name: Alice Reception
+    password: demo1001
+    groups: [staff]
+  - id: 1002@contoso.com
+    display_name: Bob Sales
+    password: demo1002
+    groups: [staff]
+  - id: 1003@contoso.com
+    display_name: Carol Support
+    password: demo1003
+    extension: "3003"
+    groups: [staff]
+`
+
+const basePolicies = `
+policies:
+  - identity: Global
+  - identity: DemoPark
+    allow_call_park: true
+assignments:
+  groups:
+    - group: staff
+      policy: DemoPark
+      rank: 1
+`
+
+// testServer is a running in-process switch bound to ephemeral ports.
+type testServer struct {
+	*server
+	t *testing.T
+}
+
+// udpAddr and tcpAddr are where the switch listens.
+func (ts *testServer) udpAddr() string { return ts.sw.Addr("udp").String() }
+func (ts *testServer) tcpAddr() string { return ts.sw.Addr("tcp").String() }
+
+// rtpRange hands each test server its own RTP ports so parallel packages
+// and leftover sockets do not collide.
+var rtpRange = struct{ next int }{next: 30000}
+
+// startServer loads yaml (with the policies) through the real config loader
+// and runs the switch on 127.0.0.1 with ephemeral SIP and HTTP ports. When the
+// test ends it shuts down and checks that no call, dialog or port is left.
+func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testServer {
+	t.Helper()
+	lo, hi := rtpRange.next, rtpRange.next+199
+	rtpRange.next += 200
+	if rtpRange.next > 60000 {
+		rtpRange.next = 30000
+	}
+	dir := t.TempDir()
+	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
+	writeFile(t, dir+"/parkswitch.yaml", main)
+	writeFile(t, dir+"/policies.yaml", basePolicies)
+	cfg, err := config.Load(dir + "/parkswitch.yaml")
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
+	if testing.Verbose() || os.Getenv("PARKSWITCH_TEST_LOG") != "" {
+		log = log.Level(zerolog.DebugLevel)
+	}
+	srv, err := newServer(cfg, log, serverOptions{
+		sipListen:  []config.Listen{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
+		httpListen: "127.0.0.1:0",
+		tune:       tune,
+	})
+	if err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if err := srv.start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	ts := &testServer{server: srv, t: t}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Every call must be over before shutdown: shutdown would hide a
+		// leak by hanging calls up itself.
+		waitUntil(t, 5*time.Second, "calls to end", func() bool { return srv.sw.ActiveCalls() == 0 })
+		waitUntil(t, 5*time.Second, "dialogs to be released", func() bool { return srv.sw.Dialogs() == 0 })
+		waitUntil(t, 5*time.Second, "RTP ports to be released", func() bool { return srv.ports.InUse() == 0 })
+		if err := srv.shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return ts
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond (bounded) and fails the test with what it waited for.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("timed out after %v waiting for %s", limit, what)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}

@@ -1,0 +1,148 @@
+// Package config loads and validates the main configuration file of
+// parkswitch and the policy file it names. Every problem is reported with its
+// file and line and a sentence saying what to fix, all of them in one pass.
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/parkswitch/parkswitch/policy"
+)
+
+// Defaults of the keys that have one.
+const (
+	DefaultHTTPListen        = "127.0.0.1:8080"
+	DefaultRTPPortMin        = 20000
+	DefaultRTPPortMax        = 29999
+	DefaultRTPTimeoutSeconds = 60
+	DefaultParkUser          = "park"
+	DefaultRingbackSeconds   = 30
+	DefaultMaxRingbacks      = 3
+	DefaultPolicyFile        = "policies.yaml"
+)
+
+// DefaultSIPListen is the sip_listen used when the key is absent.
+var DefaultSIPListen = []Listen{{Network: "udp", Addr: "0.0.0.0:5060"}, {Network: "tcp", Addr: "0.0.0.0:5060"}}
+
+// Config is the validated main configuration.
+type Config struct {
+	Path     string // the file it was read from
+	Server   Server
+	Media    Media
+	Park     Park
+	Users    []User
+	Trunks   []Trunk
+	Policies *policy.Set
+
+	// Where keys were, for the checks ParsePolicies repeats on reloads.
+	userKeys []policy.Keys
+	parkKeys policy.Keys
+}
+
+// Server holds the server section.
+type Server struct {
+	Domain      string   // SIP domain and digest realm
+	SIPListen   []Listen // SIP transports to listen on
+	HTTPListen  string   // host:port of the admin API, /metrics and /healthz
+	AdvertiseIP string   // address written into Contact and SDP; "" = the listen address
+}
+
+// Listen is one SIP listening socket.
+type Listen struct {
+	Network string // "udp" or "tcp"
+	Addr    string // host:port
+}
+
+// String returns the listen address in its configuration form, udp://host:port.
+func (l Listen) String() string { return l.Network + "://" + l.Addr }
+
+// Media holds the media section.
+type Media struct {
+	RTPPortMin        int
+	RTPPortMax        int
+	MusicOnHold       string // WAV file, resolved against the config file's directory; "" = built-in
+	RTPTimeoutSeconds int    // a relay port with no RTP for this long ends the call; 0 disables
+}
+
+// RTPTimeout is RTPTimeoutSeconds as a duration; 0 means no timeout.
+func (m Media) RTPTimeout() time.Duration { return time.Duration(m.RTPTimeoutSeconds) * time.Second }
+
+// Park holds the park section.
+type Park struct {
+	ParkUser        string // REFER to sip:<ParkUser>@domain parks the other party
+	RetrievePrefix  string // dial <prefix><code> to retrieve
+	RingbackSeconds int    // how long a timed-out orbit rings the parker (and then the fallback)
+	MaxRingbacks    int    // unanswered ringback cycles before the parked call is dropped
+	Fallback        string // user rung when the parker does not answer; "" = none
+	PolicyFile      string // policy file, resolved against the config file's directory
+}
+
+// Ringback is RingbackSeconds as a duration.
+func (p Park) Ringback() time.Duration { return time.Duration(p.RingbackSeconds) * time.Second }
+
+// User is one configured user.
+type User struct {
+	ID          string // address of record, name@domain
+	Extension   string // optional dialable number
+	DisplayName string
+	Password    string // exactly one of Password and HA1 is set
+	HA1         string // lower-case hex MD5 of name:realm:password
+	Groups      []string
+	Contact     string // optional static binding, a sip: or sips: URI
+	Line        int    // line of the user's entry in the config file
+}
+
+// Name returns the user part of the ID, the SIP and digest user name.
+func (u User) Name() string {
+	name, _, _ := strings.Cut(u.ID, "@")
+	return name
+}
+
+// Trunk is an IP-authenticated peer.
+type Trunk struct {
+	Name           string
+	Address        string // ip:port; requests from this IP are trusted, calls go to this address
+	Transport      string // "udp" or "tcp"
+	OutboundPrefix string // dialed prefix that routes a call here; stripped before sending
+	Line           int    // line of the trunk's entry in the config file
+}
+
+// User finds a user by ID, user name or extension, ignoring case.
+func (c *Config) User(s string) (User, bool) {
+	for _, u := range c.Users {
+		if strings.EqualFold(u.ID, s) || strings.EqualFold(u.Name(), s) || (u.Extension != "" && u.Extension == s) {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Load reads the configuration at path and the policy file it names.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, policy.Problems{{File: path, Msg: "cannot read the configuration (" + err.Error() + "): create it or pass --config"}}
+	}
+	return Parse(path, data, os.ReadFile)
+}
+
+// LoadPolicies reads c.Park.PolicyFile from disk and validates it against c,
+// as a server does when the file changes.
+func (c *Config) LoadPolicies() (*policy.Set, error) {
+	data, err := os.ReadFile(c.Park.PolicyFile)
+	if err != nil {
+		return nil, policy.Problems{{File: c.Park.PolicyFile, Msg: "cannot read the policy file (" + err.Error() + "): create it or fix park.policy_file"}}
+	}
+	return c.ParsePolicies(c.Park.PolicyFile, data)
+}
+
+// resolvePath makes a path from the configuration relative to its directory.
+func resolvePath(configPath, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(configPath), p)
+}

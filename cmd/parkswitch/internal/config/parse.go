@@ -1,0 +1,665 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/parkswitch/parkswitch/policy"
+)
+
+// Ranges of the numeric keys.
+const (
+	minRTPPort, maxRTPPort           = 1024, 65535
+	minRTPPorts                      = 4 // one relayed call: RTP and RTCP on both legs
+	minRTPTimeout, maxRTPTimeout     = 5, 86400
+	minRingbackSecs, maxRingbackSecs = 5, 600
+	minRingbacks, maxRingbacks       = 1, 10
+)
+
+// Parse validates the configuration data read from path. readFile reads the
+// policy file the configuration names (os.ReadFile, or a reader of the
+// embedded defaults). The error, a policy.Problems, lists every problem of
+// both files with its file and line.
+func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Config, error) {
+	p := &parser{
+		d: &policy.NodeDecoder{File: path},
+		c: &Config{
+			Path: path,
+			Server: Server{
+				SIPListen:  append([]Listen(nil), DefaultSIPListen...),
+				HTTPListen: DefaultHTTPListen,
+			},
+			Media: Media{
+				RTPPortMin:        DefaultRTPPortMin,
+				RTPPortMax:        DefaultRTPPortMax,
+				RTPTimeoutSeconds: DefaultRTPTimeoutSeconds,
+			},
+			Park: Park{
+				ParkUser:        DefaultParkUser,
+				RingbackSeconds: DefaultRingbackSeconds,
+				MaxRingbacks:    DefaultMaxRingbacks,
+				PolicyFile:      DefaultPolicyFile,
+			},
+		},
+	}
+	p.decode(p.d.Document(data))
+	p.checkServer()
+	p.checkMedia()
+	p.checkUsers()
+	p.checkPark()
+	p.checkTrunks()
+	p.loadPolicies(readFile)
+
+	ps := p.d.Problems
+	ps.Sort()
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return p.c, nil
+}
+
+// ParsePolicies validates a policy file's content, then checks it against c:
+// user grants must name configured users, and no pickup range may swallow a
+// dialable extension or user name. A server uses it on every reload so a
+// changed file meets the same rules as at start.
+func (c *Config) ParsePolicies(filename string, data []byte) (*policy.Set, error) {
+	set, err := policy.Parse(filename, data)
+	if err != nil {
+		return nil, err
+	}
+	ps := c.checkPolicies(filename, set)
+	ps.Sort()
+	if err := ps.Err(); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// parser holds a configuration while it is decoded, with the key lines that
+// later checks point at.
+type parser struct {
+	d *policy.NodeDecoder
+	c *Config
+
+	root, server, media policy.Keys
+	listenLines         []int // line of each c.Server.SIPListen entry
+	trunkKeys           []policy.Keys
+	policyFile          string // park.policy_file as written
+}
+
+func (p *parser) decode(doc *yaml.Node) {
+	c := p.c
+	section := func(name string, dst *policy.Keys, fields ...policy.Field) policy.Field {
+		return policy.Field{Name: name, Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
+			*dst = d.Mapping(v, name, fields...)
+			return true
+		}}
+	}
+	p.policyFile = c.Park.PolicyFile
+	p.root = p.d.Mapping(doc, "the top level",
+		section("server", &p.server,
+			policy.StringField("domain", &c.Server.Domain),
+			policy.Field{Name: "sip_listen", Decode: p.decodeListen},
+			policy.StringField("http_listen", &c.Server.HTTPListen),
+			policy.StringField("advertise_ip", &c.Server.AdvertiseIP),
+		),
+		section("media", &p.media,
+			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
+			policy.IntField("rtp_port_max", &c.Media.RTPPortMax),
+			policy.StringField("music_on_hold", &c.Media.MusicOnHold),
+			policy.IntField("rtp_timeout_seconds", &c.Media.RTPTimeoutSeconds),
+		),
+		section("park", &c.parkKeys,
+			policy.StringField("park_user", &c.Park.ParkUser),
+			policy.StringField("retrieve_prefix", &c.Park.RetrievePrefix),
+			policy.IntField("ringback_seconds", &c.Park.RingbackSeconds),
+			policy.IntField("max_ringbacks", &c.Park.MaxRingbacks),
+			policy.StringField("fallback", &c.Park.Fallback),
+			policy.StringField("policy_file", &p.policyFile),
+		),
+		policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
+			return d.Sequence(v, "users", func(item *yaml.Node) {
+				u := User{Line: item.Line}
+				k := d.Mapping(item, "user",
+					policy.StringField("id", &u.ID).Require(),
+					policy.StringField("extension", &u.Extension),
+					policy.StringField("display_name", &u.DisplayName),
+					policy.StringField("password", &u.Password),
+					policy.StringField("ha1", &u.HA1),
+					policy.StringsField("groups", &u.Groups),
+					policy.StringField("contact", &u.Contact),
+				)
+				if item.Kind == yaml.MappingNode {
+					c.Users, c.userKeys = append(c.Users, u), append(c.userKeys, k)
+				}
+			})
+		}},
+		policy.Field{Name: "trunks", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
+			return d.Sequence(v, "trunks", func(item *yaml.Node) {
+				t := Trunk{Line: item.Line}
+				k := d.Mapping(item, "trunk",
+					policy.StringField("name", &t.Name).Require(),
+					policy.StringField("address", &t.Address).Require(),
+					policy.StringField("transport", &t.Transport),
+					policy.StringField("outbound_prefix", &t.OutboundPrefix).Require(),
+				)
+				if item.Kind == yaml.MappingNode {
+					c.Trunks, p.trunkKeys = append(c.Trunks, t), append(p.trunkKeys, k)
+				}
+			})
+		}},
+	)
+}
+
+// decodeListen decodes server.sip_listen, checking each entry where it is.
+func (p *parser) decodeListen(d *policy.NodeDecoder, v *yaml.Node) bool {
+	var (
+		listens []Listen
+		lines   []int
+		entries int
+	)
+	ok := d.Sequence(v, "sip_listen", func(item *yaml.Node) {
+		entries++
+		var s string
+		if !d.String(item, "sip_listen entry", &s) {
+			return
+		}
+		l, msg := parseListen(s)
+		if msg != "" {
+			d.Addf(item.Line, "%s", msg)
+			return
+		}
+		for i, prev := range listens {
+			if prev == l {
+				d.Addf(item.Line, "sip_listen entry %s is listed twice (line %d): remove one", s, lines[i])
+				return
+			}
+		}
+		listens, lines = append(listens, l), append(lines, item.Line)
+	})
+	if !ok {
+		return false
+	}
+	if entries == 0 {
+		d.Addf(v.Line, "sip_listen is empty: list at least one udp://host:port or tcp://host:port, or remove the key for the default")
+		return false
+	}
+	p.c.Server.SIPListen, p.listenLines = listens, lines
+	return true
+}
+
+// parseListen parses "udp://host:port" or "tcp://host:port"; msg says what
+// is wrong otherwise.
+func parseListen(s string) (l Listen, msg string) {
+	scheme, addr, ok := strings.Cut(s, "://")
+	if !ok {
+		return l, fmt.Sprintf("sip_listen entry %q has no transport: write udp://%s or tcp://%s", s, s, s)
+	}
+	switch network := strings.ToLower(scheme); network {
+	case "udp", "tcp":
+		l.Network = network
+	case "tls", "ws", "wss", "sctp":
+		return l, fmt.Sprintf("sip_listen transport %s is not supported yet: use udp:// or tcp://", network)
+	default:
+		return l, fmt.Sprintf("sip_listen transport %q is unknown: use udp:// or tcp://", scheme)
+	}
+	host, _, bad := splitHostPort(addr)
+	if bad != "" || (host != "" && !validHost(host)) {
+		return l, fmt.Sprintf("sip_listen entry %q does not end in host:port: write e.g. %s://0.0.0.0:5060", s, l.Network)
+	}
+	l.Addr = addr
+	return l, ""
+}
+
+// splitHostPort splits host:port, requiring a port 1–65535.
+func splitHostPort(s string) (host string, port int, msg string) {
+	host, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, "not host:port"
+	}
+	port, err = strconv.Atoi(ps)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, "bad port"
+	}
+	return host, port, ""
+}
+
+func (p *parser) checkServer() {
+	d, s := p.d, &p.c.Server
+	switch {
+	case p.server.Bad("domain"):
+	case s.Domain == "":
+		line := p.server.Line("domain")
+		if line == 0 {
+			line = p.root.Line("server")
+		}
+		d.Addf(line, "server.domain is missing: add domain: <your SIP domain> under server, e.g. domain: contoso.com")
+	case !validHost(s.Domain):
+		d.Addf(p.server.Line("domain"), "domain %q is not a host name or IP address: write the domain phones register to, e.g. contoso.com", s.Domain)
+	}
+	if !p.server.Bad("http_listen") {
+		if _, _, msg := splitHostPort(s.HTTPListen); msg != "" {
+			d.Addf(p.server.Line("http_listen"), "http_listen %q is not host:port: write e.g. %s", s.HTTPListen, DefaultHTTPListen)
+		}
+	}
+	if !p.server.Bad("advertise_ip") && s.AdvertiseIP != "" {
+		ip, err := netip.ParseAddr(s.AdvertiseIP)
+		switch {
+		case err != nil:
+			d.Addf(p.server.Line("advertise_ip"), "advertise_ip %q is not an IP address: write the address phones reach this server at, or leave it empty", s.AdvertiseIP)
+		case ip.IsUnspecified():
+			d.Addf(p.server.Line("advertise_ip"), "advertise_ip %s cannot be advertised: write the address phones reach this server at, or leave it empty", s.AdvertiseIP)
+		default:
+			s.AdvertiseIP = ip.String()
+		}
+	}
+}
+
+func (p *parser) checkMedia() {
+	d, m, k := p.d, &p.c.Media, p.media
+	okMin := p.checkRange(k, "rtp_port_min", m.RTPPortMin, minRTPPort, maxRTPPort)
+	okMax := p.checkRange(k, "rtp_port_max", m.RTPPortMax, minRTPPort, maxRTPPort)
+	if okMin && okMax {
+		switch {
+		case m.RTPPortMax <= m.RTPPortMin:
+			d.Addf(k.Line("rtp_port_max"), "rtp_port_max %d is not more than rtp_port_min %d: swap them or widen the range", m.RTPPortMax, m.RTPPortMin)
+		case m.RTPPortMax-m.RTPPortMin+1 < minRTPPorts:
+			d.Addf(k.Line("rtp_port_max"), "the RTP port range %d–%d has fewer than %d ports, the least one relayed call needs: widen it", m.RTPPortMin, m.RTPPortMax, minRTPPorts)
+		default:
+			p.checkListenVsRTP()
+		}
+	}
+	if !k.Bad("rtp_timeout_seconds") && m.RTPTimeoutSeconds != 0 &&
+		(m.RTPTimeoutSeconds < minRTPTimeout || m.RTPTimeoutSeconds > maxRTPTimeout) {
+		d.Addf(k.Line("rtp_timeout_seconds"), "rtp_timeout_seconds %d is out of range: use %d–%d, or 0 to never end a call for silence",
+			m.RTPTimeoutSeconds, minRTPTimeout, maxRTPTimeout)
+	}
+	if !k.Bad("music_on_hold") && m.MusicOnHold != "" {
+		written := m.MusicOnHold
+		m.MusicOnHold = resolvePath(p.c.Path, written)
+		switch st, err := os.Stat(m.MusicOnHold); {
+		case err != nil:
+			d.Addf(k.Line("music_on_hold"), "music_on_hold file %s cannot be read (%v): fix the path (relative to this file's directory) or leave it empty for the built-in music", m.MusicOnHold, unwrapPathError(err))
+		case !st.Mode().IsRegular():
+			d.Addf(k.Line("music_on_hold"), "music_on_hold %s is not a file: name a WAV file (8 kHz mono 16-bit) or leave it empty for the built-in music", m.MusicOnHold)
+		}
+	}
+}
+
+// checkListenVsRTP refuses a UDP SIP port inside the RTP range: the relay
+// would try to bind it.
+func (p *parser) checkListenVsRTP() {
+	m := p.c.Media
+	for i, l := range p.c.Server.SIPListen {
+		if l.Network != "udp" || i >= len(p.listenLines) {
+			continue
+		}
+		if _, port, msg := splitHostPort(l.Addr); msg == "" && port >= m.RTPPortMin && port <= m.RTPPortMax {
+			p.d.Addf(p.listenLines[i], "sip_listen port %d is inside the RTP port range %d–%d: move one of them", port, m.RTPPortMin, m.RTPPortMax)
+		}
+	}
+}
+
+// checkRange reports key's value outside lo–hi and says whether it is usable.
+func (p *parser) checkRange(k policy.Keys, key string, v, lo, hi int) bool {
+	if k.Bad(key) {
+		return false
+	}
+	if v < lo || v > hi {
+		p.d.Addf(k.Line(key), "%s %d is out of range: use %d–%d", key, v, lo, hi)
+		return false
+	}
+	return true
+}
+
+func (p *parser) checkPark() {
+	d, pk, k := p.d, &p.c.Park, p.c.parkKeys
+	if !k.Bad("park_user") {
+		switch {
+		case pk.ParkUser == "":
+			d.Addf(k.Line("park_user"), "park_user is empty: name the user part phones transfer to for parking, e.g. park")
+		case !validSIPUser(pk.ParkUser):
+			d.Addf(k.Line("park_user"), "park_user %q has characters a SIP URI cannot carry: use letters, digits and . - _ ~ ! * ' ( ) & = + $ ,", pk.ParkUser)
+		default:
+			for _, u := range p.c.Users {
+				if strings.EqualFold(u.Name(), pk.ParkUser) || u.Extension == pk.ParkUser {
+					d.Addf(k.Line("park_user"), "park_user %q is also user %s (line %d): rename one of them, or calls to that user would park", pk.ParkUser, u.ID, u.Line)
+					break
+				}
+			}
+		}
+	}
+	if !k.Bad("retrieve_prefix") && strings.Trim(pk.RetrievePrefix, "0123456789*#") != "" {
+		d.Addf(k.Line("retrieve_prefix"), "retrieve_prefix %q can only hold digits, * and #: write e.g. *5 or leave it empty", pk.RetrievePrefix)
+	}
+	p.checkRange(k, "ringback_seconds", pk.RingbackSeconds, minRingbackSecs, maxRingbackSecs)
+	p.checkRange(k, "max_ringbacks", pk.MaxRingbacks, minRingbacks, maxRingbacks)
+	if !k.Bad("fallback") && pk.Fallback != "" {
+		if _, ok := p.c.User(pk.Fallback); !ok {
+			d.Addf(k.Line("fallback"), "fallback %q is not a configured user: write a user's id, name or extension, or leave it empty", pk.Fallback)
+		}
+	}
+}
+
+func (p *parser) checkUsers() {
+	d, c := p.d, p.c
+	domain := c.Server.Domain
+	if domain == "" {
+		domain = "contoso.com"
+	}
+	type seen struct {
+		line int
+		id   string
+	}
+	ids, names, exts := map[string]seen{}, map[string]seen{}, map[string]seen{}
+	for i := range c.Users {
+		u, k := &c.Users[i], c.userKeys[i]
+		if k.Bad("id") {
+			continue
+		}
+		name, host, ok := strings.Cut(u.ID, "@")
+		line := k.Line("id")
+		switch {
+		case !ok || name == "" || !validHost(host):
+			if name == "" {
+				name = "name"
+			}
+			d.Addf(line, "id %q is not of the form name@domain: write e.g. %s@%s", u.ID, name, domain)
+			continue
+		case !validSIPUser(name):
+			d.Addf(line, "user part %q of id %q has characters a SIP URI cannot carry: use letters, digits and . - _ ~ ! * ' ( ) & = + $ ,", name, u.ID)
+		}
+		if prev, dup := ids[strings.ToLower(u.ID)]; dup {
+			d.Addf(line, "id %q is already used by the user at line %d: ids ignore case, so give each user its own", u.ID, prev.line)
+			continue
+		}
+		ids[strings.ToLower(u.ID)] = seen{line, u.ID}
+		if prev, dup := names[strings.ToLower(name)]; dup {
+			d.Addf(line, "user name %q of %s is already used by %s (line %d): the user part is the SIP and digest name, so make it unique", name, u.ID, prev.id, prev.line)
+			continue
+		}
+		names[strings.ToLower(name)] = seen{line, u.ID}
+	}
+	for i := range c.Users {
+		u, k := &c.Users[i], c.userKeys[i]
+		line := k.Line("extension")
+		if !k.Bad("extension") && u.Extension != "" {
+			switch prev, dup := exts[u.Extension]; {
+			case !isDigits(u.Extension):
+				d.Addf(line, "extension %q must be digits only: write e.g. \"2001\" or leave it out", u.Extension)
+			case dup:
+				d.Addf(line, "extension %s of %s is already used by %s (line %d): give each user its own", u.Extension, u.ID, prev.id, prev.line)
+			default:
+				exts[u.Extension] = seen{line, u.ID}
+				if other, clash := names[strings.ToLower(u.Extension)]; clash && !strings.EqualFold(other.id, u.ID) {
+					d.Addf(line, "extension %s of %s is the user name of %s (line %d): dialing it would be ambiguous, so pick another extension", u.Extension, u.ID, other.id, other.line)
+				}
+			}
+		}
+		p.checkCredentials(u, k)
+		if !k.Bad("contact") && u.Contact != "" && !validSIPURI(u.Contact) {
+			d.Addf(k.Line("contact"), "contact %q is not a SIP URI: write e.g. sip:%s@192.0.2.20:5060, or leave it empty for a phone that registers", u.Contact, u.Name())
+		}
+		for _, g := range u.Groups {
+			if strings.TrimSpace(g) == "" {
+				d.Addf(k.Line("groups"), "groups of %s has an empty name: remove it or name the group", u.ID)
+			}
+		}
+	}
+}
+
+func (p *parser) checkCredentials(u *User, k policy.Keys) {
+	if k.Bad("password") || k.Bad("ha1") {
+		return
+	}
+	d, who, name := p.d, "user "+u.ID, u.Name()
+	if u.ID == "" {
+		who, name = "this user", "name"
+	}
+	switch {
+	case u.Password != "" && u.HA1 != "":
+		d.Addf(k.Line("ha1"), "%s has both password and ha1: keep only one of them", who)
+	case u.Password == "" && u.HA1 == "":
+		d.Addf(k.Line("password"), "%s has no password or ha1: add password: <secret>, or ha1: <MD5 of %s:%s:password>", who, name, p.c.Server.Domain)
+	case u.HA1 != "":
+		if len(u.HA1) != 32 || strings.Trim(strings.ToLower(u.HA1), "0123456789abcdef") != "" {
+			d.Addf(k.Line("ha1"), "ha1 of %s is not 32 hex digits: write the MD5 of %s:%s:password in hex", who, name, p.c.Server.Domain)
+			return
+		}
+		u.HA1 = strings.ToLower(u.HA1)
+	}
+}
+
+func (p *parser) checkTrunks() {
+	d := p.d
+	names, prefixes := map[string]int{}, map[string]int{}
+	for i := range p.c.Trunks {
+		t, k := &p.c.Trunks[i], p.trunkKeys[i]
+		if !k.Bad("name") {
+			switch line, dup := names[strings.ToLower(t.Name)]; {
+			case strings.TrimSpace(t.Name) == "":
+				d.Addf(k.Line("name"), "trunk name is empty: name the trunk, e.g. carrier")
+			case dup:
+				d.Addf(k.Line("name"), "trunk name %q is already used by the trunk at line %d: give each trunk its own", t.Name, line)
+			default:
+				names[strings.ToLower(t.Name)] = t.Line
+			}
+		}
+		if !k.Bad("address") {
+			if ap, err := netip.ParseAddrPort(t.Address); err != nil || ap.Port() == 0 {
+				d.Addf(k.Line("address"), "trunk address %q is not ip:port: write the peer's IP address and port, e.g. 192.0.2.10:5060", t.Address)
+			}
+		}
+		if !k.Bad("transport") {
+			switch tr := strings.ToLower(t.Transport); tr {
+			case "":
+				t.Transport = "udp"
+			case "udp", "tcp":
+				t.Transport = tr
+			case "tls", "ws", "wss":
+				d.Addf(k.Line("transport"), "trunk transport %s is not supported yet: use udp or tcp", tr)
+			default:
+				d.Addf(k.Line("transport"), "trunk transport %q is unknown: use udp or tcp", t.Transport)
+			}
+		}
+		if !k.Bad("outbound_prefix") {
+			switch line, dup := prefixes[t.OutboundPrefix]; {
+			case t.OutboundPrefix == "" || !isDigits(t.OutboundPrefix):
+				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %q must be one or more digits: write e.g. \"9\"", t.OutboundPrefix)
+			case dup:
+				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %s is already used by the trunk at line %d: give each trunk its own", t.OutboundPrefix, line)
+			default:
+				prefixes[t.OutboundPrefix] = k.Line("outbound_prefix")
+			}
+		}
+	}
+}
+
+// loadPolicies reads and checks the policy file, adding its problems, which
+// carry the policy file's own name and lines.
+func (p *parser) loadPolicies(readFile func(string) ([]byte, error)) {
+	d, k := p.d, p.c.parkKeys
+	if k.Bad("policy_file") {
+		return
+	}
+	if p.policyFile == "" {
+		d.Addf(k.Line("policy_file"), "policy_file is empty: name the policy file, e.g. %s", DefaultPolicyFile)
+		return
+	}
+	p.c.Park.PolicyFile = resolvePath(p.c.Path, p.policyFile)
+	data, err := readFile(p.c.Park.PolicyFile)
+	if err != nil {
+		d.Addf(k.Line("policy_file"), "policy file %s cannot be read (%v): create it or fix park.policy_file (relative to this file's directory)", p.c.Park.PolicyFile, unwrapPathError(err))
+		return
+	}
+	set, err := p.c.ParsePolicies(p.c.Park.PolicyFile, data)
+	var ps policy.Problems
+	switch {
+	case errors.As(err, &ps):
+		d.Problems = append(d.Problems, ps...)
+	case err != nil:
+		d.Addf(k.Line("policy_file"), "policy file %s: %v", p.c.Park.PolicyFile, err)
+	default:
+		p.c.Policies = set
+	}
+}
+
+// checkPolicies checks set against the configuration.
+func (c *Config) checkPolicies(filename string, set *policy.Set) policy.Problems {
+	var ps policy.Problems
+	for _, g := range set.UserGrants() {
+		if c.userByID(g.User) {
+			continue
+		}
+		msg := fmt.Sprintf("unknown user %q: grant a user listed under users in %s, by its id", g.User, c.Path)
+		if u, ok := c.User(g.User); ok {
+			msg = fmt.Sprintf("user %q is not a user id: write %s", g.User, u.ID)
+		}
+		ps = append(ps, policy.Problem{File: filename, Line: g.Line, Msg: msg})
+	}
+
+	prefix := c.Park.RetrievePrefix
+	clash := func(line int, what, dialed string) {
+		code, ok := retrieveCode(dialed, prefix)
+		if !ok {
+			return
+		}
+		for _, pol := range set.Policies() {
+			if !pol.InRange(code) {
+				continue
+			}
+			var msg string
+			if prefix == "" {
+				msg = fmt.Sprintf("%s is in the pickup range %d–%d of policy %s (%s), so dialing it would retrieve a parked call: set park.retrieve_prefix or move the range",
+					what, pol.PickupRangeStart, pol.PickupRangeEnd, pol.Identity, filename)
+			} else {
+				msg = fmt.Sprintf("%s is retrieve_prefix %s followed by code %d of policy %s (%s, pickup range %d–%d): change it, park.retrieve_prefix or the range",
+					what, prefix, code, pol.Identity, filename, pol.PickupRangeStart, pol.PickupRangeEnd)
+			}
+			ps = append(ps, policy.Problem{File: c.Path, Line: line, Msg: msg})
+		}
+	}
+	clash(c.parkKeys.Line("park_user"), "park_user "+c.Park.ParkUser, c.Park.ParkUser)
+	for i, u := range c.Users {
+		idLine, extLine := u.Line, u.Line
+		if i < len(c.userKeys) {
+			idLine, extLine = c.userKeys[i].Line("id"), c.userKeys[i].Line("extension")
+		}
+		if name := u.Name(); isDigits(name) && name != u.Extension {
+			clash(idLine, fmt.Sprintf("user name %s of %s", name, u.ID), name)
+		}
+		if isDigits(u.Extension) {
+			clash(extLine, fmt.Sprintf("extension %s of %s", u.Extension, u.ID), u.Extension)
+		}
+	}
+	return ps
+}
+
+func (c *Config) userByID(id string) bool {
+	for _, u := range c.Users {
+		if strings.EqualFold(u.ID, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// retrieveCode returns the park code a dialed string would retrieve.
+func retrieveCode(dialed, prefix string) (int, bool) {
+	rest, ok := strings.CutPrefix(dialed, prefix)
+	if !ok || !isDigits(rest) || len(rest) > 4 {
+		return 0, false
+	}
+	code, err := strconv.Atoi(rest)
+	return code, err == nil
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// validSIPUser reports whether s can be the user part of a SIP URI without
+// escaping (RFC 3261 unreserved and most user-unreserved characters).
+func validSIPUser(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("-_.!~*'()&=+$,", r): // ; ? / are legal too, but parsers trip on them
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether s is an IP address or a DNS host name.
+func validHost(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validSIPURI checks the shape of a sip: or sips: URI: a host (with an
+// optional user@ and :port), then optional parameters.
+func validSIPURI(s string) bool {
+	lower := strings.ToLower(s)
+	rest, ok := strings.CutPrefix(lower, "sip:")
+	if !ok {
+		if rest, ok = strings.CutPrefix(lower, "sips:"); !ok {
+			return false
+		}
+	}
+	if strings.ContainsAny(rest, " \t<>\"") {
+		return false
+	}
+	if i := strings.IndexAny(rest, ";?"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		if i == 0 {
+			return false
+		}
+		rest = rest[i+1:]
+	}
+	host := rest
+	if h, _, err := net.SplitHostPort(rest); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	return validHost(host)
+}
+
+// unwrapPathError drops the operation and path from a file error, which the
+// message already names.
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/sip"
+)
+
+// server is one running parkswitch: the SIP switch, its media port pool and
+// the admin HTTP endpoint, wired from a configuration.
+type server struct {
+	cfg      *config.Config
+	log      zerolog.Logger
+	ports    *media.PortPool
+	sw       *sip.Switch
+	registry *prometheus.Registry
+	http     *http.Server
+	httpLn   net.Listener
+	httpDone chan struct{}
+}
+
+// serverOptions adjust what the configuration cannot express; tests use
+// them to bind ephemeral ports and shorten timers.
+type serverOptions struct {
+	sipListen  []config.Listen // replaces server.sip_listen when set
+	httpListen string          // replaces server.http_listen when set; "-" disables HTTP
+	tune       func(*sip.Options)
+}
+
+func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server, error) {
+	listens := cfg.Server.SIPListen
+	if o.sipListen != nil {
+		listens = o.sipListen
+	}
+	bindIP := netip.IPv4Unspecified()
+	var sipListen []sip.Listen
+	for i, l := range listens {
+		sipListen = append(sipListen, sip.Listen{Network: l.Network, Addr: l.Addr})
+		if i == 0 {
+			if host, _, err := net.SplitHostPort(l.Addr); err == nil {
+				if ip, err := netip.ParseAddr(host); err == nil {
+					bindIP = ip
+				}
+			}
+		}
+	}
+	var advertise netip.Addr
+	if cfg.Server.AdvertiseIP != "" {
+		ip, err := netip.ParseAddr(cfg.Server.AdvertiseIP)
+		if err != nil {
+			return nil, fmt.Errorf("advertise_ip: %w", err)
+		}
+		advertise = ip
+	}
+	ports, err := media.NewPortPool(bindIP, cfg.Media.RTPPortMin, cfg.Media.RTPPortMax)
+	if err != nil {
+		return nil, fmt.Errorf("media ports: %w", err)
+	}
+	dir, err := directoryOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerMediaMetrics(reg, ports)
+	opts := sip.Options{
+		Domain:       cfg.Server.Domain,
+		Listen:       sipListen,
+		AdvertiseIP:  advertise,
+		Directory:    dir,
+		Ports:        ports,
+		Logger:       log,
+		Registry:     reg,
+		MediaTimeout: cfg.Media.RTPTimeout(),
+	}
+	if o.tune != nil {
+		o.tune(&opts)
+	}
+	sw, err := sip.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg}
+	httpListen := cfg.Server.HTTPListen
+	if o.httpListen != "" {
+		httpListen = o.httpListen
+	}
+	if httpListen != "-" {
+		s.http = &http.Server{Addr: httpListen, Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// directoryOf turns configured users and trunks into the switch's directory.
+func directoryOf(cfg *config.Config) (*sip.Directory, error) {
+	users := make([]sip.User, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		users = append(users, sip.User{
+			ID: u.ID, Name: u.Name(), Extension: u.Extension, DisplayName: u.DisplayName,
+			Password: u.Password, HA1: u.HA1, Groups: u.Groups, Contact: u.Contact,
+		})
+	}
+	trunks := make([]sip.Trunk, 0, len(cfg.Trunks))
+	for _, t := range cfg.Trunks {
+		ap, err := netip.ParseAddrPort(t.Address)
+		if err != nil {
+			return nil, fmt.Errorf("trunk %s: address %q: %w", t.Name, t.Address, err)
+		}
+		trunks = append(trunks, sip.Trunk{Name: t.Name, Address: ap, Transport: t.Transport, OutboundPrefix: t.OutboundPrefix})
+	}
+	return sip.NewDirectory(users, trunks), nil
+}
+
+// start binds SIP and HTTP.
+func (s *server) start() error {
+	if err := s.sw.Start(); err != nil {
+		return err
+	}
+	if s.http == nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.http.Addr)
+	if err != nil {
+		s.sw.Shutdown(context.Background())
+		return fmt.Errorf("http listen %s: %w", s.http.Addr, err)
+	}
+	s.httpLn = ln
+	s.httpDone = make(chan struct{})
+	go func() {
+		defer close(s.httpDone)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	s.log.Info().Str("http", ln.Addr().String()).Msg("admin API listening")
+	return nil
+}
+
+// httpAddr is the bound admin address ("" without HTTP).
+func (s *server) httpAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// shutdown ends calls with BYE and stops everything, bounded by ctx.
+func (s *server) shutdown(ctx context.Context) error {
+	var errs []error
+	if s.http != nil && s.httpLn != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+		<-s.httpDone
+	}
+	errs = append(errs, s.sw.Shutdown(ctx))
+	return errors.Join(errs...)
+}
+
+// routes is the admin HTTP API.
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
+		type registration struct {
+			User      string     `json:"user"`
+			Contact   string     `json:"contact"`
+			Source    string     `json:"source"`
+			Transport string     `json:"transport"`
+			Expires   *time.Time `json:"expires,omitempty"`
+			UserAgent string     `json:"user_agent,omitempty"`
+			Static    bool       `json:"static"`
+		}
+		out := []registration{}
+		for _, b := range s.sw.Registrations() {
+			r := registration{User: b.User, Contact: b.Contact.String(), Source: b.Source,
+				Transport: strings.ToLower(b.Transport), UserAgent: b.UserAgent, Static: b.Static}
+			if !b.Expires.IsZero() {
+				e := b.Expires.UTC()
+				r.Expires = &e
+			}
+			out = append(out, r)
+		}
+		writeJSON(w, out)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// registerMediaMetrics exposes the relay's counters.
+func registerMediaMetrics(reg prometheus.Registerer, ports *media.PortPool) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parkswitch_rtp_packets_relayed_total", Help: "RTP and RTCP packets relayed.",
+		}, func() float64 { return float64(media.RelayedPackets()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parkswitch_rtp_packets_dropped_total", Help: "RTP and RTCP packets received and not relayed.",
+		}, func() float64 { return float64(media.DroppedPackets()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parkswitch_rtp_ports_in_use", Help: "RTP/RTCP port pairs allocated.",
+		}, func() float64 { return float64(ports.InUse()) }),
+	)
+}

@@ -1,0 +1,8 @@
+// Package media anchors the RTP of every call on the switch: each call leg
+// gets an Endpoint (an RTP/RTCP socket pair from a PortPool) whose address is
+// written into that leg's SDP, and Bridge relays packets between two legs
+// without transcoding. The SDP helpers parse what a leg offers and rewrite it
+// so that the other leg sends its media to the switch.
+//
+// The package imports no other package of the project.
+package media

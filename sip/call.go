@@ -1,0 +1,726 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
+
+	"github.com/parkswitch/parkswitch/media"
+)
+
+// T1 and T2 are the RFC 3261 §17 timer values the switch uses for its own
+// 2xx retransmissions.
+const (
+	timerT1 = 500 * time.Millisecond
+	timerT2 = 4 * time.Second
+)
+
+// party is who placed a call: an authenticated user or a trunk.
+type party struct {
+	user    *User
+	trunk   *Trunk
+	name    string // user part shown to the callee
+	display string
+}
+
+// target is one place an outbound leg rings.
+type target struct {
+	uri       sip.Uri // Request-URI
+	to        sip.Uri // To address
+	toName    string
+	dest      string // host:port
+	transport string
+}
+
+// call is one B2BUA call: the caller's leg a, and once answered the
+// callee's leg b. Before the answer, b is one of several forks.
+type call struct {
+	s   *Switch
+	id  string
+	log zerolog.Logger
+
+	epA, epB *media.Endpoint // owned by the call, closed when it ends
+	a        *leg
+
+	mu         sync.Mutex
+	b          *leg
+	forks      []*leg
+	answeredAt time.Time
+	inviting   bool // an INVITE transaction is in progress on the call (RFC 3261 §14.1)
+
+	endOnce sync.Once
+	done    chan struct{} // closed when the call has ended
+}
+
+// onInvite handles a dialog-creating INVITE; re-INVITEs go to their leg.
+func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		s.onInDialog(req, tx)
+		return
+	}
+	s.respond(tx, s.response(req, 100, ""))
+	if code, phrase, hdr := checkInviteBody(req); code != 0 {
+		res := s.response(req, code, phrase)
+		if hdr != nil {
+			res.AppendHeader(hdr)
+		}
+		s.respond(tx, res)
+		return
+	}
+	caller, ok := s.identify(req, tx)
+	if !ok {
+		return
+	}
+	targets, code := s.route(req, caller)
+	if code != 0 {
+		s.metrics.refused.WithLabelValues(reasonLabel(code)).Inc()
+		s.reply(req, tx, code, "")
+		return
+	}
+	offer, err := media.ParseOffer(req.Body())
+	if err != nil {
+		s.reply(req, tx, 488, truncate(err.Error(), 80))
+		return
+	}
+	c, err := s.newCall(req, caller, offer)
+	if err != nil {
+		s.log.Warn().Err(err).Str("call_id", req.CallID().Value()).Msg("cannot set up media")
+		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
+		s.reply(req, tx, 503, "No media ports")
+		return
+	}
+	c.connect(req, tx, caller, targets)
+}
+
+// checkInviteBody refuses what the switch cannot handle before any work is
+// done: extensions it does not support and bodies that are not SDP.
+func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
+	for _, h := range req.GetHeaders("Require") {
+		// The switch supports no option tags (no 100rel, no timer).
+		return 420, "", sip.NewHeader("Unsupported", h.Value())
+	}
+	if len(req.Body()) == 0 {
+		return 488, "An SDP offer is required", nil
+	}
+	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+		return 415, "", sip.NewHeader("Accept", "application/sdp")
+	}
+	return 0, "", nil
+}
+
+// identify decides who is calling: a trunk by its source address, otherwise
+// a user by digest (407). It answers the request itself when it returns false.
+func (s *Switch) identify(req *sip.Request, tx sip.ServerTransaction) (party, bool) {
+	from := req.From()
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		if t, ok := s.dir.Load().TrunkFrom(ap.Addr()); ok {
+			return party{trunk: t, name: from.Address.User, display: from.DisplayName}, true
+		}
+	}
+	u := s.authenticate(req, tx, true)
+	if u == nil {
+		return party{}, false
+	}
+	display := u.DisplayName
+	if display == "" {
+		display = from.DisplayName
+	}
+	return party{user: u, name: u.Name, display: display}, true
+}
+
+// route maps the Request-URI to the places to ring, or a status to refuse
+// with. A trunk reaches users only: never a feature, never another trunk.
+func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
+	dialed := req.Recipient.User
+	if dialed == "" {
+		return nil, 404
+	}
+	dir := s.dir.Load()
+	if u, ok := dir.Dialed(dialed); ok {
+		if caller.user != nil && strings.EqualFold(u.Name, caller.user.Name) {
+			return nil, 482 // calling oneself would fork back to the caller
+		}
+		bs := s.contactsOf(u)
+		if len(bs) == 0 {
+			return nil, 480
+		}
+		to := sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}
+		ts := make([]target, 0, len(bs))
+		for _, b := range bs {
+			ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport})
+		}
+		return ts, 0
+	}
+	if caller.user != nil {
+		if t, number, ok := dir.TrunkFor(dialed); ok {
+			uri := sip.Uri{Scheme: "sip", User: number, Host: t.Address.Addr().String(), Port: int(t.Address.Port())}
+			return []target{{uri: uri, to: uri, dest: t.Address.String(), transport: strings.ToUpper(t.Transport)}}, 0
+		}
+	}
+	return nil, 404
+}
+
+// newCall allocates the call's two media anchors and its caller leg.
+func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description) (*call, error) {
+	epA, err := s.opts.Ports.Open()
+	if err != nil {
+		return nil, err
+	}
+	epB, err := s.opts.Ports.Open()
+	if err != nil {
+		epA.Close()
+		return nil, err
+	}
+	id := req.CallID().Value()
+	c := &call{
+		s: s, id: id, epA: epA, epB: epB, done: make(chan struct{}),
+		log: s.log.With().Str("call_id", id).Logger(),
+	}
+	from, to := req.From(), req.To()
+	ftag, _ := from.Params.Get("tag")
+	a := &leg{
+		s: s, c: c, role: roleCaller,
+		callID: id, localTag: s.toTag(req), remoteTag: ftag,
+		local: *to.Address.Clone(), localName: to.DisplayName,
+		remote: *from.Address.Clone(), remoteName: from.DisplayName,
+		remoteCSeq: req.CSeq().SeqNo,
+		transport:  strings.ToUpper(req.Transport()),
+		dest:       flowOf(req),
+		ep:         epA,
+		sdp:        media.NewSDPWriter(s.opts.AdvertiseIP),
+		acked:      make(chan struct{}),
+	}
+	if ct := req.Contact(); ct != nil {
+		a.remoteTarget = *ct.Address.Clone()
+	} else {
+		a.remoteTarget = *from.Address.Clone()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			a.routeSet = append(a.routeSet, *rr.Address.Clone())
+		}
+	}
+	c.a = a
+	epA.SetRemote(offer.Addr, offer.RTCPMux)
+	if !s.addCall(c) {
+		epA.Close()
+		epB.Close()
+		return nil, errors.New("switch is shutting down")
+	}
+	s.metrics.calls.Inc()
+	return c, nil
+}
+
+// forkResult is what one outbound fork reports to the caller side.
+type forkResult struct {
+	leg *leg
+	res *sip.Response // nil with err set when the transaction failed
+	err error
+}
+
+// connect rings every target in parallel and relays the outcome to the
+// caller. It returns once the caller has its final response and, for a
+// 2xx, its ACK, which is what sipgo needs before the transaction ends.
+func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target) {
+	s := c.s
+	bSDP := media.NewSDPWriter(s.opts.AdvertiseIP)
+	offer, err := bSDP.Rewrite(req.Body(), int(c.epB.Addr().Port()), "")
+	if err != nil {
+		s.respond(tx, s.response(req, 488, ""))
+		c.end("bad offer", nil)
+		return
+	}
+	events := make(chan forkResult)
+	decided := make(chan struct{})
+	ringCtx, stopRinging := context.WithCancel(s.ctx)
+	defer stopRinging()
+
+	c.mu.Lock()
+	for _, t := range targets {
+		f := c.newFork(caller, t, bSDP)
+		c.forks = append(c.forks, f)
+	}
+	forks := slices.Clone(c.forks)
+	c.mu.Unlock()
+	for _, f := range forks {
+		s.dialogs.add(f)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.ring(ringCtx, f, offer, events, decided)
+		}()
+	}
+	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(forks)).Msg("call")
+
+	noAnswer := time.NewTimer(s.opts.NoAnswerTimeout)
+	defer noAnswer.Stop()
+	pending := len(forks)
+	best := 0
+	var earlySent bool
+	fail := func(code int) {
+		close(decided)
+		stopRinging()
+		s.respond(tx, s.response(req, code, ""))
+		c.log.Info().Int("status", code).Msg("call not answered")
+		c.end("not answered", nil)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.res == nil {
+				best = betterFailure(best, 480)
+				if pending--; pending == 0 {
+					fail(best)
+					return
+				}
+				continue
+			}
+			res := ev.res
+			switch {
+			case res.StatusCode == 100:
+			case res.IsProvisional():
+				c.relayProvisional(req, tx, ev.leg, res, &earlySent)
+			case res.IsSuccess():
+				close(decided)
+				stopRinging()
+				c.answered(req, tx, ev.leg, res)
+				return
+			default:
+				c.dropFork(ev.leg)
+				best = betterFailure(best, res.StatusCode)
+				if res.StatusCode >= 600 {
+					pending = 0
+				} else {
+					pending--
+				}
+				if pending == 0 {
+					fail(best)
+					return
+				}
+			}
+		case <-tx.Done():
+			// CANCEL: sipgo has answered 200 and 487 already.
+			close(decided)
+			stopRinging()
+			c.log.Info().Msg("caller cancelled")
+			c.end("cancelled", nil)
+			return
+		case <-noAnswer.C:
+			fail(480)
+			return
+		case <-c.done:
+			close(decided)
+			stopRinging()
+			s.respond(tx, s.response(req, 503, ""))
+			return
+		}
+	}
+}
+
+// newFork builds the outbound leg for one target.
+func (c *call) newFork(caller party, t target, w *media.SDPWriter) *leg {
+	s := c.s
+	host := s.opts.Domain
+	f := &leg{
+		s: s, c: c, role: roleCallee,
+		callID:    sip.GenerateTagN(24),
+		localTag:  sip.GenerateTagN(16),
+		local:     sip.Uri{Scheme: "sip", User: caller.name, Host: host},
+		localName: caller.display,
+		remote:    t.to, remoteName: t.toName,
+		remoteTarget: t.uri,
+		localCSeq:    0,
+		transport:    t.transport,
+		dest:         t.dest,
+		ep:           c.epB,
+		sdp:          w,
+	}
+	if f.transport == "" {
+		f.transport = "UDP"
+	}
+	return f
+}
+
+// ring sends the INVITE of one fork and reports its responses until a final
+// one. When ctx ends first it CANCELs (after a provisional, RFC 3261 §9.1).
+func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- forkResult, decided <-chan struct{}) {
+	s := c.s
+	f.mu.Lock()
+	f.lastSDP = body
+	f.mu.Unlock()
+	req := f.newRequest(sip.INVITE, 0)
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	// The transaction outlives ctx: cancelling it must send CANCEL, not
+	// abandon the transaction.
+	txCtx, cancelTx := context.WithTimeout(context.Background(), s.opts.NoAnswerTimeout+32*time.Second)
+	defer cancelTx()
+	tx, err := s.transaction(txCtx, req)
+	if err != nil {
+		c.log.Info().Err(err).Str("leg", "b").Str("dest", f.dest).Msg("cannot send INVITE")
+		c.report(forkResult{leg: f, err: err}, events, decided)
+		return
+	}
+	defer tx.Terminate()
+	provisional, cancelled := false, false
+	cancelDone := ctx.Done()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				provisional = true
+				if ctx.Err() != nil {
+					// Cancelled before any provisional: CANCEL now.
+					if !cancelled {
+						cancelled = true
+						s.cancelInvite(req)
+					}
+					continue
+				}
+				c.report(forkResult{leg: f, res: res}, events, decided)
+				continue
+			}
+			if res.IsSuccess() {
+				f.confirmDialog(req, res)
+				if !c.report(forkResult{leg: f, res: res}, events, decided) {
+					// Another fork won or the caller left: this answer is
+					// surplus. ACK and hang it up (RFC 3261 §13.2.2.4).
+					c.hangupSurplus(f)
+				}
+				return
+			}
+			c.report(forkResult{leg: f, res: res}, events, decided)
+			return
+		case <-tx.Done():
+			c.report(forkResult{leg: f, err: tx.Err()}, events, decided)
+			return
+		case <-cancelDone:
+			cancelDone = nil
+			if provisional {
+				cancelled = true
+				s.cancelInvite(req)
+			}
+		}
+	}
+}
+
+// report hands a fork result to connect, or returns false when connect has
+// already decided the call.
+func (c *call) report(r forkResult, events chan<- forkResult, decided <-chan struct{}) bool {
+	select {
+	case events <- r:
+		return true
+	case <-decided:
+		if r.res == nil || r.res.StatusCode >= 300 {
+			c.dropFork(r.leg)
+		}
+		return false
+	}
+}
+
+// cancelInvite sends CANCEL for an INVITE we sent (RFC 3261 §9.1): same
+// Request-URI, Call-ID, From, To, CSeq number and top Via.
+func (s *Switch) cancelInvite(inv *sip.Request) {
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	req.AppendHeader(sip.HeaderClone(inv.Via()))
+	for _, h := range inv.GetHeaders("Route") {
+		req.AppendHeader(sip.HeaderClone(h))
+	}
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.SetBody(nil)
+	s.addressRequest(req, inv.Transport(), inv.Destination())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := s.do(ctx, req); err != nil {
+			s.log.Debug().Err(err).Str("call_id", inv.CallID().Value()).Msg("CANCEL failed")
+		}
+	}()
+}
+
+// confirmDialog completes the outbound leg's dialog from the 2xx and ACKs it.
+func (f *leg) confirmDialog(inv *sip.Request, res *sip.Response) {
+	f.mu.Lock()
+	f.remoteTag, _ = res.To().Params.Get("tag")
+	if ct := res.Contact(); ct != nil {
+		f.remoteTarget = *ct.Address.Clone()
+	}
+	f.routeSet = f.routeSet[:0]
+	rrs := res.GetHeaders("Record-Route")
+	for i := len(rrs) - 1; i >= 0; i-- {
+		if rr, ok := rrs[i].(*sip.RecordRouteHeader); ok {
+			f.routeSet = append(f.routeSet, *rr.Address.Clone())
+		}
+	}
+	f.confirmed = true
+	f.mu.Unlock()
+	ack := f.newRequest(sip.ACK, inv.CSeq().SeqNo)
+	ack.SetBody(nil)
+	f.mu.Lock()
+	f.ackReq = ack
+	f.mu.Unlock()
+	if err := f.s.writeAck(ack); err != nil {
+		f.c.log.Debug().Err(err).Str("leg", "b").Msg("ACK failed")
+	}
+}
+
+// hangupSurplus ends a fork that answered after the call was decided.
+func (c *call) hangupSurplus(f *leg) {
+	c.dropFork(f)
+	c.s.bye(f)
+}
+
+// dropFork forgets a fork that will not become the call's b leg.
+func (c *call) dropFork(f *leg) {
+	c.mu.Lock()
+	c.forks = slices.DeleteFunc(c.forks, func(x *leg) bool { return x == f })
+	c.mu.Unlock()
+	c.s.dialogs.remove(f)
+}
+
+// relayProvisional passes ringing and early media on to the caller.
+func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response, earlySent *bool) {
+	code := res.StatusCode
+	if code != 183 && code != 180 {
+		code = 180
+	}
+	out := c.s.response(req, code, "")
+	out.AppendHeader(c.s.contact(c.a.local.User, c.a.transport))
+	if len(res.Body()) > 0 {
+		if d, err := media.ParseOffer(res.Body()); err == nil {
+			f.setRemoteMedia(d)
+			media.Bridge(c.epA, c.epB)
+			if body, err := c.a.localSDP(res.Body(), ""); err == nil {
+				out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+				out.SetBody(body)
+				*earlySent = true
+			}
+		}
+	}
+	c.s.respond(tx, out)
+}
+
+// answered makes f the call's b leg, answers the caller with 200 and waits
+// for the caller's ACK, retransmitting the 2xx over UDP (RFC 3261 §13.3.1.4).
+func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response) {
+	s := c.s
+	answer, err := media.ParseOffer(res.Body())
+	if err != nil {
+		c.log.Info().Err(err).Msg("callee answer has no usable SDP")
+		s.respond(tx, s.response(req, 488, ""))
+		c.mu.Lock()
+		c.b = f
+		c.mu.Unlock()
+		c.end("bad answer", nil)
+		return
+	}
+	f.setRemoteMedia(answer)
+	body, err := c.a.localSDP(res.Body(), "")
+	if err != nil {
+		s.respond(tx, s.response(req, 500, ""))
+		c.mu.Lock()
+		c.b = f
+		c.mu.Unlock()
+		c.end("bad answer", nil)
+		return
+	}
+	c.mu.Lock()
+	c.b = f
+	c.answeredAt = s.opts.Now()
+	losers := slices.DeleteFunc(slices.Clone(c.forks), func(x *leg) bool { return x == f })
+	c.forks = nil
+	c.mu.Unlock()
+	for _, l := range losers {
+		s.dialogs.remove(l)
+	}
+	media.Bridge(c.epA, c.epB)
+	s.dialogs.add(c.a)
+
+	ok := s.response(req, 200, "")
+	ok.AppendHeader(s.contact(c.a.local.User, c.a.transport))
+	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ok.SetBody(body)
+	c.log.Info().Str("leg", "b").Str("callee", f.remote.User).Msg("answered")
+	if !c.a.sendAnswer(tx, ok) {
+		c.log.Info().Msg("no ACK from caller: ending call")
+		c.end("no ACK", nil)
+	}
+}
+
+// sendAnswer sends a 2xx on the leg's INVITE transaction and waits for its
+// ACK, retransmitting over UDP. It reports whether the ACK came.
+func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
+	l.mu.Lock()
+	acked := l.acked
+	l.mu.Unlock()
+	l.s.respond(tx, ok)
+	interval := timerT1
+	deadline := time.NewTimer(64 * timerT1)
+	defer deadline.Stop()
+	retransmit := time.NewTimer(interval)
+	defer retransmit.Stop()
+	reliable := l.transport != "UDP"
+	for {
+		select {
+		case <-acked:
+			l.mu.Lock()
+			l.confirmed = true
+			l.mu.Unlock()
+			return true
+		case <-l.c.done:
+			return true
+		case <-deadline.C:
+			return false
+		case <-retransmit.C:
+			if !reliable {
+				l.s.respond(tx, ok)
+			}
+			interval = min(2*interval, timerT2)
+			retransmit.Reset(interval)
+		}
+	}
+}
+
+// other returns the leg bridged to l.
+func (c *call) other(l *leg) *leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l == c.a {
+		return c.b
+	}
+	if l == c.b {
+		return c.a
+	}
+	return nil
+}
+
+// end tears the call down once: BYE to every confirmed leg except the one
+// that hung up, dialogs forgotten, media ports returned.
+func (c *call) end(why string, from *leg) {
+	c.endOnce.Do(func() {
+		c.mu.Lock()
+		legs := []*leg{c.a}
+		if c.b != nil {
+			legs = append(legs, c.b)
+		}
+		forks := c.forks
+		c.forks = nil
+		c.mu.Unlock()
+		close(c.done)
+		for _, l := range legs {
+			l.mu.Lock()
+			confirmed := l.confirmed && !l.ended
+			l.ended = true
+			l.mu.Unlock()
+			if l != from && confirmed {
+				c.s.bye(l)
+			}
+			c.s.dialogs.remove(l)
+		}
+		for _, f := range forks {
+			c.s.dialogs.remove(f)
+		}
+		c.epA.Close()
+		c.epB.Close()
+		c.s.removeCall(c)
+		c.s.metrics.callsEnded.WithLabelValues(metricWord(why)).Inc()
+		c.log.Info().Str("reason", why).Msg("call ended")
+	})
+}
+
+// bye sends BYE on a leg in the background, bounded in time.
+func (s *Switch) bye(l *leg) {
+	req := l.newRequest(sip.BYE, 0)
+	req.SetBody(nil)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer cancel()
+		if _, err := s.do(ctx, req); err != nil {
+			l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("BYE failed")
+		}
+	}()
+}
+
+// mediaSilent reports whether an answered, unheld call has gone without
+// RTP on either anchor for longer than timeout.
+func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
+	c.mu.Lock()
+	answered, b := c.answeredAt, c.b
+	c.mu.Unlock()
+	if answered.IsZero() || b == nil {
+		return false
+	}
+	for _, l := range []*leg{c.a, b} {
+		l.mu.Lock()
+		held := l.held
+		l.mu.Unlock()
+		if held {
+			return false // a held phone may rightly send nothing
+		}
+	}
+	for _, ep := range []*media.Endpoint{c.epA, c.epB} {
+		last := ep.Stats().LastPacket
+		if last.Before(answered) {
+			last = answered
+		}
+		if now.Sub(last) > timeout {
+			return true
+		}
+	}
+	return false
+}
+
+// betterFailure picks the status to give the caller when no fork answered:
+// busy and decline say more than a timeout; a callee's 5xx means only that
+// this callee is unavailable.
+func betterFailure(cur, code int) int {
+	rank := func(c int) int {
+		switch {
+		case c >= 600:
+			return 5
+		case c == 486:
+			return 4
+		case c >= 400 && c < 500 && c != 408 && c != 487 && c != 480:
+			return 3
+		case c == 480 || c == 408:
+			return 2
+		case c == 0:
+			return 0
+		}
+		return 1
+	}
+	norm := func(c int) int {
+		if c >= 500 && c < 600 || c == 408 || c == 487 {
+			return 480
+		}
+		if c == 600 {
+			return 486
+		}
+		return c
+	}
+	if rank(code) > rank(cur) {
+		return norm(code)
+	}
+	if cur == 0 {
+		return norm(code)
+	}
+	return cur
+}

@@ -1,0 +1,301 @@
+package sip
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/media"
+)
+
+// onInDialog routes a request that carries our To tag to its leg.
+func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	l := s.dialogs.forRequest(req)
+	if l == nil {
+		s.reply(req, tx, 481, "")
+		return
+	}
+	if !l.checkRemoteCSeq(req) {
+		s.reply(req, tx, 500, "CSeq out of order")
+		return
+	}
+	c := l.c
+	switch req.Method {
+	case sip.BYE:
+		s.reply(req, tx, 200, "")
+		c.log.Info().Str("leg", l.String()).Msg("hangup")
+		c.end("bye from "+l.String(), l)
+	case sip.INVITE:
+		c.reinvite(l, req, tx)
+	case sip.REFER:
+		s.reply(req, tx, 501, "Transfer not available")
+	default:
+		c.forward(l, req, tx)
+	}
+}
+
+// onAck completes a 2xx exchange on the leg it belongs to. ACKs for non-2xx
+// responses never get here: the transaction layer absorbs them.
+func (s *Switch) onAck(req *sip.Request, _ sip.ServerTransaction) {
+	l := s.dialogs.forRequest(req)
+	if l == nil {
+		return
+	}
+	if len(req.Body()) > 0 {
+		// The answer to the offer we made in a 2xx to an offerless re-INVITE.
+		if d, err := media.ParseOffer(req.Body()); err == nil {
+			l.setRemoteMedia(d)
+		}
+	}
+	l.mu.Lock()
+	if l.acked != nil {
+		select {
+		case <-l.acked:
+		default:
+			close(l.acked)
+		}
+	}
+	l.mu.Unlock()
+}
+
+// onUnmatchedResponse re-sends our ACK when a callee retransmits its 2xx
+// (the INVITE client transaction is gone by then, RFC 3261 §13.2.2.4).
+func (s *Switch) onUnmatchedResponse(res *sip.Response) {
+	if !res.IsSuccess() || res.CSeq() == nil || res.CSeq().MethodName != sip.INVITE {
+		return
+	}
+	l := s.dialogs.forResponse(res)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	ack := l.ackReq
+	l.mu.Unlock()
+	if ack != nil && ack.CSeq().SeqNo == res.CSeq().SeqNo {
+		if err := s.writeAck(ack); err != nil {
+			s.log.Debug().Err(err).Msg("re-ACK failed")
+		}
+	}
+}
+
+// onStrayCancel answers a CANCEL that matches no transaction (RFC 3261 §9.2).
+func (s *Switch) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(req, tx, 481, "")
+}
+
+// onOptions answers capability queries and keep-alives.
+func (s *Switch) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := s.response(req, 200, "")
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Accept-Language", "en"))
+	s.respond(tx, res)
+}
+
+// onMessage passes in-dialog MESSAGEs to the other leg; the switch offers no
+// out-of-dialog instant messaging.
+func (s *Switch) onMessage(req *sip.Request, tx sip.ServerTransaction) {
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		s.onInDialog(req, tx)
+		return
+	}
+	res := s.response(req, 405, "")
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	s.respond(tx, res)
+}
+
+// beginInvite reserves the call for one INVITE transaction; a crossing one
+// gets 491 (RFC 3261 §14.2).
+func (c *call) beginInvite() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inviting || c.b == nil {
+		return false
+	}
+	c.inviting = true
+	return true
+}
+
+func (c *call) endInvite() {
+	c.mu.Lock()
+	c.inviting = false
+	c.mu.Unlock()
+}
+
+// reinvite passes a re-INVITE (hold, resume, codec change) from one leg to
+// the other, rewriting SDP both ways.
+func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	s := c.s
+	if !c.beginInvite() {
+		res := s.response(req, 491, "")
+		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+		s.respond(tx, res)
+		return
+	}
+	defer c.endInvite()
+	l.mu.Lock()
+	l.acked = make(chan struct{})
+	if ct := req.Contact(); ct != nil {
+		l.remoteTarget = *ct.Address.Clone()
+	}
+	last := l.lastSDP
+	l.mu.Unlock()
+
+	if len(req.Body()) == 0 {
+		// An offerless re-INVITE (session refresh): offer what we have and
+		// take the answer from the ACK.
+		l.sendAnswer(tx, c.okWithSDP(req, l, last))
+		return
+	}
+	offer, err := media.ParseOffer(req.Body())
+	if err != nil {
+		s.reply(req, tx, 488, "")
+		return
+	}
+	peer := c.other(l)
+	peerBody, err := peer.localSDP(req.Body(), "")
+	if err != nil {
+		s.reply(req, tx, 488, "")
+		return
+	}
+	l.setRemoteMedia(offer)
+	out := peer.newRequest(sip.INVITE, 0)
+	out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	out.SetBody(peerBody)
+	res, err := c.inviteLeg(peer, out)
+	if err != nil || res == nil {
+		c.log.Info().Err(err).Str("leg", peer.String()).Msg("re-INVITE got no answer")
+		s.reply(req, tx, 408, "")
+		return
+	}
+	if !res.IsSuccess() {
+		s.reply(req, tx, res.StatusCode, res.Reason)
+		return
+	}
+	answer, err := media.ParseOffer(res.Body())
+	if err != nil {
+		s.reply(req, tx, 488, "")
+		return
+	}
+	peer.setRemoteMedia(answer)
+	body, err := l.localSDP(res.Body(), "")
+	if err != nil {
+		s.reply(req, tx, 500, "")
+		return
+	}
+	c.log.Info().Str("leg", l.String()).Str("direction", string(offer.Direction)).Msg("re-INVITE")
+	if !l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
+		c.end("no ACK for re-INVITE", nil)
+	}
+}
+
+// okWithSDP builds our 2xx on leg l carrying body.
+func (c *call) okWithSDP(req *sip.Request, l *leg, body []byte) *sip.Response {
+	ok := c.s.response(req, 200, "")
+	ok.AppendHeader(c.s.contact(l.local.User, l.transport))
+	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ok.SetBody(body)
+	return ok
+}
+
+// inviteLeg sends a re-INVITE we built on leg l, waits for its final
+// response and ACKs a 2xx.
+func (c *call) inviteLeg(l *leg, req *sip.Request) (*sip.Response, error) {
+	ctx, cancel := context.WithTimeout(c.s.ctx, 32*time.Second)
+	defer cancel()
+	tx, err := c.s.transaction(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			if res.IsSuccess() {
+				l.mu.Lock()
+				if ct := res.Contact(); ct != nil {
+					l.remoteTarget = *ct.Address.Clone()
+				}
+				l.mu.Unlock()
+				ack := l.newRequest(sip.ACK, req.CSeq().SeqNo)
+				ack.SetBody(nil)
+				l.mu.Lock()
+				l.ackReq = ack
+				l.mu.Unlock()
+				if err := c.s.writeAck(ack); err != nil {
+					c.log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
+				}
+			}
+			return res, nil
+		case <-tx.Done():
+			return nil, tx.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// forwardHeaders are copied from a request to its counterpart on the other
+// leg: they carry the meaning of INFO, UPDATE, NOTIFY and MESSAGE bodies.
+var forwardHeaders = []string{"Content-Type", "Event", "Subscription-State", "Info-Package", "Content-Disposition"}
+
+// forward passes an in-dialog request (INFO, UPDATE, NOTIFY, MESSAGE,
+// OPTIONS) to the other leg and its final response back.
+func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	s := c.s
+	peer := c.other(l)
+	if peer == nil {
+		s.reply(req, tx, 481, "")
+		return
+	}
+	out := peer.newRequest(req.Method, 0)
+	for _, name := range forwardHeaders {
+		for _, h := range req.GetHeaders(name) {
+			out.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
+	body := req.Body()
+	isSDP := len(body) > 0 && isSDPContent(req)
+	if isSDP {
+		d, err := media.ParseOffer(body)
+		if err != nil {
+			s.reply(req, tx, 488, "")
+			return
+		}
+		if body, err = peer.localSDP(body, ""); err != nil {
+			s.reply(req, tx, 488, "")
+			return
+		}
+		l.setRemoteMedia(d)
+	}
+	out.SetBody(body)
+	ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
+	defer cancel()
+	res, err := s.do(ctx, out)
+	if err != nil {
+		c.log.Debug().Err(err).Str("method", string(req.Method)).Str("leg", peer.String()).Msg("forward failed")
+		s.reply(req, tx, 408, "")
+		return
+	}
+	back := s.response(req, res.StatusCode, res.Reason)
+	if isSDP && res.IsSuccess() && len(res.Body()) > 0 {
+		if d, err := media.ParseOffer(res.Body()); err == nil {
+			peer.setRemoteMedia(d)
+			if b, err := l.localSDP(res.Body(), ""); err == nil {
+				back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+				back.SetBody(b)
+			}
+		}
+	}
+	s.respond(tx, back)
+}
+
+func isSDPContent(m interface{ ContentType() *sip.ContentTypeHeader }) bool {
+	ct := m.ContentType()
+	return ct != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct.Value())), "application/sdp")
+}

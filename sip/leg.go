@@ -1,0 +1,232 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/media"
+)
+
+// legRole says which side of the B2BUA a leg is.
+type legRole string
+
+const (
+	roleCaller legRole = "a" // the switch is the UAS
+	roleCallee legRole = "b" // the switch is the UAC
+)
+
+// leg is one dialog of a call together with its media anchor. The switch
+// keeps the dialog state (RFC 3261 §12) itself.
+type leg struct {
+	s    *Switch
+	c    *call
+	role legRole
+
+	callID   string
+	localTag string
+
+	mu           sync.Mutex
+	remoteTag    string
+	local        sip.Uri // our address in this dialog (From of our requests)
+	localName    string
+	remote       sip.Uri // the peer's address (To of our requests)
+	remoteName   string
+	remoteTarget sip.Uri // the peer's Contact
+	routeSet     []sip.Uri
+	localCSeq    uint32
+	remoteCSeq   uint32 // 0 = none seen yet
+	transport    string // "UDP" or "TCP"
+	dest         string // host:port where this dialog's requests go (the flow it came on)
+	confirmed    bool   // 2xx exchanged and ACKed
+	ended        bool
+
+	ep      *media.Endpoint
+	sdp     *media.SDPWriter
+	lastSDP []byte        // the SDP we last sent on this leg
+	held    bool          // the peer asked us not to send (sendonly/inactive offers)
+	acked   chan struct{} // UAS: closed when the ACK for our 2xx arrives
+	ackReq  *sip.Request  // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
+}
+
+func (l *leg) String() string { return string(l.role) }
+
+// key is how in-dialog requests of the peer find this leg: Call-ID plus the
+// tag the switch chose (the To tag of requests arriving on this leg).
+func (l *leg) key() dialogKey { return dialogKey{callID: l.callID, tag: l.localTag} }
+
+// via builds our Via for a request sent on transport.
+func (s *Switch) via(transport string) *sip.ViaHeader {
+	network := strings.ToLower(transport)
+	port := int(s.Addr(network).Port())
+	if port == 0 {
+		port = int(s.Addr("udp").Port())
+	}
+	v := &sip.ViaHeader{
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
+		Host: s.opts.AdvertiseIP.String(), Port: port,
+	}
+	v.Params.Add("branch", sip.GenerateBranchN(16))
+	v.Params.Add("rport", "")
+	return v
+}
+
+// contact builds our Contact for a dialog on transport, with user as the
+// user part so that a phone displays something sensible.
+func (s *Switch) contact(user, transport string) *sip.ContactHeader {
+	network := strings.ToLower(transport)
+	port := int(s.Addr(network).Port())
+	if port == 0 {
+		port = int(s.Addr("udp").Port())
+	}
+	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: s.opts.AdvertiseIP.String(), Port: port}}
+	if network == "tcp" {
+		c.Address.UriParams.Add("transport", "tcp")
+	}
+	return c
+}
+
+// newRequest builds an in-dialog request (RFC 3261 §12.2.1.1). ACK reuses the
+// INVITE's CSeq number; every other method takes the next one.
+func (l *leg) newRequest(method sip.RequestMethod, inviteCSeq uint32) *sip.Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	req := sip.NewRequest(method, *l.remoteTarget.Clone())
+	req.AppendHeader(l.s.via(l.transport))
+	for _, r := range l.routeSet {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	from := &sip.FromHeader{DisplayName: l.localName, Address: *l.local.Clone()}
+	from.Params.Add("tag", l.localTag)
+	req.AppendHeader(from)
+	to := &sip.ToHeader{DisplayName: l.remoteName, Address: *l.remote.Clone()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(l.callID)
+	req.AppendHeader(&cid)
+	seq := inviteCSeq
+	if method != sip.ACK {
+		l.localCSeq++
+		seq = l.localCSeq
+	}
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	if method == sip.INVITE || method == sip.UPDATE || method == sip.REFER || method == sip.NOTIFY {
+		req.AppendHeader(l.s.contact(l.local.User, l.transport))
+	}
+	l.s.addressRequest(req, l.transport, l.dest)
+	return req
+}
+
+// addressRequest pins where a request goes and which socket it leaves from:
+// UDP leaves from our listening port (phones and NATs expect that), TCP
+// reuses the connection the peer opened when there is one.
+func (s *Switch) addressRequest(req *sip.Request, transport, dest string) {
+	req.SetTransport(strings.ToUpper(transport))
+	if dest != "" {
+		req.SetDestination(dest)
+	}
+	if strings.EqualFold(transport, "udp") {
+		if a := s.Addr("udp"); a.IsValid() {
+			req.Laddr = sip.Addr{IP: a.Addr().AsSlice(), Port: int(a.Port())}
+		}
+	}
+}
+
+// asBuilt passes a request to sipgo exactly as we built it.
+func asBuilt(*sipgo.Client, *sip.Request) error { return nil }
+
+// transaction starts a client transaction for a request we built.
+func (s *Switch) transaction(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	tx, err := s.client.TransactionRequest(ctx, req, asBuilt)
+	if err != nil {
+		return nil, fmt.Errorf("send %s: %w", req.Method, err)
+	}
+	return tx, nil
+}
+
+// do sends a non-INVITE request and waits for its final response.
+func (s *Switch) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := s.transaction(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			if err := tx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, errors.New("transaction ended without a final response")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// writeAck sends an ACK (which has no transaction of its own).
+func (s *Switch) writeAck(req *sip.Request) error {
+	return s.client.WriteRequest(req, asBuilt)
+}
+
+// checkRemoteCSeq applies RFC 3261 §12.2.2: a request whose CSeq is lower
+// than the last one seen in this dialog is out of order.
+func (l *leg) checkRemoteCSeq(req *sip.Request) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seq := req.CSeq().SeqNo
+	if l.remoteCSeq != 0 && seq <= l.remoteCSeq && req.Method != sip.ACK {
+		return false
+	}
+	if req.Method != sip.ACK {
+		l.remoteCSeq = seq
+	}
+	return true
+}
+
+// setRemoteMedia points the leg's media endpoint at what the peer's SDP
+// signals and remembers whether the peer put us on hold.
+func (l *leg) setRemoteMedia(d media.Description) {
+	l.ep.SetRemote(d.Addr, d.RTCPMux)
+	l.mu.Lock()
+	l.held = d.OnHold() || !d.Addr.Addr().IsValid()
+	l.mu.Unlock()
+}
+
+// localSDP rewrites a peer's SDP for this leg so that it points at our
+// endpoint; dir overrides the direction when non-empty.
+func (l *leg) localSDP(body []byte, dir media.Direction) ([]byte, error) {
+	out, err := l.sdp.Rewrite(body, int(l.ep.Addr().Port()), dir)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.lastSDP = out
+	l.mu.Unlock()
+	return out, nil
+}
+
+// flowOf gives the address to use for requests to the sender of req: the
+// source it came from (received/rport, RFC 3581), which also traverses NAT.
+func flowOf(req *sip.Request) string {
+	src := req.Source()
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	}
+	return src
+}

@@ -1,0 +1,203 @@
+package sip
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/sip/digest"
+	"github.com/parkswitch/parkswitch/sip/sipcheck"
+)
+
+// guard validates a request before its handler sees it, and keeps a panic
+// in one request from taking the process down.
+func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error().Interface("panic", r).Str("method", string(req.Method)).Msg("request handler panicked")
+				s.reply(req, tx, 500, "")
+			}
+		}()
+		if err := sipcheck.Request(req); err != nil {
+			s.metrics.refused.WithLabelValues("malformed").Inc()
+			s.reply(req, tx, sipcheck.StatusCode(err), err.Error())
+			return
+		}
+		h(req, tx)
+	}
+}
+
+// authenticate checks req's digest credentials (Authorization for REGISTER,
+// Proxy-Authorization otherwise). It returns the user, or nil after it has
+// answered the request itself with a challenge or a refusal. An unknown user
+// and a wrong password get the same 403.
+func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) *User {
+	hdrName, challengeName, code := "Authorization", "WWW-Authenticate", 401
+	if proxy {
+		hdrName, challengeName, code = "Proxy-Authorization", "Proxy-Authenticate", 407
+	}
+	dir := s.dir.Load()
+	realmHeader := ""
+	for _, h := range req.GetHeaders(hdrName) {
+		// Phones may carry credentials for other realms; use ours.
+		if strings.Contains(h.Value(), `realm="`+s.opts.Domain+`"`) || realmHeader == "" {
+			realmHeader = h.Value()
+		}
+	}
+	challenge := func(stale bool) {
+		res := s.response(req, code, "")
+		for _, v := range s.auth.Challenge(stale) {
+			res.AppendHeader(sip.NewHeader(challengeName, v))
+		}
+		s.respond(tx, res)
+	}
+	if realmHeader == "" {
+		challenge(false)
+		return nil
+	}
+	name, err := s.auth.Verify(realmHeader, string(req.Method), req.Recipient.String(), func(username string) (digest.Credential, bool) {
+		u, ok := dir.UserByName(username)
+		if !ok {
+			return digest.Credential{}, false
+		}
+		return digest.Credential{Username: u.Name, Realm: s.opts.Domain, Password: u.Password, HA1MD5: u.HA1}, true
+	})
+	switch {
+	case err == nil:
+		u, ok := dir.UserByName(name)
+		if ok {
+			return u
+		}
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.reply(req, tx, 403, "")
+	case errors.Is(err, digest.ErrStaleNonce):
+		challenge(true)
+	case errors.Is(err, digest.ErrMalformed):
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.reply(req, tx, 400, "Malformed credentials")
+	default:
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.log.Info().Str("user", authUser(realmHeader)).Str("source", req.Source()).Str("method", string(req.Method)).Err(err).Msg("authentication failed")
+		s.log.Debug().Str("credentials", truncate(realmHeader, 512)).Msg("rejected credentials")
+		s.reply(req, tx, 403, "")
+	}
+	return nil
+}
+
+// authUser pulls the claimed user name out of credentials for logging.
+func authUser(h string) string {
+	_, after, ok := strings.Cut(h, `username="`)
+	if !ok {
+		return ""
+	}
+	u, _, _ := strings.Cut(after, `"`)
+	return truncate(u, 64)
+}
+
+// onRegister is the registrar (RFC 3261 §10.3).
+func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
+	u := s.authenticate(req, tx, false)
+	if u == nil {
+		return
+	}
+	if to := req.To(); to == nil || !strings.EqualFold(to.Address.User, u.Name) {
+		// Credentials of one user may not register another's address.
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.reply(req, tx, 403, "Credentials do not match the To user")
+		return
+	}
+	defExpires := 3600
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || n < 0 {
+			s.reply(req, tx, 400, "Bad Expires")
+			return
+		}
+		defExpires = n
+	}
+	r := registration{
+		user:      strings.ToLower(u.Name),
+		callID:    req.CallID().Value(),
+		cseq:      req.CSeq().SeqNo,
+		source:    req.Source(),
+		transport: strings.ToUpper(req.Transport()),
+	}
+	if h := req.GetHeader("User-Agent"); h != nil {
+		r.userAgent = truncate(h.Value(), 128)
+	}
+	for _, h := range req.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			s.reply(req, tx, 400, "Bad Contact")
+			return
+		}
+		if c.Address.Wildcard {
+			r.wildcard = true
+			continue
+		}
+		exp := defExpires
+		if v, ok := c.Params.Get("expires"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				s.reply(req, tx, 400, "Bad Contact expires")
+				return
+			}
+			exp = n
+		}
+		exp = min(exp, s.opts.MaxExpires)
+		r.contacts = append(r.contacts, contactExpiry{uri: *c.Address.Clone(), expires: exp})
+	}
+	if r.wildcard && (len(r.contacts) > 0 || defExpires != 0) {
+		// RFC 3261 §10.3 step 6.
+		s.reply(req, tx, 400, "Wildcard Contact needs Expires: 0 and no other contact")
+		return
+	}
+	bindings := s.reg.apply(r)
+	res := s.response(req, 200, "")
+	now := s.opts.Now()
+	for _, b := range bindings {
+		if b.Static {
+			continue
+		}
+		ch := &sip.ContactHeader{Address: *b.Contact.Clone()}
+		ch.Params.Add("expires", strconv.Itoa(max(0, int(b.Expires.Sub(now).Round(time.Second)/time.Second))))
+		res.AppendHeader(ch)
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
+	s.respond(tx, res)
+	s.log.Info().Str("user", u.Name).Str("source", r.source).Str("transport", r.transport).
+		Int("contacts", len(r.contacts)).Int("bindings", len(bindings)).Msg("register")
+}
+
+// Registrations lists every live binding plus static contacts.
+func (s *Switch) Registrations() []Binding {
+	out := s.reg.All()
+	for _, u := range s.dir.Load().Users() {
+		if b, ok := staticBinding(u); ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// contactsOf returns where a user can be reached: registered bindings first,
+// then the static contact.
+func (s *Switch) contactsOf(u *User) []Binding {
+	bs := s.reg.Lookup(u.Name)
+	if b, ok := staticBinding(u); ok {
+		bs = append(bs, b)
+	}
+	return bs
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

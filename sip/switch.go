@@ -1,0 +1,400 @@
+package sip
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/sip/digest"
+	"github.com/parkswitch/parkswitch/sip/sipcheck"
+)
+
+// Listen is one SIP listener: network "udp" or "tcp" and a host:port.
+type Listen struct {
+	Network string
+	Addr    string
+}
+
+// Options configure a Switch. Zero values take the documented defaults.
+type Options struct {
+	Domain      string     // SIP domain and digest realm
+	Listen      []Listen   // at least one
+	AdvertiseIP netip.Addr // written into Contact, Via and SDP; default: the listen IP, or the host's primary IP for a wildcard listener
+	Directory   *Directory
+	Ports       *media.PortPool
+	Logger      zerolog.Logger
+	Registry    prometheus.Registerer // nil: metrics are not registered anywhere
+	Now         func() time.Time      // default time.Now; tests inject a clock
+
+	NoAnswerTimeout time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
+	MediaTimeout    time.Duration // a call whose media is silent this long is ended (0 = never)
+	NonceTTL        time.Duration // digest nonce lifetime (default 5 min)
+	MaxExpires      int           // upper bound for a registration's lifetime in seconds (default 3600)
+}
+
+// Switch is the B2BUA: listeners, registrar, authentication and calls.
+type Switch struct {
+	opts    Options
+	log     zerolog.Logger
+	dir     atomic.Pointer[Directory]
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	client  *sipgo.Client
+	auth    *digest.Server
+	tagKey  [32]byte // keys toTag
+	reg     *Registrar
+	dialogs dialogStore
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the switch starts
+
+	mu        sync.Mutex
+	listeners []func() error // closers
+	addrs     map[string]netip.AddrPort
+	calls     map[*call]struct{}
+	closing   bool
+}
+
+// New builds a switch; Start binds its listeners.
+func New(opts Options) (*Switch, error) {
+	if opts.Domain == "" {
+		return nil, errors.New("sip: domain is required")
+	}
+	if len(opts.Listen) == 0 {
+		return nil, errors.New("sip: at least one listener is required")
+	}
+	if opts.Directory == nil {
+		opts.Directory = NewDirectory(nil, nil)
+	}
+	if opts.Ports == nil {
+		return nil, errors.New("sip: a media port pool is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NoAnswerTimeout <= 0 {
+		opts.NoAnswerTimeout = 60 * time.Second
+	}
+	if opts.NonceTTL <= 0 {
+		opts.NonceTTL = 5 * time.Minute
+	}
+	if opts.MaxExpires <= 0 {
+		opts.MaxExpires = 3600
+	}
+	s := &Switch{
+		opts:  opts,
+		log:   opts.Logger.With().Str("component", "sip").Logger(),
+		addrs: make(map[string]netip.AddrPort),
+		calls: make(map[*call]struct{}),
+	}
+	s.dir.Store(opts.Directory)
+	if _, err := rand.Read(s.tagKey[:]); err != nil {
+		return nil, fmt.Errorf("sip: random: %w", err)
+	}
+	s.auth = digest.NewServer(opts.Domain, nil, opts.NonceTTL, opts.Now)
+	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
+	s.dialogs.init()
+	s.metrics = newMetrics(s, opts.Registry)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// SetDirectory replaces users and trunks; calls in progress keep theirs.
+func (s *Switch) SetDirectory(d *Directory) { s.dir.Store(d) }
+
+// Directory returns the users and trunks in force.
+func (s *Switch) Directory() *Directory { return s.dir.Load() }
+
+// Addr returns the bound address of the first listener of a network
+// ("udp" or "tcp"), useful when the configuration asked for port 0.
+func (s *Switch) Addr(network string) netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[network]
+}
+
+// Start binds every listener and serves until Shutdown.
+func (s *Switch) Start() error {
+	slogger := slog.New(zerolog.NewSlogHandler(s.opts.Logger.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
+	sip.SetDefaultLogger(slogger)
+
+	var udpConns []net.PacketConn
+	var tcpLns []net.Listener
+	for _, l := range s.opts.Listen {
+		switch strings.ToLower(l.Network) {
+		case "udp":
+			pc, err := net.ListenPacket("udp", l.Addr)
+			if err != nil {
+				s.closeAll(udpConns, tcpLns)
+				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
+			}
+			udpConns = append(udpConns, pc)
+		case "tcp":
+			ln, err := net.Listen("tcp", l.Addr)
+			if err != nil {
+				s.closeAll(udpConns, tcpLns)
+				return fmt.Errorf("sip: listen tcp %s: %w", l.Addr, err)
+			}
+			tcpLns = append(tcpLns, ln)
+		default:
+			s.closeAll(udpConns, tcpLns)
+			return fmt.Errorf("sip: unsupported transport %q", l.Network)
+		}
+	}
+	s.mu.Lock()
+	for _, pc := range udpConns {
+		if _, ok := s.addrs["udp"]; !ok {
+			s.addrs["udp"] = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		}
+	}
+	for _, ln := range tcpLns {
+		if _, ok := s.addrs["tcp"]; !ok {
+			s.addrs["tcp"] = ln.Addr().(*net.TCPAddr).AddrPort()
+		}
+	}
+	first := s.addrs["udp"]
+	if !first.IsValid() {
+		first = s.addrs["tcp"]
+	}
+	s.mu.Unlock()
+	if !s.opts.AdvertiseIP.IsValid() {
+		s.opts.AdvertiseIP = advertiseFor(first.Addr())
+	}
+
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("parkswitch"),
+		sipgo.WithUserAgentParser(sipcheck.NewParser()),
+		sipgo.WithUserAgentHostname(s.opts.AdvertiseIP.String()),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerUnhandledResponseHandler(s.onUnmatchedResponse),
+		),
+	)
+	if err != nil {
+		s.closeAll(udpConns, tcpLns)
+		return fmt.Errorf("sip: user agent: %w", err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		s.closeAll(udpConns, tcpLns)
+		return fmt.Errorf("sip: server: %w", err)
+	}
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.opts.AdvertiseIP.String()))
+	if err != nil {
+		s.closeAll(udpConns, tcpLns)
+		return fmt.Errorf("sip: client: %w", err)
+	}
+	s.ua, s.srv, s.client = ua, srv, client
+	s.routes()
+
+	for _, pc := range udpConns {
+		s.serve(func() error { return srv.ServeUDP(pc) }, pc.Close)
+	}
+	for _, ln := range tcpLns {
+		s.serve(func() error { return srv.ServeTCP(ln) }, ln.Close)
+	}
+	s.wg.Add(1)
+	go s.janitor()
+	s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String()).
+		Str("udp", s.Addr("udp").String()).Str("tcp", s.Addr("tcp").String()).
+		Str("domain", s.opts.Domain).Msg("sip listening")
+	return nil
+}
+
+func (s *Switch) closeAll(pcs []net.PacketConn, lns []net.Listener) {
+	for _, pc := range pcs {
+		pc.Close()
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+func (s *Switch) serve(run func() error, closer func() error) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, closer)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("sip listener stopped")
+		}
+	}()
+}
+
+// routes registers the request handlers.
+func (s *Switch) routes() {
+	s.srv.OnRegister(s.guard(s.onRegister))
+	s.srv.OnInvite(s.guard(s.onInvite))
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.guard(s.onInDialog))
+	s.srv.OnInfo(s.guard(s.onInDialog))
+	s.srv.OnUpdate(s.guard(s.onInDialog))
+	s.srv.OnRefer(s.guard(s.onInDialog))
+	s.srv.OnNotify(s.guard(s.onInDialog))
+	s.srv.OnMessage(s.guard(s.onMessage))
+	s.srv.OnOptions(s.guard(s.onOptions))
+	s.srv.OnCancel(s.guard(s.onStrayCancel))
+	s.srv.OnSubscribe(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		// No event packages are offered (RFC 6665 §8.2.1).
+		res := s.response(req, 489, "")
+		res.AppendHeader(sip.NewHeader("Allow-Events", "refer"))
+		s.respond(tx, res)
+	}))
+	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
+		res := s.response(req, 405, "")
+		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		s.respond(tx, res)
+	}))
+}
+
+// Shutdown ends every call with BYE, stops the listeners and waits for the
+// switch's goroutines, bounded by ctx.
+func (s *Switch) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	calls := make([]*call, 0, len(s.calls))
+	for c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+
+	for _, c := range calls {
+		c.end("shutdown", nil)
+	}
+	// Give the BYEs a moment to be answered before the transports close.
+	byes := make(chan struct{})
+	go func() { s.waitCalls(); close(byes) }()
+	select {
+	case <-byes:
+	case <-ctx.Done():
+	}
+
+	s.cancel()
+	s.mu.Lock()
+	closers := s.listeners
+	s.listeners = nil
+	s.mu.Unlock()
+	for _, cl := range closers {
+		cl()
+	}
+	if s.ua != nil {
+		s.ua.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sip: shutdown: %w", ctx.Err())
+	}
+}
+
+// waitCalls waits until every call has released its legs.
+func (s *Switch) waitCalls() {
+	for {
+		s.mu.Lock()
+		n := len(s.calls)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ActiveCalls reports calls in progress (ringing or answered).
+func (s *Switch) ActiveCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Dialogs reports legs the switch still tracks; zero when idle.
+func (s *Switch) Dialogs() int { return s.dialogs.len() }
+
+func (s *Switch) addCall(c *call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.calls[c] = struct{}{}
+	return true
+}
+
+func (s *Switch) removeCall(c *call) {
+	s.mu.Lock()
+	delete(s.calls, c)
+	s.mu.Unlock()
+}
+
+// janitor expires registrations and ends calls whose media went silent.
+func (s *Switch) janitor() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.reg.expire()
+		if s.opts.MediaTimeout <= 0 {
+			continue
+		}
+		s.mu.Lock()
+		calls := make([]*call, 0, len(s.calls))
+		for c := range s.calls {
+			calls = append(calls, c)
+		}
+		s.mu.Unlock()
+		now := s.opts.Now()
+		for _, c := range calls {
+			if c.mediaSilent(now, s.opts.MediaTimeout) {
+				c.log.Info().Dur("timeout", s.opts.MediaTimeout).Msg("no RTP: ending call")
+				c.end("rtp timeout", nil)
+			}
+		}
+	}
+}
+
+// advertiseFor picks the address to write into SIP and SDP for a listener
+// bound to ip: the ip itself, or for a wildcard the host's primary address.
+func advertiseFor(ip netip.Addr) netip.Addr {
+	if ip.IsValid() && !ip.IsUnspecified() {
+		return ip.Unmap()
+	}
+	// A UDP "connection" only selects a route; nothing is sent.
+	if c, err := net.Dial("udp4", "192.0.2.1:9"); err == nil {
+		defer c.Close()
+		if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+			if ap := a.AddrPort(); ap.Addr().IsValid() {
+				return ap.Addr().Unmap()
+			}
+		}
+	}
+	return netip.MustParseAddr("127.0.0.1")
+}
