@@ -99,13 +99,9 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c.connect(req, tx, caller, targets)
 }
 
-// checkInviteBody refuses what the switch cannot handle before any work is
-// done: extensions it does not support and bodies that are not SDP.
+// checkInviteBody refuses an INVITE whose body the switch cannot use
+// before any work is done.
 func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
-	for _, h := range req.GetHeaders("Require") {
-		// The switch supports no option tags (no 100rel, no timer).
-		return 420, "", sip.NewHeader("Unsupported", h.Value())
-	}
 	if len(req.Body()) == 0 {
 		return 488, "An SDP offer is required", nil
 	}
@@ -259,6 +255,13 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	}
 	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(forks)).Msg("call")
 
+	// sipgo answers a CANCEL itself (200, then 487); the transaction then
+	// lingers for the ACK, so learn of the CANCEL from its callback.
+	cancelled := make(chan struct{})
+	var cancelOnce sync.Once
+	if !tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancelled) }) }) {
+		cancelOnce.Do(func() { close(cancelled) })
+	}
 	noAnswer := time.NewTimer(s.opts.NoAnswerTimeout)
 	defer noAnswer.Stop()
 	pending := len(forks)
@@ -305,8 +308,14 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 					return
 				}
 			}
+		case <-cancelled:
+			close(decided)
+			stopRinging()
+			c.log.Info().Msg("caller cancelled")
+			c.end("cancelled", nil)
+			return
 		case <-tx.Done():
-			// CANCEL: sipgo has answered 200 and 487 already.
+			// The transaction died under us (a closed TCP connection).
 			close(decided)
 			stopRinging()
 			c.log.Info().Msg("caller cancelled")

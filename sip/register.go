@@ -28,6 +28,18 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 			s.reply(req, tx, sipcheck.StatusCode(err), err.Error())
 			return
 		}
+		if req.Method != sip.ACK && req.Method != sip.CANCEL {
+			if hs := req.GetHeaders("Require"); len(hs) > 0 {
+				// The switch supports no option tags (no 100rel, no timer):
+				// RFC 3261 §8.2.2.3.
+				res := s.response(req, 420, "")
+				for _, h := range hs {
+					res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
+				}
+				s.respond(tx, res)
+				return
+			}
+		}
 		h(req, tx)
 	}
 }

@@ -56,6 +56,11 @@ func (s *Switch) response(req *sip.Request, code int, phrase string) *sip.Respon
 		}
 	}
 	res.AppendHeader(sip.NewHeader("Server", "parkswitch"))
+	if req.Transport() == "UDP" && req.MessageData.Source() != "" {
+		// Answer where the request really came from, as if it had asked
+		// for rport (RFC 3581): phones behind NAT are only reachable there.
+		res.SetDestination(req.MessageData.Source())
+	}
 	return res
 }
 

@@ -131,9 +131,6 @@ func (s *Switch) Addr(network string) netip.AddrPort {
 
 // Start binds every listener and serves until Shutdown.
 func (s *Switch) Start() error {
-	slogger := slog.New(zerolog.NewSlogHandler(s.opts.Logger.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
-	sip.SetDefaultLogger(slogger)
-
 	var udpConns []net.PacketConn
 	var tcpLns []net.Listener
 	for _, l := range s.opts.Listen {
@@ -379,6 +376,12 @@ func (s *Switch) janitor() {
 			}
 		}
 	}
+}
+
+// SetStackLogger routes the SIP stack's own (process-wide) logs, warnings
+// and above, into l. Call it once at start-up, before any Switch starts.
+func SetStackLogger(l zerolog.Logger) {
+	sip.SetDefaultLogger(slog.New(zerolog.NewSlogHandler(l.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel))))
 }
 
 // advertiseFor picks the address to write into SIP and SDP for a listener

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
 	"github.com/parkswitch/parkswitch/configs"
+	"github.com/parkswitch/parkswitch/sip"
 )
 
 // loadConfig reads the configuration. When the operator did not name a file
@@ -87,6 +88,7 @@ func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "parkswitch:", err)
 		return 2
 	}
+	sip.SetStackLogger(log)
 	srv, err := newServer(cfg, log, serverOptions{})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the server")

@@ -67,9 +67,9 @@ type testServer struct {
 func (ts *testServer) udpAddr() string { return ts.sw.Addr("udp").String() }
 func (ts *testServer) tcpAddr() string { return ts.sw.Addr("tcp").String() }
 
-// rtpRange hands each test server its own RTP ports so parallel packages
-// and leftover sockets do not collide.
-var rtpRange = struct{ next int }{next: 30000}
+// rtpRange hands each test server its own RTP ports below the kernel's
+// ephemeral range (32768 and up), where the peers' sockets live.
+var rtpRange = struct{ next int }{next: 24000}
 
 // startServer loads yaml (with the policies) through the real config loader
 // and runs the switch on 127.0.0.1 with ephemeral SIP and HTTP ports. When the
@@ -78,8 +78,8 @@ func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testS
 	t.Helper()
 	lo, hi := rtpRange.next, rtpRange.next+199
 	rtpRange.next += 200
-	if rtpRange.next > 60000 {
-		rtpRange.next = 30000
+	if rtpRange.next > 32000 {
+		rtpRange.next = 24000
 	}
 	dir := t.TempDir()
 	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
@@ -149,4 +149,10 @@ func freeUDPPort(t *testing.T) int {
 	}
 	defer pc.Close()
 	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func TestMain(m *testing.M) {
+	// The SIP stack logs process-wide; keep its warnings, on stderr.
+	sip.SetStackLogger(zerolog.New(os.Stderr).Level(zerolog.WarnLevel))
+	os.Exit(m.Run())
 }

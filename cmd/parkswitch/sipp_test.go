@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +119,62 @@ func head(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// TestTrunk: a carrier on 127.0.0.2 calls a registered phone without
+// digest; a user dials 9<number> and reaches the carrier, prefix stripped.
+func TestTrunk(t *testing.T) {
+	requireSipp(t)
+	trunkPort := freeUDPPort(t)
+	ts := startServer(t, `
+trunks:
+  - name: carrier
+    address: 127.0.0.2:`+strconv.Itoa(trunkPort)+`
+    transport: udp
+    outbound_prefix: "9"
+`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+
+	t.Run("inbound without digest", func(t *testing.T) {
+		bob := phone(t, ctx, ts, "1002", "udp")
+		bob.AutoAnswer(true)
+		uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_trunk.xml"), "-s", "1002",
+			"-i", "127.0.0.2", "-p", strconv.Itoa(trunkPort), "-mi", "127.0.0.2", "-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
+		uac.wait(t, "trunk uac")
+	})
+	t.Run("inbound to an unknown number", func(t *testing.T) {
+		uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_trunk.xml"), "-s", "94155550100",
+			"-i", "127.0.0.2", "-p", strconv.Itoa(trunkPort), "-mi", "127.0.0.2", "-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
+		// A trunk reaches users only: not another trunk through a prefix.
+		if err := uac.cmd.Wait(); err == nil {
+			t.Fatal("a trunk call to 9<number> was connected; want 404")
+		}
+		if !strings.Contains(uac.out.String(), "404 Not Found") {
+			t.Errorf("want 404, SIPp said:\n%s", head(uac.out.String(), 1500))
+		}
+	})
+	t.Run("outbound with prefix", func(t *testing.T) {
+		uas := startSipp(t, ctx, "-sf", scenario("uas.xml"), "-i", "127.0.0.2", "-p", strconv.Itoa(trunkPort),
+			"-mi", "127.0.0.2", "-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1", "-trace_msg")
+		time.Sleep(200 * time.Millisecond)
+		alice := phone(t, ctx, ts, "1001", "udp")
+		c, err := alice.Dial(ctx, "94155550100")
+		if err != nil {
+			t.Fatalf("dial out: %v", err)
+		}
+		if err := c.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		uas.wait(t, "carrier uas")
+		logs, _ := filepath.Glob(filepath.Join(uas.cmd.Dir, "*_messages.log"))
+		var all []byte
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			all = append(all, b...)
+		}
+		if !bytes.Contains(all, []byte("INVITE sip:4155550100@127.0.0.2")) {
+			t.Errorf("the carrier did not get the number without its prefix:\n%s", head(string(all), 2000))
+		}
+	})
 }
