@@ -577,6 +577,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
 	l.mu.Lock()
 	acked := l.acked
+	l.answered = true
 	l.mu.Unlock()
 	l.s.respond(tx, ok)
 	interval := timerT1
@@ -619,7 +620,7 @@ func (c *call) other(l *leg) *leg {
 	return nil
 }
 
-// end tears the call down once: BYE to every confirmed leg except the one
+// end tears the call down once: BYE to every answered leg except the one
 // that hung up, dialogs forgotten, media ports returned.
 func (c *call) end(why string, from *leg) {
 	c.endOnce.Do(func() {
@@ -634,13 +635,14 @@ func (c *call) end(why string, from *leg) {
 		close(c.done)
 		for _, l := range legs {
 			l.mu.Lock()
-			confirmed := l.confirmed && !l.ended
+			answered := (l.confirmed || l.answered) && !l.ended
 			l.ended = true
 			l.mu.Unlock()
-			if l != from && confirmed {
+			if l != from && answered {
 				c.s.bye(l)
+			} else {
+				c.s.dialogs.remove(l)
 			}
-			c.s.dialogs.remove(l)
 		}
 		for _, f := range forks {
 			c.s.dialogs.remove(f)
@@ -653,14 +655,32 @@ func (c *call) end(why string, from *leg) {
 	})
 }
 
-// bye sends BYE on a leg in the background, bounded in time.
+// bye hangs a leg up in the background, bounded in time, and then forgets
+// its dialog. A leg whose 2xx is not ACKed yet waits for the ACK first: a
+// UAS may not send BYE before it (RFC 3261 §15).
 func (s *Switch) bye(l *leg) {
-	req := l.newRequest(sip.BYE, 0)
-	req.SetBody(nil)
+	l.mu.Lock()
+	acked := l.acked
+	waitAck := !l.confirmed && l.answered
+	l.mu.Unlock()
 	s.wg.Add(1)
+	s.byes.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		defer s.byes.Done()
+		defer s.dialogs.remove(l)
+		if waitAck {
+			t := time.NewTimer(64 * timerT1)
+			select {
+			case <-acked:
+			case <-t.C:
+			case <-s.ctx.Done():
+			}
+			t.Stop()
+		}
+		req := l.newRequest(sip.BYE, 0)
+		req.SetBody(nil)
+		ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 		defer cancel()
 		if _, err := s.do(ctx, req); err != nil {
 			l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("BYE failed")

@@ -14,6 +14,7 @@ import (
 func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	l := s.dialogs.forRequest(req)
 	if l == nil {
+		s.log.Debug().Str("call_id", req.CallID().Value()).Str("method", string(req.Method)).Msg("no such dialog")
 		s.reply(req, tx, 481, "")
 		return
 	}
@@ -41,6 +42,7 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Switch) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	l := s.dialogs.forRequest(req)
 	if l == nil {
+		s.log.Debug().Str("call_id", req.CallID().Value()).Msg("ACK for no dialog")
 		return
 	}
 	if len(req.Body()) > 0 {

@@ -44,6 +44,7 @@ type leg struct {
 	remoteCSeq   uint32 // 0 = none seen yet
 	transport    string // "UDP" or "TCP"
 	dest         string // host:port where this dialog's requests go (the flow it came on)
+	answered     bool   // UAS: our 2xx is sent
 	confirmed    bool   // 2xx exchanged and ACKed
 	ended        bool
 

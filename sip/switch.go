@@ -63,6 +63,7 @@ type Switch struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the switch starts
+	byes   sync.WaitGroup // BYEs in flight, which shutdown lets finish
 
 	mu        sync.Mutex
 	listeners []func() error // closers
@@ -279,11 +280,15 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	for _, c := range calls {
 		c.end("shutdown", nil)
 	}
-	// Give the BYEs a moment to be answered before the transports close.
+	// Let the BYEs be answered before the transports close, but do not
+	// wait long for phones that never answer.
 	byes := make(chan struct{})
-	go func() { s.waitCalls(); close(byes) }()
+	go func() { s.byes.Wait(); close(byes) }()
+	grace := time.NewTimer(3 * time.Second)
+	defer grace.Stop()
 	select {
 	case <-byes:
+	case <-grace.C:
 	case <-ctx.Done():
 	}
 
@@ -305,19 +310,6 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("sip: shutdown: %w", ctx.Err())
-	}
-}
-
-// waitCalls waits until every call has released its legs.
-func (s *Switch) waitCalls() {
-	for {
-		s.mu.Lock()
-		n := len(s.calls)
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

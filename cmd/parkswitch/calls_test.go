@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/parkswitch/parkswitch/sip"
 	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
@@ -294,6 +295,69 @@ func TestForkFirstAnswerWins(t *testing.T) {
 	talk(t, ctx, c, b, 20)
 	if err := c.Hangup(ctx); err != nil {
 		t.Fatal(err)
+	}
+	waitDone(t, b, "callee")
+}
+
+// call sets up a call from caller to callee's user and returns both ends.
+func call(t *testing.T, ctx context.Context, caller, callee *siptest.Phone, dial string) (*siptest.Call, *siptest.Call) {
+	t.Helper()
+	got := make(chan *siptest.Call, 1)
+	go func() { got <- answerNext(t, ctx, callee) }()
+	a, err := caller.Dial(ctx, dial)
+	if err != nil {
+		t.Fatalf("dial %s: %v", dial, err)
+	}
+	b := <-got
+	if b == nil {
+		t.FailNow()
+	}
+	return a, b
+}
+
+// TestShutdownHangsUp: a graceful shutdown sends BYE on both legs.
+func TestShutdownHangsUp(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "tcp")
+	a, b := call(t, ctx, alice, bob, "1002")
+	if err := ts.shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	waitDone(t, a, "caller")
+	waitDone(t, b, "callee")
+	if ts.ports.InUse() != 0 {
+		t.Errorf("%d RTP port pairs still allocated", ts.ports.InUse())
+	}
+}
+
+// TestMediaTimeout: a call whose relay hears no RTP is ended; a held call
+// is not.
+func TestMediaTimeout(t *testing.T) {
+	ts := startServer(t, "", func(o *sip.Options) { o.MediaTimeout = 1500 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "udp")
+
+	a, b := call(t, ctx, alice, bob, "1002")
+	if err := a.Hold(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if a.Established() == false || b.Established() == false {
+		t.Fatal("a held call was ended for lack of RTP")
+	}
+	if err := a.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Silent after resume: both legs get a BYE.
+	select {
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("silent call was not ended")
 	}
 	waitDone(t, b, "callee")
 }

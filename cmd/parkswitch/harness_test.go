@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
 	"github.com/parkswitch/parkswitch/sip"
@@ -76,6 +77,7 @@ var rtpRange = struct{ next int }{next: 24000}
 // test ends it shuts down and checks that no call, dialog or port is left.
 func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testServer {
 	t.Helper()
+	before := goleak.IgnoreCurrent()
 	lo, hi := rtpRange.next, rtpRange.next+199
 	rtpRange.next += 200
 	if rtpRange.next > 32000 {
@@ -116,6 +118,9 @@ func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testS
 		if err := srv.shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		// Phones were closed before this cleanup (cleanups run last-in
+		// first-out), so whatever runs now was left behind by the test.
+		goleak.VerifyNone(t, before)
 	})
 	return ts
 }

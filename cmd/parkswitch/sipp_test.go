@@ -140,8 +140,15 @@ trunks:
 		bob := phone(t, ctx, ts, "1002", "udp")
 		bob.AutoAnswer(true)
 		uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_trunk.xml"), "-s", "1002",
-			"-i", "127.0.0.2", "-p", strconv.Itoa(trunkPort), "-mi", "127.0.0.2", "-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
+			"-i", "127.0.0.2", "-p", strconv.Itoa(trunkPort), "-mi", "127.0.0.2", "-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1", "-trace_msg")
 		uac.wait(t, "trunk uac")
+		if os.Getenv("DBG") != "" {
+			logs, _ := filepath.Glob(filepath.Join(uac.cmd.Dir, "*"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s\n%s", l, b)
+			}
+		}
 	})
 	t.Run("inbound to an unknown number", func(t *testing.T) {
 		uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_trunk.xml"), "-s", "94155550100",

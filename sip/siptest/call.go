@@ -70,6 +70,7 @@ type Call struct {
 	localCSeq        uint32
 	remoteCSeq       uint32
 	remoteInviteCSeq uint32
+	ownInviteOut     bool                         // the phone's INVITE awaits its final response
 	acks             map[uint32]*sip.Request      // ACKs sent, for 2xx retransmissions
 	ackWait          map[uint32]chan *sip.Request // 2xx sent, waiting for the ACK
 	finalRes         *sip.Response                // final response to the initial INVITE
@@ -342,63 +343,79 @@ func (c *Call) ReInvite(ctx context.Context, direction string) error {
 }
 
 func (c *Call) reinvite(ctx context.Context, dir string) error {
+	for attempt := 0; ; attempt++ {
+		retry, err := c.reinviteOnce(ctx, dir, attempt < 3)
+		if !retry {
+			return err
+		}
+		// Glare: back off as RFC 3261 §14.1 assigns by Call-ID owner,
+		// leaving the slot free for the far end's INVITE meanwhile.
+		wait := time.Duration(randInt(0, 2000)) * time.Millisecond
+		if c.outbound {
+			wait = time.Duration(randInt(2100, 4000)) * time.Millisecond
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+			return ErrCallEnded
+		}
+	}
+}
+
+func (c *Call) reinviteOnce(ctx context.Context, dir string, mayRetry bool) (retry bool, err error) {
 	select {
 	case c.inviteSem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	case <-c.done:
-		return ErrCallEnded
+		return false, ErrCallEnded
 	}
 	defer func() { <-c.inviteSem }()
+	c.setOwnInviteOut(true)
+	defer c.setOwnInviteOut(false)
 
-	for attempt := 0; ; attempt++ {
-		offer := c.offer(dir)
-		req, err := c.newRequest(sip.INVITE)
-		if err != nil {
-			return err
-		}
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.AppendHeader(sip.NewHeader("Allow", allowMethods))
-		req.SetBody(offer)
-		res, err := c.do(ctx, req)
-		if err != nil {
-			return err
-		}
-		if res.StatusCode == sip.StatusRequestPending && attempt < 3 {
-			// Glare: back off as RFC 3261 §14.1 assigns by Call-ID owner.
-			wait := time.Duration(randInt(0, 2000)) * time.Millisecond
-			if c.outbound {
-				wait = time.Duration(randInt(2100, 4000)) * time.Millisecond
-			}
-			select {
-			case <-time.After(wait):
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-c.done:
-				return ErrCallEnded
-			}
-		}
-		if !res.IsSuccess() {
-			return newStatusError(res)
-		}
-		c.mu.Lock()
-		if ct := res.Contact(); ct != nil {
-			c.remoteTarget = *ct.Address.Clone()
-		}
-		c.mu.Unlock()
-		if err := c.sendAck(res); err != nil {
-			return err
-		}
-		info, err := c.applyAnswer(res.Body(), offer, dir)
-		if err != nil {
-			return err
-		}
-		if !answerMatches(dir, info.Direction) {
-			return fmt.Errorf("siptest: offered %s, far end answered %s", dir, info.Direction)
-		}
-		return nil
+	offer := c.offer(dir)
+	req, err := c.newRequest(sip.INVITE)
+	if err != nil {
+		return false, err
 	}
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	req.SetBody(offer)
+	res, err := c.do(ctx, req)
+	c.setOwnInviteOut(false)
+	switch {
+	case err != nil:
+		return false, err
+	case res.StatusCode == sip.StatusRequestPending && mayRetry:
+		return true, nil
+	case !res.IsSuccess():
+		return false, newStatusError(res)
+	}
+	c.mu.Lock()
+	if ct := res.Contact(); ct != nil {
+		c.remoteTarget = *ct.Address.Clone()
+	}
+	c.mu.Unlock()
+	if err := c.sendAck(res); err != nil {
+		return false, err
+	}
+	info, err := c.applyAnswer(res.Body(), offer, dir)
+	if err != nil {
+		return false, err
+	}
+	if !answerMatches(dir, info.Direction) {
+		return false, fmt.Errorf("siptest: offered %s, far end answered %s", dir, info.Direction)
+	}
+	return false, nil
+}
+
+func (c *Call) setOwnInviteOut(v bool) {
+	c.mu.Lock()
+	c.ownInviteOut = v
+	c.mu.Unlock()
 }
 
 // Refer sends an in-dialog REFER (Refer-To: <target>) and returns the final
@@ -875,9 +892,11 @@ func (c *Call) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // acquireForReInvite takes the dialog's INVITE slot for a re-INVITE from
-// the far end. Handlers run concurrently, so the ACK for the phone's last 2xx
-// can be processed after a re-INVITE sent behind it; only then is the slot
-// awaited briefly. A crossing INVITE of the phone's own gets 491 at once.
+// the far end. A crossing INVITE of the phone's own still awaiting its
+// answer is glare and gets 491 at once. Otherwise the slot is only held for
+// a moment (an earlier transaction finishing, its ACK being processed:
+// handlers run concurrently, so a re-INVITE sent behind an ACK can overtake
+// it), and is awaited for up to T1.
 func (c *Call) acquireForReInvite() bool {
 	select {
 	case c.inviteSem <- struct{}{}:
@@ -885,9 +904,9 @@ func (c *Call) acquireForReInvite() bool {
 	default:
 	}
 	c.mu.Lock()
-	awaitingAck := len(c.ackWait) > 0
+	glare := c.ownInviteOut
 	c.mu.Unlock()
-	if !awaitingAck {
+	if glare {
 		return false
 	}
 	t := time.NewTimer(sip.T1)

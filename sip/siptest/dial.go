@@ -97,6 +97,7 @@ func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string) (*Call, erro
 	}
 
 	c.inviteSem <- struct{}{} // held by the INVITE transaction until it ends
+	c.ownInviteOut = true
 	if !p.addCall(c) {
 		c.rtp.close()
 		return nil, ErrClosed
@@ -191,6 +192,7 @@ func (c *Call) invite(ctx context.Context, req *sip.Request) error {
 					sendCancel()
 				}
 			case res.IsSuccess():
+				c.setOwnInviteOut(false)
 				if err := c.established(req, res); err != nil {
 					return err
 				}

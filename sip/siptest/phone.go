@@ -600,9 +600,11 @@ func (p *Phone) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	// End before answering, so nothing on this side still sees the call
+	// once the far end has its 200.
+	c.end(EndRemoteHangup)
 	p.reply(tx, req, sip.StatusOK, nil)
 	p.log.Debug().Str("call", c.callID).Msg("remote BYE")
-	c.end(EndRemoteHangup)
 }
 
 // onCancel sees only CANCELs that matched no pending INVITE (sipgo answers
