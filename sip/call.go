@@ -37,6 +37,7 @@ type target struct {
 	toName    string
 	dest      string // host:port
 	transport string
+	user      *User // the user rung; nil for a trunk
 }
 
 // call is one B2BUA call: the caller's leg a, and once answered the
@@ -150,7 +151,7 @@ func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
 		to := sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}
 		ts := make([]target, 0, len(bs))
 		for _, b := range bs {
-			ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport})
+			ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport, user: u})
 		}
 		return ts, 0
 	}
@@ -183,7 +184,7 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 	ftag, _ := from.Params.Get("tag")
 	a := &leg{
 		s: s, c: c, role: roleCaller,
-		callID: id, localTag: s.toTag(req), remoteTag: ftag,
+		callID: id, localTag: s.toTag(req), remoteTag: ftag, user: caller.user,
 		local: *to.Address.Clone(), localName: to.DisplayName,
 		remote: *from.Address.Clone(), remoteName: from.DisplayName,
 		remoteCSeq: req.CSeq().SeqNo,
@@ -204,7 +205,7 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 		}
 	}
 	c.a = a
-	epA.SetRemote(offer.Addr, offer.RTCPMux)
+	a.setRemoteMedia(offer)
 	if !s.addCall(c) {
 		epA.Close()
 		epB.Close()
@@ -214,11 +215,79 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 	return c, nil
 }
 
-// forkResult is what one outbound fork reports to the caller side.
+// forkResult is what one outbound fork reports to the side waiting for it.
 type forkResult struct {
 	leg *leg
 	res *sip.Response // nil with err set when the transaction failed
 	err error
+}
+
+// raceResult is how ringing a set of forks ended.
+type raceResult struct {
+	winner *leg          // the fork that answered, nil otherwise
+	answer *sip.Response // its 2xx
+	status int           // when nobody answered: the status that says most (0 when ctx ended)
+}
+
+// race rings every target in parallel with offer and returns the first 2xx,
+// or the best failure once every fork has failed, or nothing when ctx ends
+// first. Losing forks are CANCELled, and answers that arrive too late are
+// hung up. onProvisional sees ringing and early media while it lasts.
+func (c *call) race(ctx context.Context, caller party, targets []target, w *media.SDPWriter, ep *media.Endpoint, offer []byte, onProvisional func(*leg, *sip.Response)) raceResult {
+	s := c.s
+	events := make(chan forkResult)
+	decided := make(chan struct{})
+	ringCtx, stopRinging := context.WithCancel(ctx)
+	defer stopRinging()
+	defer close(decided)
+
+	c.mu.Lock()
+	forks := make([]*leg, 0, len(targets))
+	for _, t := range targets {
+		f := c.newFork(caller, t, w, ep)
+		forks = append(forks, f)
+	}
+	c.forks = append(c.forks, forks...)
+	c.mu.Unlock()
+	for _, f := range forks {
+		s.dialogs.add(f)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.ring(ringCtx, f, offer, events, decided)
+		}()
+	}
+	pending, best := len(forks), 0
+	for {
+		select {
+		case ev := <-events:
+			switch res := ev.res; {
+			case res == nil:
+				best = betterFailure(best, 480)
+				pending--
+			case res.StatusCode == 100:
+			case res.IsProvisional():
+				if onProvisional != nil {
+					onProvisional(ev.leg, res)
+				}
+			case res.IsSuccess():
+				return raceResult{winner: ev.leg, answer: res}
+			default:
+				c.dropFork(ev.leg)
+				best = betterFailure(best, res.StatusCode)
+				if res.StatusCode >= 600 {
+					pending = 0 // a global failure ends the search (RFC 3261 §16.7)
+				} else {
+					pending--
+				}
+			}
+			if pending == 0 {
+				return raceResult{status: best}
+			}
+		case <-ctx.Done():
+			return raceResult{}
+		}
+	}
 }
 
 // connect rings every target in parallel and relays the outcome to the
@@ -233,108 +302,65 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		c.end("bad offer", nil)
 		return
 	}
-	events := make(chan forkResult)
-	decided := make(chan struct{})
-	ringCtx, stopRinging := context.WithCancel(s.ctx)
-	defer stopRinging()
-
-	c.mu.Lock()
-	for _, t := range targets {
-		f := c.newFork(caller, t, bSDP)
-		c.forks = append(c.forks, f)
-	}
-	forks := slices.Clone(c.forks)
-	c.mu.Unlock()
-	for _, f := range forks {
-		s.dialogs.add(f)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.ring(ringCtx, f, offer, events, decided)
-		}()
-	}
-	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(forks)).Msg("call")
+	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(targets)).Msg("call")
 
 	// sipgo answers a CANCEL itself (200, then 487); the transaction then
 	// lingers for the ACK, so learn of the CANCEL from its callback.
+	ctx, stop := context.WithTimeout(s.ctx, s.opts.NoAnswerTimeout)
+	defer stop()
 	cancelled := make(chan struct{})
 	var cancelOnce sync.Once
-	if !tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancelled) }) }) {
-		cancelOnce.Do(func() { close(cancelled) })
+	callerGone := func(*sip.Request) { cancelOnce.Do(func() { close(cancelled); stop() }) }
+	if !tx.OnCancel(callerGone) {
+		callerGone(nil)
 	}
-	noAnswer := time.NewTimer(s.opts.NoAnswerTimeout)
-	defer noAnswer.Stop()
-	pending := len(forks)
-	best := 0
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-tx.Done(): // the transaction died under us (a closed TCP connection)
+			callerGone(nil)
+		case <-c.done:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
+
 	var earlySent bool
-	fail := func(code int) {
-		close(decided)
-		stopRinging()
+	r := c.race(ctx, caller, targets, bSDP, c.epB, offer, func(f *leg, res *sip.Response) {
+		c.relayProvisional(req, tx, f, res, &earlySent)
+	})
+	switch {
+	case r.winner != nil:
+		c.answered(req, tx, r.winner, r.answer)
+	case isClosed(cancelled):
+		c.log.Info().Msg("caller cancelled")
+		c.end("cancelled", nil)
+	case isClosed(c.done):
+		s.respond(tx, s.response(req, 503, ""))
+	default:
+		code := r.status
+		if code == 0 {
+			code = 480 // nobody answered in time
+		}
 		s.respond(tx, s.response(req, code, ""))
 		c.log.Info().Int("status", code).Msg("call not answered")
 		c.end("not answered", nil)
 	}
-	for {
-		select {
-		case ev := <-events:
-			if ev.res == nil {
-				best = betterFailure(best, 480)
-				if pending--; pending == 0 {
-					fail(best)
-					return
-				}
-				continue
-			}
-			res := ev.res
-			switch {
-			case res.StatusCode == 100:
-			case res.IsProvisional():
-				c.relayProvisional(req, tx, ev.leg, res, &earlySent)
-			case res.IsSuccess():
-				close(decided)
-				stopRinging()
-				c.answered(req, tx, ev.leg, res)
-				return
-			default:
-				c.dropFork(ev.leg)
-				best = betterFailure(best, res.StatusCode)
-				if res.StatusCode >= 600 {
-					pending = 0
-				} else {
-					pending--
-				}
-				if pending == 0 {
-					fail(best)
-					return
-				}
-			}
-		case <-cancelled:
-			close(decided)
-			stopRinging()
-			c.log.Info().Msg("caller cancelled")
-			c.end("cancelled", nil)
-			return
-		case <-tx.Done():
-			// The transaction died under us (a closed TCP connection).
-			close(decided)
-			stopRinging()
-			c.log.Info().Msg("caller cancelled")
-			c.end("cancelled", nil)
-			return
-		case <-noAnswer.C:
-			fail(480)
-			return
-		case <-c.done:
-			close(decided)
-			stopRinging()
-			s.respond(tx, s.response(req, 503, ""))
-			return
-		}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
 // newFork builds the outbound leg for one target.
-func (c *call) newFork(caller party, t target, w *media.SDPWriter) *leg {
+func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.Endpoint) *leg {
 	s := c.s
 	host := s.opts.Domain
 	f := &leg{
@@ -348,7 +374,8 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter) *leg {
 		localCSeq:    0,
 		transport:    t.transport,
 		dest:         t.dest,
-		ep:           c.epB,
+		user:         t.user,
+		ep:           ep,
 		sdp:          w,
 	}
 	if f.transport == "" {

@@ -31,6 +31,7 @@ type leg struct {
 
 	callID   string
 	localTag string
+	user     *User // the user on the far side of this leg; nil for a trunk
 
 	mu           sync.Mutex
 	remoteTag    string
@@ -48,12 +49,14 @@ type leg struct {
 	confirmed    bool   // 2xx exchanged and ACKed
 	ended        bool
 
-	ep      *media.Endpoint
-	sdp     *media.SDPWriter
-	lastSDP []byte        // the SDP we last sent on this leg
-	held    bool          // the peer asked us not to send (sendonly/inactive offers)
-	acked   chan struct{} // UAS: closed when the ACK for our 2xx arrives
-	ackReq  *sip.Request  // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
+	ep       *media.Endpoint
+	sdp      *media.SDPWriter
+	lastSDP  []byte            // the SDP we last sent on this leg
+	held     bool              // the peer asked us not to send (sendonly/inactive offers)
+	desc     media.Description // what the peer's last SDP said
+	released bool              // parked away: only its BYE is still expected
+	acked    chan struct{}     // UAS: closed when the ACK for our 2xx arrives
+	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
 }
 
 func (l *leg) String() string { return string(l.role) }
@@ -206,6 +209,7 @@ func (l *leg) setRemoteMedia(d media.Description) {
 	l.ep.SetRemote(d.Addr, d.RTCPMux)
 	l.mu.Lock()
 	l.held = d.OnHold() || !d.Addr.Addr().IsValid()
+	l.desc = d
 	l.mu.Unlock()
 }
 
