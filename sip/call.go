@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/park"
 )
 
 // T1 and T2 are the RFC 3261 §17 timer values the switch uses for its own
@@ -47,14 +48,21 @@ type call struct {
 	id  string
 	log zerolog.Logger
 
-	epA, epB *media.Endpoint // owned by the call, closed when it ends
-	a        *leg
+	epA, epB *media.Endpoint // the first two anchors; owned by the call, closed when it ends
+
+	// inviting holds a token while an INVITE transaction is in progress
+	// on the call: a phone's crossing re-INVITE gets 491 (RFC 3261 §14.1),
+	// the switch's own re-INVITEs (park, retrieve) wait their turn.
+	inviting chan struct{}
 
 	mu         sync.Mutex
-	b          *leg
+	a, b       *leg // the two sides; a parked call has one of them released
 	forks      []*leg
+	released   []*leg            // legs parked away and replaced by a retriever
+	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	inviting   bool // an INVITE transaction is in progress on the call (RFC 3261 §14.1)
+	orbit      *park.Orbit // while parked
+	stopMusic  func()      // detaches music on hold
 
 	endOnce sync.Once
 	done    chan struct{} // closed when the call has ended
@@ -78,6 +86,14 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	caller, ok := s.identify(req, tx)
 	if !ok {
 		return
+	}
+	if caller.user != nil {
+		if code, ok := s.parkCode(req.Recipient.User); ok {
+			if _, isUser := s.dir.Load().Dialed(req.Recipient.User); !isUser {
+				s.retrieve(req, tx, caller, code)
+				return
+			}
+		}
 	}
 	targets, code := s.route(req, caller)
 	if code != 0 {
@@ -144,14 +160,9 @@ func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
 		if caller.user != nil && strings.EqualFold(u.Name, caller.user.Name) {
 			return nil, 482 // calling oneself would fork back to the caller
 		}
-		bs := s.contactsOf(u)
-		if len(bs) == 0 {
+		ts := s.targetsOf(u)
+		if len(ts) == 0 {
 			return nil, 480
-		}
-		to := sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}
-		ts := make([]target, 0, len(bs))
-		for _, b := range bs {
-			ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport, user: u})
 		}
 		return ts, 0
 	}
@@ -177,33 +188,10 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 	}
 	id := req.CallID().Value()
 	c := &call{
-		s: s, id: id, epA: epA, epB: epB, done: make(chan struct{}),
+		s: s, id: id, epA: epA, epB: epB, done: make(chan struct{}), inviting: make(chan struct{}, 1),
 		log: s.log.With().Str("call_id", id).Logger(),
 	}
-	from, to := req.From(), req.To()
-	ftag, _ := from.Params.Get("tag")
-	a := &leg{
-		s: s, c: c, role: roleCaller,
-		callID: id, localTag: s.toTag(req), remoteTag: ftag, user: caller.user,
-		local: *to.Address.Clone(), localName: to.DisplayName,
-		remote: *from.Address.Clone(), remoteName: from.DisplayName,
-		remoteCSeq: req.CSeq().SeqNo,
-		transport:  strings.ToUpper(req.Transport()),
-		dest:       flowOf(req),
-		ep:         epA,
-		sdp:        media.NewSDPWriter(s.opts.AdvertiseIP),
-		acked:      make(chan struct{}),
-	}
-	if ct := req.Contact(); ct != nil {
-		a.remoteTarget = *ct.Address.Clone()
-	} else {
-		a.remoteTarget = *from.Address.Clone()
-	}
-	for _, h := range req.GetHeaders("Record-Route") {
-		if rr, ok := h.(*sip.RecordRouteHeader); ok {
-			a.routeSet = append(a.routeSet, *rr.Address.Clone())
-		}
-	}
+	a := s.inboundLeg(c, req, caller.user, epA)
 	c.a = a
 	a.setRemoteMedia(offer)
 	if !s.addCall(c) {
@@ -213,6 +201,37 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 	}
 	s.metrics.calls.Inc()
 	return c, nil
+}
+
+// inboundLeg builds the leg of a dialog-creating INVITE we answer (the
+// switch is the UAS), anchored on ep.
+func (s *Switch) inboundLeg(c *call, req *sip.Request, user *User, ep *media.Endpoint) *leg {
+	from, to := req.From(), req.To()
+	ftag, _ := from.Params.Get("tag")
+	l := &leg{
+		s: s, c: c, role: roleCaller,
+		callID: req.CallID().Value(), localTag: s.toTag(req), remoteTag: ftag, user: user,
+		local: *to.Address.Clone(), localName: to.DisplayName,
+		remote: *from.Address.Clone(), remoteName: from.DisplayName,
+		remoteCSeq: req.CSeq().SeqNo,
+		transport:  strings.ToUpper(req.Transport()),
+		dest:       flowOf(req),
+		ep:         ep,
+		sdp:        media.NewSDPWriter(s.opts.AdvertiseIP),
+		acked:      make(chan struct{}),
+		gone:       make(chan struct{}),
+	}
+	if ct := req.Contact(); ct != nil {
+		l.remoteTarget = *ct.Address.Clone()
+	} else {
+		l.remoteTarget = *from.Address.Clone()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			l.routeSet = append(l.routeSet, *rr.Address.Clone())
+		}
+	}
+	return l
 }
 
 // forkResult is what one outbound fork reports to the side waiting for it.
@@ -377,6 +396,7 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 		user:         t.user,
 		ep:           ep,
 		sdp:          w,
+		gone:         make(chan struct{}),
 	}
 	if f.transport == "" {
 		f.transport = "UDP"
@@ -634,32 +654,49 @@ func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
 	}
 }
 
-// other returns the leg bridged to l.
+// other returns the leg bridged to l, nil while l is parked or released.
 func (c *call) other(l *leg) *leg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if l == c.a {
-		return c.b
+	var o *leg
+	switch l {
+	case c.a:
+		o = c.b
+	case c.b:
+		o = c.a
 	}
-	if l == c.b {
-		return c.a
+	if o == nil || o.isReleased() || l.isReleased() {
+		return nil
 	}
-	return nil
+	return o
 }
+
+// CallID identifies the call to the park lot.
+func (c *call) CallID() string { return c.id }
 
 // end tears the call down once: BYE to every answered leg except the one
 // that hung up, dialogs forgotten, media ports returned.
 func (c *call) end(why string, from *leg) {
 	c.endOnce.Do(func() {
 		c.mu.Lock()
-		legs := []*leg{c.a}
+		legs := append([]*leg{c.a}, c.released...)
 		if c.b != nil {
 			legs = append(legs, c.b)
 		}
 		forks := c.forks
 		c.forks = nil
+		eps := c.eps
+		parked := c.orbit != nil
+		stopMusic := c.stopMusic
+		c.stopMusic = nil
 		c.mu.Unlock()
 		close(c.done)
+		if parked {
+			c.s.lot.Hangup(c) // frees the code and the ringback at once
+		}
+		if stopMusic != nil {
+			stopMusic()
+		}
 		for _, l := range legs {
 			l.mu.Lock()
 			answered := (l.confirmed || l.answered) && !l.ended
@@ -676,6 +713,9 @@ func (c *call) end(why string, from *leg) {
 		}
 		c.epA.Close()
 		c.epB.Close()
+		for _, ep := range eps {
+			ep.Close()
+		}
 		c.s.removeCall(c)
 		c.s.metrics.callsEnded.WithLabelValues(metricWord(why)).Inc()
 		c.log.Info().Str("reason", why).Msg("call ended")
@@ -696,6 +736,7 @@ func (s *Switch) bye(l *leg) {
 		defer s.wg.Done()
 		defer s.byes.Done()
 		defer s.dialogs.remove(l)
+		defer l.markGone()
 		if waitAck {
 			t := time.NewTimer(64 * timerT1)
 			select {
@@ -715,25 +756,25 @@ func (s *Switch) bye(l *leg) {
 	}()
 }
 
-// mediaSilent reports whether an answered, unheld call has gone without
-// RTP on either anchor for longer than timeout.
+// mediaSilent reports whether an answered, unheld, unparked call has gone
+// without RTP on either side for longer than timeout.
 func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 	c.mu.Lock()
-	answered, b := c.answeredAt, c.b
+	answered, a, b, parked := c.answeredAt, c.a, c.b, c.orbit != nil
 	c.mu.Unlock()
-	if answered.IsZero() || b == nil {
+	if answered.IsZero() || b == nil || parked {
 		return false
 	}
-	for _, l := range []*leg{c.a, b} {
+	for _, l := range []*leg{a, b} {
 		l.mu.Lock()
-		held := l.held
+		held, released := l.held, l.released
 		l.mu.Unlock()
-		if held {
+		if held || released {
 			return false // a held phone may rightly send nothing
 		}
 	}
-	for _, ep := range []*media.Endpoint{c.epA, c.epB} {
-		last := ep.Stats().LastPacket
+	for _, l := range []*leg{a, b} {
+		last := l.ep.Stats().LastPacket
 		if last.Before(answered) {
 			last = answered
 		}

@@ -26,12 +26,18 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	switch req.Method {
 	case sip.BYE:
 		s.reply(req, tx, 200, "")
+		if l.isReleased() {
+			// The parker leaving after the park: only its leg ends.
+			l.markGone()
+			s.dialogs.remove(l)
+			return
+		}
 		c.log.Info().Str("leg", l.String()).Msg("hangup")
 		c.end("bye from "+l.String(), l)
 	case sip.INVITE:
 		c.reinvite(l, req, tx)
 	case sip.REFER:
-		s.reply(req, tx, 501, "Transfer not available")
+		c.refer(l, req, tx)
 	default:
 		c.forward(l, req, tx)
 	}
@@ -108,23 +114,38 @@ func (s *Switch) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(tx, res)
 }
 
-// beginInvite reserves the call for one INVITE transaction; a crossing one
-// gets 491 (RFC 3261 §14.2).
+// beginInvite reserves the call for a phone's re-INVITE: false when another
+// INVITE transaction is in progress (the caller answers 491, RFC 3261
+// §14.2) or the call is not answered yet.
 func (c *call) beginInvite() bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inviting || c.b == nil {
+	answered := c.b != nil
+	c.mu.Unlock()
+	if !answered {
 		return false
 	}
-	c.inviting = true
-	return true
+	select {
+	case c.inviting <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
-func (c *call) endInvite() {
-	c.mu.Lock()
-	c.inviting = false
-	c.mu.Unlock()
+// awaitInvite reserves the call for one of the switch's own re-INVITEs,
+// waiting for one in progress to finish.
+func (c *call) awaitInvite(ctx context.Context) bool {
+	select {
+	case c.inviting <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-c.done:
+		return false
+	}
 }
+
+func (c *call) endInvite() { <-c.inviting }
 
 // reinvite passes a re-INVITE (hold, resume, codec change) from one leg to
 // the other, rewriting SDP both ways.
@@ -137,6 +158,12 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer c.endInvite()
+	peer := c.other(l)
+	if peer == nil {
+		// Parked or released: there is no one to pass the offer to.
+		s.reply(req, tx, 491, "")
+		return
+	}
 	l.mu.Lock()
 	l.acked = make(chan struct{})
 	if ct := req.Contact(); ct != nil {
@@ -156,7 +183,6 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, 488, "")
 		return
 	}
-	peer := c.other(l)
 	peerBody, err := peer.localSDP(req.Body(), "")
 	if err != nil {
 		s.reply(req, tx, 488, "")

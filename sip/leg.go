@@ -55,11 +55,28 @@ type leg struct {
 	held     bool              // the peer asked us not to send (sendonly/inactive offers)
 	desc     media.Description // what the peer's last SDP said
 	released bool              // parked away: only its BYE is still expected
+	gone     chan struct{}     // closed when the leg's dialog is over
 	acked    chan struct{}     // UAS: closed when the ACK for our 2xx arrives
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
 }
 
 func (l *leg) String() string { return string(l.role) }
+
+func (l *leg) isReleased() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.released
+}
+
+// markGone records that the leg's dialog is over.
+func (l *leg) markGone() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended = true
+	if l.gone != nil && !isClosed(l.gone) {
+		close(l.gone)
+	}
+}
 
 // key is how in-dialog requests of the peer find this leg: Call-ID plus the
 // tag the switch chose (the To tag of requests arriving on this leg).

@@ -12,6 +12,10 @@ type metrics struct {
 	calls      prometheus.Counter
 	callsEnded *prometheus.CounterVec
 	refused    *prometheus.CounterVec
+	parkEvents *prometheus.CounterVec
+	parks      prometheus.Counter
+	retrieves  prometheus.Counter
+	ringbacks  prometheus.Counter
 }
 
 func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
@@ -25,11 +29,18 @@ func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parkswitch_refusals_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
+		parkEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parkswitch_park_events_total", Help: "Orbit state changes, by kind.",
+		}, []string{"kind"}),
+		parks:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_parks_total", Help: "Calls parked."}),
+		retrieves: prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_retrieves_total", Help: "Parked calls retrieved by dialing their code."}),
+		ringbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_ringbacks_total", Help: "Ringback calls placed for timed-out orbits."}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.calls, m.callsEnded, m.refused,
+	reg.MustRegister(m.calls, m.callsEnded, m.refused, m.parkEvents, m.parks, m.retrieves, m.ringbacks,
+		orbitsCollector{s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parkswitch_calls_active", Help: "Calls ringing or answered.",
 		}, func() float64 { return float64(s.ActiveCalls()) }),
@@ -61,4 +72,24 @@ func reasonLabel(code int) string {
 func metricWord(why string) string {
 	w, _, _ := strings.Cut(why, " ")
 	return w
+}
+
+// orbitsCollector reports the orbits in use per policy at scrape time.
+type orbitsCollector struct{ s *Switch }
+
+var orbitsDesc = prometheus.NewDesc("parkswitch_orbits_in_use", "Parked calls, per call park policy.", []string{"policy"}, nil)
+
+func (o orbitsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- orbitsDesc }
+
+func (o orbitsCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := map[string]int{}
+	for _, p := range o.s.policies.Load().Policies() {
+		counts[p.Identity] = 0
+	}
+	for _, info := range o.s.lot.Orbits() {
+		counts[info.Policy]++
+	}
+	for p, n := range counts {
+		ch <- prometheus.MustNewConstMetric(orbitsDesc, prometheus.GaugeValue, float64(n), p)
+	}
 }

@@ -19,6 +19,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/sip/digest"
 	"github.com/parkswitch/parkswitch/sip/sipcheck"
 )
@@ -40,6 +42,14 @@ type Options struct {
 	Registry    prometheus.Registerer // nil: metrics are not registered anywhere
 	Now         func() time.Time      // default time.Now; tests inject a clock
 
+	Policies       *policy.Set        // call park policies; default: Global only (park disabled)
+	ParkUser       string             // REFER to sip:<ParkUser>@… parks (default "park")
+	RetrievePrefix string             // dial <prefix><code> to retrieve
+	Park           park.Config        // ringback length, cycles, fallback
+	ParkClock      park.Clock         // default: real time; tests shorten park timeouts with it
+	Music          *media.MusicOnHold // what parked callers hear; nil = silence
+	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
+
 	NoAnswerTimeout time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
 	MediaTimeout    time.Duration // a call whose media is silent this long is ended (0 = never)
 	NonceTTL        time.Duration // digest nonce lifetime (default 5 min)
@@ -48,17 +58,19 @@ type Options struct {
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
 type Switch struct {
-	opts    Options
-	log     zerolog.Logger
-	dir     atomic.Pointer[Directory]
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	client  *sipgo.Client
-	auth    *digest.Server
-	tagKey  [32]byte // keys toTag
-	reg     *Registrar
-	dialogs dialogStore
-	metrics *metrics
+	opts     Options
+	log      zerolog.Logger
+	dir      atomic.Pointer[Directory]
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	client   *sipgo.Client
+	auth     *digest.Server
+	tagKey   [32]byte // keys toTag
+	reg      *Registrar
+	dialogs  dialogStore
+	metrics  *metrics
+	lot      *park.Lot
+	policies atomic.Pointer[policy.Set]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,6 +110,22 @@ func New(opts Options) (*Switch, error) {
 	if opts.MaxExpires <= 0 {
 		opts.MaxExpires = 3600
 	}
+	if opts.ParkUser == "" {
+		opts.ParkUser = "park"
+	}
+	if opts.ParkClock == nil {
+		opts.ParkClock = park.RealClock()
+	}
+	if opts.ReleaseTimeout <= 0 {
+		opts.ReleaseTimeout = 30 * time.Second
+	}
+	if opts.Policies == nil {
+		set, err := policy.NewSet(nil, nil, nil)
+		if err != nil {
+			return nil, fmt.Errorf("sip: default policies: %w", err)
+		}
+		opts.Policies = set
+	}
 	s := &Switch{
 		opts:  opts,
 		log:   opts.Logger.With().Str("component", "sip").Logger(),
@@ -105,16 +133,29 @@ func New(opts Options) (*Switch, error) {
 		calls: make(map[*call]struct{}),
 	}
 	s.dir.Store(opts.Directory)
+	s.policies.Store(opts.Policies)
 	if _, err := rand.Read(s.tagKey[:]); err != nil {
 		return nil, fmt.Errorf("sip: random: %w", err)
 	}
 	s.auth = digest.NewServer(opts.Domain, nil, opts.NonceTTL, opts.Now)
 	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
 	s.dialogs.init()
+	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.metrics = newMetrics(s, opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
+
+// SetPolicies replaces the call park policies. Orbits already parked keep
+// their code and ringback deadline (SPEC §2); the next park or retrieve
+// uses the new set.
+func (s *Switch) SetPolicies(set *policy.Set) { s.policies.Store(set) }
+
+// Policies returns the call park policies in force.
+func (s *Switch) Policies() *policy.Set { return s.policies.Load() }
+
+// Lot is the park lot: the orbits of every policy.
+func (s *Switch) Lot() *park.Lot { return s.lot }
 
 // SetDirectory replaces users and trunks; calls in progress keep theirs.
 func (s *Switch) SetDirectory(d *Directory) { s.dir.Store(d) }
@@ -208,6 +249,13 @@ func (s *Switch) Start() error {
 	}
 	s.wg.Add(1)
 	go s.janitor()
+	if m := s.opts.Music; m != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			m.Run(s.ctx)
+		}()
+	}
 	s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String()).
 		Str("udp", s.Addr("udp").String()).Str("tcp", s.Addr("tcp").String()).
 		Str("domain", s.opts.Domain).Msg("sip listening")
@@ -271,6 +319,12 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	s.closing = true
+	s.mu.Unlock()
+	// No ringback may start while calls are being ended.
+	if err := s.lot.Close(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("park lot did not stop in time")
+	}
+	s.mu.Lock()
 	calls := make([]*call, 0, len(s.calls))
 	for c := range s.calls {
 		calls = append(calls, c)

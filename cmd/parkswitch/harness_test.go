@@ -44,6 +44,17 @@ users:
     password: demo1003
     extension: "3003"
     groups: [staff]
+  - id: 1004@contoso.com
+    display_name: Dave Warehouse
+    password: demo1004
+  - id: 1005@contoso.com
+    display_name: Erin Sales
+    password: demo1005
+    groups: [sales]
+  - id: 1006@contoso.com
+    display_name: Frank Sales
+    password: demo1006
+    groups: [sales]
 `
 
 const basePolicies = `
@@ -51,11 +62,18 @@ policies:
   - identity: Global
   - identity: DemoPark
     allow_call_park: true
+  - identity: SalesPolicy
+    allow_call_park: true
+    pickup_range_start: 500
+    pickup_range_end: 501
 assignments:
   groups:
     - group: staff
       policy: DemoPark
       rank: 1
+    - group: sales
+      policy: SalesPolicy
+      rank: 2
 `
 
 // testServer is a running in-process switch bound to ephemeral ports.

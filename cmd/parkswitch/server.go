@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -17,7 +18,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/configs"
 	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/sip"
 )
 
@@ -75,6 +79,10 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if err != nil {
 		return nil, err
 	}
+	music, err := loadMusic(cfg)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMediaMetrics(reg, ports)
@@ -87,6 +95,16 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		Logger:       log,
 		Registry:     reg,
 		MediaTimeout: cfg.Media.RTPTimeout(),
+
+		Policies:       cfg.Policies,
+		ParkUser:       cfg.Park.ParkUser,
+		RetrievePrefix: cfg.Park.RetrievePrefix,
+		Park: park.Config{
+			Ringback:     cfg.Park.Ringback(),
+			MaxRingbacks: cfg.Park.MaxRingbacks,
+			Fallback:     cfg.Park.Fallback,
+		},
+		Music: music,
 	}
 	if o.tune != nil {
 		o.tune(&opts)
@@ -104,6 +122,23 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		s.http = &http.Server{Addr: httpListen, Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return s, nil
+}
+
+// loadMusic reads the configured music on hold, or the built-in one.
+func loadMusic(cfg *config.Config) (*media.MusicOnHold, error) {
+	wav := configs.MusicOnHold
+	if cfg.Media.MusicOnHold != "" {
+		b, err := os.ReadFile(cfg.Media.MusicOnHold)
+		if err != nil {
+			return nil, fmt.Errorf("music_on_hold: %w", err)
+		}
+		wav = b
+	}
+	m, err := media.NewMusicOnHold(wav)
+	if err != nil {
+		return nil, fmt.Errorf("music_on_hold %s: %w", cfg.Media.MusicOnHold, err)
+	}
+	return m, nil
 }
 
 // directoryOf turns configured users and trunks into the switch's directory.
@@ -178,6 +213,37 @@ func (s *server) routes() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/orbits", func(w http.ResponseWriter, _ *http.Request) {
+		out := s.sw.Lot().Orbits()
+		if out == nil {
+			out = []park.OrbitInfo{}
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, _ *http.Request) {
+		set := s.sw.Policies()
+		type groupGrant struct {
+			Group  string `json:"group"`
+			Policy string `json:"policy"`
+			Rank   int    `json:"rank"`
+		}
+		type userGrant struct {
+			User   string `json:"user"`
+			Policy string `json:"policy"`
+		}
+		out := struct {
+			Policies []policy.Policy `json:"policies"`
+			Users    []userGrant     `json:"user_grants"`
+			Groups   []groupGrant    `json:"group_grants"`
+		}{Policies: set.Policies(), Users: []userGrant{}, Groups: []groupGrant{}}
+		for _, g := range set.UserGrants() {
+			out.Users = append(out.Users, userGrant{User: g.User, Policy: g.Policy})
+		}
+		for _, g := range set.GroupGrants() {
+			out.Groups = append(out.Groups, groupGrant{Group: g.Group, Policy: g.Policy, Rank: g.Rank})
+		}
+		writeJSON(w, out)
+	})
 	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
 		type registration struct {
 			User      string     `json:"user"`

@@ -1,0 +1,119 @@
+package media
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// The one WAV layout music on hold takes: what G.711 carries, so that the
+// switch never resamples or mixes down (a job for an audio editor, done
+// once, not for every call).
+const (
+	wavFormatPCM        = 1
+	wavFormatExtensible = 0xfffe // same samples; the real format is in a GUID
+	wavRate             = 8000
+	wavChannels         = 1
+	wavBits             = 16
+)
+
+const errWAVFormat = "media: music on hold must be 8 kHz mono 16-bit PCM WAV, got %s"
+
+// parseWAV returns the samples of a RIFF/WAVE file holding 8 kHz mono 16-bit
+// little-endian PCM. Chunks other than "fmt " and "data" (LIST, fact, cue,
+// ...) are skipped, as editors add them freely.
+func parseWAV(b []byte) ([]int16, error) {
+	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
+		return nil, errors.New("media: music on hold is not a WAV file (no RIFF/WAVE header)")
+	}
+	var haveFmt bool
+	for off := 12; ; {
+		if off+8 > len(b) {
+			if !haveFmt {
+				return nil, errors.New("media: music on hold WAV is truncated: no fmt chunk")
+			}
+			return nil, errors.New("media: music on hold WAV is truncated: no data chunk")
+		}
+		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:off+8]))
+		body := off + 8
+		if size > len(b)-body {
+			return nil, fmt.Errorf("media: music on hold WAV is truncated: %q chunk says %d bytes, %d left", id, size, len(b)-body)
+		}
+		chunk := b[body : body+size]
+		switch id {
+		case "fmt ":
+			if err := checkWAVFormat(chunk); err != nil {
+				return nil, err
+			}
+			haveFmt = true
+		case "data":
+			if !haveFmt {
+				return nil, errors.New("media: music on hold WAV has its data chunk before its fmt chunk")
+			}
+			return wavSamples(chunk)
+		}
+		off = body + size + size&1 // chunks are padded to an even length
+	}
+}
+
+// checkWAVFormat accepts a fmt chunk for 8 kHz mono 16-bit PCM and describes
+// anything else in the error, so that an operator knows what to convert.
+func checkWAVFormat(c []byte) error {
+	if len(c) < 16 {
+		return fmt.Errorf("media: music on hold WAV has a %d-byte fmt chunk, want at least 16", len(c))
+	}
+	format := binary.LittleEndian.Uint16(c[0:2])
+	channels := binary.LittleEndian.Uint16(c[2:4])
+	rate := binary.LittleEndian.Uint32(c[4:8])
+	bitsPerSample := binary.LittleEndian.Uint16(c[14:16])
+	// WAVE_FORMAT_EXTENSIBLE names the format in the first two bytes of its
+	// sub-format GUID (after cbSize, valid bits and the channel mask).
+	if format == wavFormatExtensible && len(c) >= 26 {
+		format = binary.LittleEndian.Uint16(c[24:26])
+	}
+	if format != wavFormatPCM {
+		return fmt.Errorf(errWAVFormat, fmt.Sprintf("format %s", wavFormatName(format)))
+	}
+	if rate != wavRate || channels != wavChannels || bitsPerSample != wavBits {
+		return fmt.Errorf(errWAVFormat, fmt.Sprintf("%d Hz %s %d-bit", rate, channelName(channels), bitsPerSample))
+	}
+	return nil
+}
+
+func wavFormatName(f uint16) string {
+	switch f {
+	case 3:
+		return "IEEE float"
+	case 6:
+		return "A-law"
+	case 7:
+		return "µ-law"
+	case wavFormatExtensible:
+		return "extensible without a sub-format"
+	}
+	return fmt.Sprintf("%d (not PCM)", f)
+}
+
+func channelName(n uint16) string {
+	switch n {
+	case 1:
+		return "mono"
+	case 2:
+		return "stereo"
+	}
+	return fmt.Sprintf("%d-channel", n)
+}
+
+func wavSamples(data []byte) ([]int16, error) {
+	if len(data)%2 != 0 {
+		return nil, fmt.Errorf("media: music on hold WAV data is %d bytes, not whole 16-bit samples", len(data))
+	}
+	if len(data) < 2*samplesPerFrame {
+		return nil, fmt.Errorf("media: music on hold WAV holds %d samples, less than one 20 ms packet", len(data)/2)
+	}
+	s := make([]int16, len(data)/2)
+	for i := range s {
+		s[i] = int16(binary.LittleEndian.Uint16(data[2*i:]))
+	}
+	return s, nil
+}

@@ -1,0 +1,516 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/policy"
+)
+
+// This file is call park as SIP sees it: a REFER to the park address parks
+// the other party of the call, an INVITE to a park code retrieves it, and
+// the lot's ringbacks become outbound calls to the parker.
+
+// policyOf is the effective call park policy of a user (SPEC §2).
+func (s *Switch) policyOf(u *User) policy.Policy {
+	set := s.policies.Load()
+	if u == nil {
+		p, _ := set.Lookup(policy.GlobalIdentity)
+		return p
+	}
+	return set.Resolve(u.ID, u.Groups)
+}
+
+// partyOf describes the phone on the far side of leg l.
+func (s *Switch) partyOf(l *leg) park.Party {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if u := l.user; u != nil {
+		return park.Party{User: u.Name, Display: u.DisplayName, URI: "sip:" + u.Name + "@" + s.opts.Domain}
+	}
+	return park.Party{User: l.remote.User, Display: l.remoteName, URI: l.remote.String()}
+}
+
+// refer handles an in-dialog REFER. A transfer to the park address parks
+// the other party of the call; every refusal leaves the call as it was.
+func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	s := c.s
+	rt := req.ReferTo()
+	if rt == nil {
+		s.reply(req, tx, 400, "Missing Refer-To")
+		return
+	}
+	if !strings.EqualFold(rt.Address.User, s.opts.ParkUser) {
+		s.reply(req, tx, 403, "Only transfers to "+s.opts.ParkUser+" are supported")
+		return
+	}
+	parked := c.other(l)
+	if parked == nil {
+		s.reply(req, tx, 403, "Nothing to park")
+		return
+	}
+	if l.user == nil {
+		s.metrics.refused.WithLabelValues("park_not_allowed").Inc()
+		s.reply(req, tx, 403, "Only users can park")
+		return
+	}
+	if !c.beginInvite() {
+		res := s.response(req, 491, "")
+		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+		s.respond(tx, res)
+		return
+	}
+	pol := s.policyOf(l.user)
+	o, err := s.lot.Park(pol, c, s.partyOf(parked), s.partyOf(l))
+	if err != nil {
+		c.endInvite()
+		switch {
+		case errors.Is(err, park.ErrNotAllowed):
+			s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
+		case errors.Is(err, park.ErrRangeFull):
+			res := s.response(req, 503, "No free park code in policy "+pol.Identity)
+			res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+			s.respond(tx, res)
+		default:
+			c.log.Warn().Err(err).Msg("park failed")
+			s.reply(req, tx, 500, "")
+		}
+		return
+	}
+	c.mu.Lock()
+	c.orbit = o
+	c.mu.Unlock()
+	l.mu.Lock()
+	l.released = true
+	l.mu.Unlock()
+	s.reply(req, tx, 202, "")
+
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.holdParked(parked, o)
+		c.endInvite()
+		c.notifyReferDone(l)
+		s.tellParker(l.user, o)
+		c.releaseParker(l)
+	}()
+}
+
+// musicFormat picks the codec music on hold is sent in: the first G.711
+// law the parked phone negotiated.
+func musicFormat(d media.Description) (media.Format, bool) {
+	for _, f := range d.Formats {
+		if strings.EqualFold(f.Name, "PCMU") || strings.EqualFold(f.Name, "PCMA") {
+			return f, true
+		}
+	}
+	return media.Format{}, false
+}
+
+// offerFormats is what the switch offers a parked phone: the music codec
+// and, when it spoke it, telephone-event.
+func offerFormats(d media.Description) []media.Format {
+	var out []media.Format
+	if f, ok := musicFormat(d); ok {
+		out = append(out, f)
+	}
+	if f, ok := d.Format("telephone-event", 8000); ok {
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		out = append(out, d.Formats...)
+	}
+	return out
+}
+
+// holdParked moves the parked party onto music on hold: its media is
+// unbridged, it is re-INVITEd with a sendonly offer from its own anchor
+// (it answers recvonly), and the music starts.
+func (c *call) holdParked(p *leg, o *park.Orbit) {
+	s := c.s
+	p.ep.Unbridge()
+	p.mu.Lock()
+	d := p.desc
+	p.mu.Unlock()
+	body := p.sdp.Offer(int(p.ep.Addr().Port()), offerFormats(d), media.SendOnly)
+	req := p.newRequest(sip.INVITE, 0)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := c.inviteLeg(p, req)
+	switch {
+	case err != nil:
+		c.log.Warn().Err(err).Int("orbit", o.Code()).Msg("parked party did not answer the hold re-INVITE")
+	case !res.IsSuccess():
+		c.log.Warn().Int("status", res.StatusCode).Int("orbit", o.Code()).Msg("parked party refused the hold re-INVITE")
+	default:
+		p.mu.Lock()
+		p.lastSDP = body
+		p.mu.Unlock()
+		if ans, err := media.ParseOffer(res.Body()); err == nil {
+			p.ep.SetRemote(ans.Addr, ans.RTCPMux) // the phone may move its media
+		}
+	}
+	if s.opts.Music == nil {
+		return
+	}
+	f, ok := musicFormat(d)
+	if !ok {
+		c.log.Info().Int("orbit", o.Code()).Msg("parked party speaks no G.711: no music")
+		return
+	}
+	stop, err := s.opts.Music.Attach(p.ep, f)
+	if err != nil {
+		c.log.Warn().Err(err).Msg("music on hold")
+		return
+	}
+	c.mu.Lock()
+	if c.orbit != o || isClosed(c.done) {
+		c.mu.Unlock()
+		stop() // retrieved or ended meanwhile
+		return
+	}
+	c.stopMusic = stop
+	c.mu.Unlock()
+}
+
+// unpark stops the music for a parked call that is being picked up.
+func (c *call) unpark() {
+	c.mu.Lock()
+	stop := c.stopMusic
+	c.stopMusic, c.orbit = nil, nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// notifyReferDone ends the REFER's implicit subscription with the final
+// state of the "transfer" (RFC 3515 §2.4.5).
+func (c *call) notifyReferDone(l *leg) {
+	req := l.newRequest(sip.NOTIFY, 0)
+	req.AppendHeader(sip.NewHeader("Event", "refer"))
+	req.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
+	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
+	req.SetBody([]byte("SIP/2.0 200 OK\r\n"))
+	ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
+	defer cancel()
+	if res, err := c.s.do(ctx, req); err != nil || res.StatusCode >= 300 {
+		c.log.Debug().Err(err).Msg("NOTIFY after park not accepted")
+	}
+}
+
+// tellParker sends the park code to every registered phone of the parker
+// as a SIP MESSAGE, the way Teams shows it on screen.
+func (s *Switch) tellParker(u *User, o *park.Orbit) {
+	pp := o.ParkedParty()
+	who := pp.Display
+	switch {
+	case who == "":
+		who = pp.User
+	case pp.User != "":
+		who += " (" + pp.User + ")"
+	}
+	text := fmt.Sprintf("Call from %s parked at %d", who, o.Code())
+	for _, b := range s.contactsOf(u) {
+		req := sip.NewRequest(sip.MESSAGE, *b.Contact.Clone())
+		req.AppendHeader(s.via(b.Transport))
+		from := &sip.FromHeader{DisplayName: "Call Park", Address: sip.Uri{Scheme: "sip", User: s.opts.ParkUser, Host: s.opts.Domain}}
+		from.Params.Add("tag", sip.GenerateTagN(16))
+		req.AppendHeader(from)
+		req.AppendHeader(&sip.ToHeader{DisplayName: u.DisplayName, Address: sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}})
+		cid := sip.CallIDHeader(sip.GenerateTagN(24))
+		req.AppendHeader(&cid)
+		req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.MESSAGE})
+		mf := sip.MaxForwardsHeader(70)
+		req.AppendHeader(&mf)
+		req.AppendHeader(sip.NewHeader("Content-Type", "text/plain;charset=UTF-8"))
+		req.SetBody([]byte(text))
+		s.addressRequest(req, b.Transport, b.Source)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+			defer cancel()
+			if _, err := s.do(ctx, req); err != nil {
+				s.log.Debug().Err(err).Str("user", u.Name).Msg("park code MESSAGE not delivered")
+			}
+		}()
+	}
+}
+
+// releaseParker lets the parker's phone hang up its leg, and hangs it up
+// itself when the phone does not within ReleaseTimeout. The leg's media
+// anchor is not needed any more.
+func (c *call) releaseParker(l *leg) {
+	l.ep.Close()
+	t := time.NewTimer(c.s.opts.ReleaseTimeout)
+	defer t.Stop()
+	select {
+	case <-l.gone:
+	case <-c.s.ctx.Done():
+	case <-t.C:
+		l.mu.Lock()
+		alive := !l.ended
+		l.ended = true
+		l.mu.Unlock()
+		if alive {
+			c.log.Info().Msg("parker did not hang up: sending BYE")
+			c.s.bye(l)
+		}
+	}
+}
+
+// parkCode reads a retrieve code from a dialed string: the retrieve prefix
+// followed by 2 to 4 digits.
+func (s *Switch) parkCode(dialed string) (int, bool) {
+	rest, ok := strings.CutPrefix(dialed, s.opts.RetrievePrefix)
+	if !ok || len(rest) < 2 || len(rest) > 4 {
+		return 0, false
+	}
+	for _, r := range rest {
+		if r < '0' || r > '9' {
+			return 0, false
+		}
+	}
+	code, err := strconv.Atoi(rest)
+	if err != nil || code < policy.MinPickupCode || code > policy.MaxPickupCode {
+		return 0, false
+	}
+	return code, true
+}
+
+// retrieve answers an INVITE to a park code (SPEC §4 "Retrieve").
+func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller party, code int) {
+	pol := s.policyOf(caller.user)
+	if !pol.AllowCallPark {
+		s.metrics.refused.WithLabelValues("retrieve_not_allowed").Inc()
+		s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
+		return
+	}
+	offer, err := media.ParseOffer(req.Body())
+	if err != nil {
+		s.reply(req, tx, 488, truncate(err.Error(), 80))
+		return
+	}
+	ep, err := s.opts.Ports.Open()
+	if err != nil {
+		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
+		s.reply(req, tx, 503, "No media ports")
+		return
+	}
+	o, err := s.lot.Retrieve(pol, code)
+	if err != nil {
+		ep.Close()
+		switch {
+		case errors.Is(err, park.ErrNotAllowed):
+			s.reply(req, tx, 403, "")
+		case errors.Is(err, park.ErrNoOrbit):
+			s.reply(req, tx, 404, "No call parked at "+strconv.Itoa(code))
+		default:
+			s.reply(req, tx, 503, "")
+		}
+		return
+	}
+	c := o.Call().(*call)
+	r := s.inboundLeg(c, req, caller.user, ep)
+	r.setRemoteMedia(offer)
+	c.log.Info().Int("orbit", code).Str("policy", o.Policy()).Str("retriever", caller.name).Msg("retrieve")
+	body, ok := c.pickUp(r, req.Body())
+	if !ok {
+		ep.Close()
+		s.reply(req, tx, 480, "The parked call could not be picked up")
+		return
+	}
+	out, err := r.localSDP(body, "")
+	if err != nil {
+		ep.Close()
+		s.reply(req, tx, 500, "")
+		c.end("retrieve failed", nil)
+		return
+	}
+	s.dialogs.add(r)
+	res := s.response(req, 200, "")
+	res.AppendHeader(s.contact(r.local.User, r.transport))
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	res.SetBody(out)
+	if !r.sendAnswer(tx, res) {
+		c.log.Info().Msg("no ACK from retriever: ending call")
+		c.end("no ACK", nil)
+	}
+}
+
+// pickUp connects leg n (a retriever or an answered ringback) to the
+// parked party: music stops, the parked party is re-INVITEd with an offer
+// made of n's SDP, and the two anchors are bridged. It returns the parked
+// party's answer for n, and false when the parked party could not be
+// reached (the call is then ended).
+func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, bool) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if !c.awaitInvite(ctx) {
+		return nil, false
+	}
+	defer c.endInvite()
+	c.unpark()
+	c.mu.Lock()
+	p, old := c.a, c.b
+	if p.isReleased() {
+		p, old = c.b, c.a
+	}
+	c.mu.Unlock()
+	body, err := p.localSDP(nSDP, media.SendRecv)
+	if err != nil {
+		c.end("retrieve failed", nil)
+		return nil, false
+	}
+	req := p.newRequest(sip.INVITE, 0)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := c.inviteLeg(p, req)
+	if err != nil || !res.IsSuccess() {
+		c.log.Warn().Err(err).Msg("parked party did not accept the retrieve re-INVITE")
+		c.end("retrieve failed", nil)
+		return nil, false
+	}
+	answer, err := media.ParseOffer(res.Body())
+	if err != nil {
+		c.end("retrieve failed", nil)
+		return nil, false
+	}
+	p.setRemoteMedia(answer)
+	c.mu.Lock()
+	if c.a == old {
+		c.a = n
+	} else {
+		c.b = n
+	}
+	c.released = append(c.released, old)
+	c.eps = append(c.eps, n.ep)
+	c.mu.Unlock()
+	media.Bridge(p.ep, n.ep)
+	return res.Body(), true
+}
+
+// Ring is the lot's ringback: it calls target (the parker, or the
+// fallback) with the parked party's identity and display "Parked <code>".
+// When target answers and the lot lets it claim the orbit, target and the
+// parked party are connected.
+func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.Duration, claim func() bool) park.RingResult {
+	c, ok := o.Call().(*call)
+	if !ok {
+		return park.NoAnswer
+	}
+	u, ok := s.dir.Load().Dialed(target)
+	if !ok {
+		if u, ok = s.userByID(target); !ok {
+			c.log.Info().Str("target", target).Msg("ringback target is no user")
+			return park.NoAnswer
+		}
+	}
+	targets := s.targetsOf(u)
+	if len(targets) == 0 {
+		return park.NoAnswer
+	}
+	c.mu.Lock()
+	p := c.a
+	if p.isReleased() {
+		p = c.b
+	}
+	c.mu.Unlock()
+	p.mu.Lock()
+	d0 := p.desc
+	p.mu.Unlock()
+	ep, err := s.opts.Ports.Open()
+	if err != nil {
+		return park.NoAnswer
+	}
+	w := media.NewSDPWriter(s.opts.AdvertiseIP)
+	offer := w.Offer(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv)
+	pp := o.ParkedParty()
+	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(o.Code())}
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	c.log.Info().Int("orbit", o.Code()).Str("target", u.Name).Msg("ringback")
+	r := c.race(rctx, caller, targets, w, ep, offer, nil)
+	if r.winner == nil {
+		ep.Close()
+		if ctx.Err() != nil {
+			return park.Cancelled
+		}
+		return park.NoAnswer
+	}
+	f := r.winner
+	c.dropFork(f)
+	answer, err := media.ParseOffer(r.answer.Body())
+	if err != nil || !claim() {
+		// Retrieved meanwhile (or nonsense SDP): the answerer gets a BYE.
+		s.bye(f)
+		ep.Close()
+		return park.Lost
+	}
+	f.setRemoteMedia(answer)
+	s.dialogs.add(f)
+	if _, ok := c.pickUp(f, r.answer.Body()); !ok {
+		return park.Answered // the lot has let go of the orbit; the call ended
+	}
+	f.mu.Lock()
+	f.confirmed = true
+	f.mu.Unlock()
+	return park.Answered
+}
+
+// Abandon ends a parked call nobody picked up (SPEC §4: after max_ringbacks).
+func (s *Switch) Abandon(o *park.Orbit) {
+	if c, ok := o.Call().(*call); ok {
+		c.log.Info().Int("orbit", o.Code()).Msg("nobody picked up the parked call: disconnecting")
+		c.end("park abandoned", nil)
+	}
+}
+
+// userByID finds a user by address of record.
+func (s *Switch) userByID(id string) (*User, bool) {
+	for _, u := range s.dir.Load().Users() {
+		if strings.EqualFold(u.ID, id) {
+			return u, true
+		}
+	}
+	return nil, false
+}
+
+// targetsOf lists where a user's phones are, for the switch's own calls.
+func (s *Switch) targetsOf(u *User) []target {
+	to := sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}
+	var ts []target
+	for _, b := range s.contactsOf(u) {
+		ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport, user: u})
+	}
+	return ts
+}
+
+// onParkEvent logs every change of an orbit, once, and counts it.
+func (s *Switch) onParkEvent(e park.Event) {
+	s.metrics.parkEvents.WithLabelValues(string(e.Kind)).Inc()
+	switch e.Kind {
+	case park.EventPark:
+		s.metrics.parks.Inc()
+	case park.EventRetrieve:
+		s.metrics.retrieves.Inc()
+	case park.EventRingback:
+		s.metrics.ringbacks.Inc()
+	case park.EventRefused:
+		s.metrics.refused.WithLabelValues("park_" + e.Reason).Inc()
+	}
+	s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy).
+		Str("parker", e.Orbit.Parker.User).Str("parked_party", e.Orbit.ParkedParty.User).
+		Str("state", string(e.Orbit.State)).Str("target", e.Target).Str("reason", e.Reason).Msg("park")
+}
