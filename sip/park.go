@@ -26,6 +26,11 @@ func (s *Switch) policyOf(u *User) policy.Policy {
 		p, _ := set.Lookup(policy.GlobalIdentity)
 		return p
 	}
+	// Groups come from the directory in force, which a reload may have
+	// changed since the call began.
+	if cur, ok := s.dir.Load().UserByName(u.Name); ok {
+		u = cur
+	}
 	return set.Resolve(u.ID, u.Groups)
 }
 
@@ -48,8 +53,8 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, 400, "Missing Refer-To")
 		return
 	}
-	if !strings.EqualFold(rt.Address.User, s.opts.ParkUser) {
-		s.reply(req, tx, 403, "Only transfers to "+s.opts.ParkUser+" are supported")
+	if pu := s.numbers.Load().ParkUser; !strings.EqualFold(rt.Address.User, pu) {
+		s.reply(req, tx, 403, "Only transfers to "+pu+" are supported")
 		return
 	}
 	parked := c.other(l)
@@ -222,7 +227,7 @@ func (s *Switch) tellParker(u *User, o *park.Orbit) {
 	for _, b := range s.contactsOf(u) {
 		req := sip.NewRequest(sip.MESSAGE, *b.Contact.Clone())
 		req.AppendHeader(s.via(b.Transport))
-		from := &sip.FromHeader{DisplayName: "Call Park", Address: sip.Uri{Scheme: "sip", User: s.opts.ParkUser, Host: s.opts.Domain}}
+		from := &sip.FromHeader{DisplayName: "Call Park", Address: sip.Uri{Scheme: "sip", User: s.numbers.Load().ParkUser, Host: s.opts.Domain}}
 		from.Params.Add("tag", sip.GenerateTagN(16))
 		req.AppendHeader(from)
 		req.AppendHeader(&sip.ToHeader{DisplayName: u.DisplayName, Address: sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}})
@@ -271,7 +276,7 @@ func (c *call) releaseParker(l *leg) {
 // parkCode reads a retrieve code from a dialed string: the retrieve prefix
 // followed by 2 to 4 digits.
 func (s *Switch) parkCode(dialed string) (int, bool) {
-	rest, ok := strings.CutPrefix(dialed, s.opts.RetrievePrefix)
+	rest, ok := strings.CutPrefix(dialed, s.numbers.Load().RetrievePrefix)
 	if !ok || len(rest) < 2 || len(rest) > 4 {
 		return 0, false
 	}

@@ -71,6 +71,7 @@ type Switch struct {
 	metrics  *metrics
 	lot      *park.Lot
 	policies atomic.Pointer[policy.Set]
+	numbers  atomic.Pointer[ParkNumbers]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -134,6 +135,7 @@ func New(opts Options) (*Switch, error) {
 	}
 	s.dir.Store(opts.Directory)
 	s.policies.Store(opts.Policies)
+	s.numbers.Store(&ParkNumbers{ParkUser: opts.ParkUser, RetrievePrefix: opts.RetrievePrefix})
 	if _, err := rand.Read(s.tagKey[:]); err != nil {
 		return nil, fmt.Errorf("sip: random: %w", err)
 	}
@@ -150,6 +152,21 @@ func New(opts Options) (*Switch, error) {
 // their code and ringback deadline (SPEC §2); the next park or retrieve
 // uses the new set.
 func (s *Switch) SetPolicies(set *policy.Set) { s.policies.Store(set) }
+
+// ParkNumbers are what phones dial for call park.
+type ParkNumbers struct {
+	ParkUser       string // REFER to sip:<ParkUser>@… parks
+	RetrievePrefix string // dial <prefix><code> to retrieve
+}
+
+// SetParkNumbers changes the park address and retrieve prefix for the next
+// park and retrieve.
+func (s *Switch) SetParkNumbers(n ParkNumbers) {
+	if n.ParkUser == "" {
+		n.ParkUser = "park"
+	}
+	s.numbers.Store(&n)
+}
 
 // Policies returns the call park policies in force.
 func (s *Switch) Policies() *policy.Set { return s.policies.Load() }

@@ -36,6 +36,10 @@ type server struct {
 	http     *http.Server
 	httpLn   net.Listener
 	httpDone chan struct{}
+	reloader *reloader
+
+	watchStop context.CancelFunc
+	watchDone chan struct{}
 }
 
 // serverOptions adjust what the configuration cannot express; tests use
@@ -114,6 +118,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		return nil, err
 	}
 	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg}
+	s.reloader = newReloader(s, reg)
 	httpListen := cfg.Server.HTTPListen
 	if o.httpListen != "" {
 		httpListen = o.httpListen
@@ -161,10 +166,26 @@ func directoryOf(cfg *config.Config) (*sip.Directory, error) {
 	return sip.NewDirectory(users, trunks), nil
 }
 
-// start binds SIP and HTTP.
+// start binds SIP and HTTP and, for a configuration read from files,
+// watches them for changes.
 func (s *server) start() error {
 	if err := s.sw.Start(); err != nil {
 		return err
+	}
+	if _, err := os.Stat(s.cfg.Path); err == nil {
+		w, err := s.reloader.newWatcher()
+		if err != nil {
+			s.log.Warn().Err(err).Msg("configuration files are not watched; reload with SIGHUP")
+		} else {
+			ctx, cancel := context.WithCancel(context.Background())
+			s.watchStop, s.watchDone = cancel, make(chan struct{})
+			go func() {
+				defer close(s.watchDone)
+				if err := s.reloader.watch(ctx, w); err != nil {
+					s.log.Warn().Err(err).Msg("configuration watcher stopped; reload with SIGHUP")
+				}
+			}()
+		}
 	}
 	if s.http == nil {
 		return nil
@@ -197,6 +218,10 @@ func (s *server) httpAddr() string {
 // shutdown ends calls with BYE and stops everything, bounded by ctx.
 func (s *server) shutdown(ctx context.Context) error {
 	var errs []error
+	if s.watchStop != nil {
+		s.watchStop()
+		<-s.watchDone
+	}
 	if s.http != nil && s.httpLn != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 		<-s.httpDone
@@ -211,6 +236,10 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
+		// Serving, but the operator should know a change was refused.
+		if err, at := s.reloader.status(); err != nil {
+			fmt.Fprintf(w, "last configuration reload refused at %s:\n%s\n", at.UTC().Format(time.RFC3339), err)
+		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/orbits", func(w http.ResponseWriter, _ *http.Request) {

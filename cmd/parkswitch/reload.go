@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/sip"
+)
+
+// reloader applies a changed configuration to a running server: users,
+// trunks, call park policies and park settings. A file that fails
+// validation is refused as a whole; what is in force stays, and nothing
+// parked is touched.
+type reloader struct {
+	srv *server
+
+	mu       sync.Mutex
+	cfg      *config.Config
+	lastErr  error
+	lastTime time.Time
+
+	success prometheus.Gauge
+	results *prometheus.CounterVec
+}
+
+func newReloader(srv *server, reg prometheus.Registerer) *reloader {
+	r := &reloader{
+		srv: srv, cfg: srv.cfg,
+		success: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parkswitch_config_last_reload_successful",
+			Help: "1 when the last configuration reload was applied, 0 when it was refused.",
+		}),
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parkswitch_config_reloads_total", Help: "Configuration reloads, by result.",
+		}, []string{"result"}),
+	}
+	r.success.Set(1)
+	reg.MustRegister(r.success, r.results)
+	return r
+}
+
+// status reports the last refused reload, if the last reload was refused.
+func (r *reloader) status() (error, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr, r.lastTime
+}
+
+// reload re-reads the configuration files and applies them when valid.
+func (r *reloader) reload(why string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	log := r.srv.log.With().Str("trigger", why).Logger()
+	if _, err := os.Stat(r.cfg.Path); err != nil && r.cfg.Path != "" && !filepath.IsAbs(r.cfg.Path) && r.cfg.Path[0] == '(' {
+		log.Info().Msg("the built-in configuration has nothing to reload")
+		return nil
+	}
+	cfg, err := config.Load(r.cfg.Path)
+	if err == nil {
+		var dir *sip.Directory
+		if dir, err = directoryOf(cfg); err == nil {
+			r.srv.sw.SetDirectory(dir)
+		}
+	}
+	r.lastTime = time.Now()
+	if err != nil {
+		r.lastErr = err
+		r.success.Set(0)
+		r.results.WithLabelValues("refused").Inc()
+		log.Error().Str("problems", err.Error()).Msg("configuration refused: the previous one stays in force")
+		return err
+	}
+	sw := r.srv.sw
+	sw.SetPolicies(cfg.Policies)
+	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix})
+	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
+	if restartNeeded(r.cfg, cfg) {
+		log.Warn().Msg("listen addresses, domain, RTP ports or music changed: they take effect after a restart")
+	}
+	r.cfg, r.lastErr = cfg, nil
+	r.success.Set(1)
+	r.results.WithLabelValues("applied").Inc()
+	log.Info().Int("users", len(cfg.Users)).Int("trunks", len(cfg.Trunks)).Int("policies", len(cfg.Policies.Policies())).Msg("configuration reloaded")
+	return nil
+}
+
+// restartNeeded reports changes a running server cannot apply.
+func restartNeeded(old, cur *config.Config) bool {
+	return old.Server.Domain != cur.Server.Domain ||
+		!slices.Equal(old.Server.SIPListen, cur.Server.SIPListen) ||
+		old.Server.HTTPListen != cur.Server.HTTPListen ||
+		old.Server.AdvertiseIP != cur.Server.AdvertiseIP ||
+		old.Media != cur.Media
+}
+
+// watcher watches the directories of the main configuration and the
+// policy file, not the files, so that an editor replacing a file (write to
+// a temp file, rename over) is seen too.
+type watcher struct {
+	fs    *fsnotify.Watcher
+	files map[string]bool
+}
+
+// newWatcher starts watching before it returns, so no change made after
+// the server started is missed.
+func (r *reloader) newWatcher() (*watcher, error) {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	w := &watcher{fs: fw, files: map[string]bool{}}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range []string{r.cfg.Path, r.cfg.Park.PolicyFile} {
+		abs, err := filepath.Abs(f)
+		if err == nil {
+			err = fw.Add(filepath.Dir(abs))
+		}
+		if err != nil {
+			fw.Close()
+			return nil, err
+		}
+		w.files[abs] = true
+	}
+	return w, nil
+}
+
+// watch reloads on every change of the watched files until ctx ends;
+// bursts of events are folded into one reload.
+func (r *reloader) watch(ctx context.Context, wt *watcher) error {
+	w, files := wt.fs, wt.files
+	defer w.Close()
+	const settle = 150 * time.Millisecond
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			if abs, err := filepath.Abs(ev.Name); err == nil && files[abs] {
+				timer.Reset(settle)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			r.srv.log.Warn().Err(err).Msg("file watcher")
+		case <-timer.C:
+			r.reload("file changed")
+		}
+	}
+}
