@@ -160,7 +160,11 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	defer c.endInvite()
 	peer := c.other(l)
 	if peer == nil {
-		// Parked or released: there is no one to pass the offer to.
+		if c.parkedLeg() == l && len(req.Body()) > 0 {
+			c.reinviteParked(l, req, tx)
+			return
+		}
+		// Released, or no offer to answer: no one to pass it to.
 		s.reply(req, tx, 491, "")
 		return
 	}

@@ -186,6 +186,46 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 	c.mu.Unlock()
 }
 
+// parkedLeg is the leg of the parked party while the call is parked.
+func (c *call) parkedLeg() *leg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.orbit == nil {
+		return nil
+	}
+	if c.a.isReleased() {
+		return c.b
+	}
+	return c.a
+}
+
+// reinviteParked answers a parked phone's own re-INVITE (a session refresh,
+// a new address) for the switch, which is its only peer now: the music
+// keeps coming from the same anchor, to wherever the phone moved.
+func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction) {
+	offer, err := media.ParseOffer(req.Body())
+	if err != nil {
+		c.s.reply(req, tx, 488, "")
+		return
+	}
+	l.mu.Lock()
+	l.acked = make(chan struct{})
+	if ct := req.Contact(); ct != nil {
+		l.remoteTarget = *ct.Address.Clone()
+	}
+	l.mu.Unlock()
+	l.ep.SetRemote(offer.Addr, offer.RTCPMux)
+	dir := media.SendOnly
+	if offer.OnHold() {
+		dir = media.Inactive
+	}
+	body := l.sdp.Offer(int(l.ep.Addr().Port()), offerFormats(offer), dir)
+	l.mu.Lock()
+	l.lastSDP = body
+	l.mu.Unlock()
+	l.sendAnswer(tx, c.okWithSDP(req, l, body))
+}
+
 // unpark stops the music for a parked call that is being picked up.
 func (c *call) unpark() {
 	c.mu.Lock()

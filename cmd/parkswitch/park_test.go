@@ -332,3 +332,26 @@ func TestRingbackUnanswered(t *testing.T) {
 		}
 	}
 }
+
+// TestParkedPhoneReInvites: a parked phone that re-INVITEs (a session
+// refresh, or holding the call itself) is answered by the switch and keeps
+// hearing music.
+func TestParkedPhoneReInvites(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "udp")
+	a, b := call(t, ctx, alice, bob, "1002")
+	parkCall(t, ctx, bob, b, a)
+	b.Hangup(ctx)
+	if err := a.ReInvite(ctx, "sendrecv"); err != nil {
+		t.Fatalf("parked phone's re-INVITE: %v", err)
+	}
+	if d := siptest.SDPDirection(a.LastAnswerSDP()); d != "sendonly" {
+		t.Errorf("switch answered a parked phone %q, want sendonly (music)", d)
+	}
+	rtpFlows(t, a, 10, "music after the parked phone's re-INVITE")
+	a.Hangup(ctx)
+	waitUntil(t, 3*time.Second, "orbit freed", func() bool { return len(ts.sw.Lot().Orbits()) == 0 })
+}

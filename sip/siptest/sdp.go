@@ -166,7 +166,9 @@ func answerMatches(offered, answered string) bool {
 	case "inactive":
 		return answered == "inactive"
 	default:
-		return answered == "sendrecv"
+		// RFC 3264 §6.1: a sendrecv offer may be answered with any
+		// direction (a switch playing music answers sendonly).
+		return answered == "sendrecv" || answered == "sendonly" || answered == "recvonly" || answered == "inactive"
 	}
 }
 
