@@ -67,11 +67,11 @@ func reasonLabel(code int) string {
 	return "status_" + strconv.Itoa(code)
 }
 
-// metricWord turns a free-text reason into a label value of bounded
-// cardinality (the first word).
+// metricWord turns an end reason ("bye from a", "no ACK") into a label
+// value: which side hung up is left to the logs, spaces become underscores.
 func metricWord(why string) string {
-	w, _, _ := strings.Cut(why, " ")
-	return w
+	why, _, _ = strings.Cut(why, " from ")
+	return strings.ToLower(strings.ReplaceAll(why, " ", "_"))
 }
 
 // orbitsCollector reports the orbits in use per policy at scrape time.

@@ -25,6 +25,10 @@ import (
 	"github.com/parkswitch/parkswitch/sip/sipcheck"
 )
 
+// udpSocketBuffer is the receive and send buffer asked for the SIP UDP
+// sockets.
+const udpSocketBuffer = 4 << 20
+
 // Listen is one SIP listener: network "udp" or "tcp" and a host:port.
 type Listen struct {
 	Network string
@@ -199,6 +203,13 @@ func (s *Switch) Start() error {
 			if err != nil {
 				s.closeAll(udpConns, tcpLns)
 				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
+			}
+			// The default socket buffer (about 200 KiB) overflows in bursts
+			// of a few thousand calls per second; every lost datagram costs
+			// a 500 ms retransmission. The kernel caps it at rmem_max.
+			if uc, ok := pc.(*net.UDPConn); ok {
+				uc.SetReadBuffer(udpSocketBuffer)
+				uc.SetWriteBuffer(udpSocketBuffer)
 			}
 			udpConns = append(udpConns, pc)
 		case "tcp":

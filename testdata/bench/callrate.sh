@@ -4,35 +4,40 @@
 #
 #   ./testdata/bench/callrate.sh bin/parkswitch
 #
-# It writes a bench configuration into a temporary directory, starts the
-# switch and a SIPp answering phone (uas.xml, the static contact of user
-# 2000), then steps a SIPp caller through increasing call rates for two
-# figures:
+# It writes a bench configuration into a temporary directory and measures two
+# figures. For each, it starts the switch and a SIPp answering phone (uas.xml,
+# the static contact of user 2000), then steps a SIPp caller through
+# increasing call rates:
 #
 #   trunk  a carrier trunk (127.0.0.2, trusted by source IP, no digest) calls
-#          2000: INVITE/100/180/200/ACK/BYE, calls of ~0 length, no RTP
-#          (uac_trunk.xml). Target: >= 3,500 calls/s with 0 failed calls.
-#   auth   user 1001 calls 2000 with digest on every INVITE (407, INVITE with
-#          Proxy-Authorization), relay ports allocated for both legs, no RTP
-#          (uac_auth.xml). Target: >= 1,000 calls/s.
+#          2000: INVITE/100/180/200/ACK and an immediate BYE, no RTP
+#          (uac_trunk.xml). SPEC target: >= 3,500 calls/s with 0 failed calls.
+#   auth   user 1001 calls 2000 with digest on every INVITE (407, ACK, INVITE
+#          with Proxy-Authorization), relay ports allocated for both legs, an
+#          immediate BYE, no RTP (uac_auth.xml). SPEC target: >= 1,000 calls/s.
 #
 # A step passes when every call succeeded (0 failed, none left unfinished)
 # and the achieved rate (successful calls / SIPp's elapsed time, first INVITE
-# to last final response) is at least 90% of the target rate. The figure is
-# the highest passing rate. Benchmarks report, they do not assert: the
-# script exits 0 when a target is missed, and non-zero only when the switch
-# does not start or dies during the run (or on a usage error).
+# to last final response) is at least 90% of the target rate. A figure stops
+# at its first step that does not pass; its result is the highest passing
+# rate. Benchmarks report, they do not assert: the script exits 0 when a
+# target is missed, and non-zero only when the switch does not start or dies
+# during the run (or on a usage error).
 #
 # Tunables (environment):
-#   BENCH_RATES_TRUNK   rates for the trunk figure   (default "500 1000 2000 3500 5000 7000")
-#   BENCH_RATES_AUTH    rates for the digest figure  (default "250 500 1000 1500 2000 3000")
-#   BENCH_STEP_SECONDS  seconds of calls per step    (default 4; calls = rate x seconds)
-#   BENCH_PORT_BASE     first of the local ports used (default 35060)
-#   BENCH_RTP_MIN/MAX   the switch's relay port range (default 40000-49999, away
-#                       from the 20000-29999 of the example configuration so that
-#                       a switch running next to the bench does not take its ports)
-#   BENCH_KEEP=1        keep the work directory (logs, SIPp traces); it is also
-#                       kept when a step has failed calls
+#   BENCH_RATES_TRUNK   rates of the trunk figure  (default "500 1000 2000 3500 5000 7000"; empty: skip)
+#   BENCH_RATES_AUTH    rates of the digest figure (default "250 500 1000 1500 2000 3000"; empty: skip)
+#   BENCH_STEP_SECONDS  seconds of calls per step  (default 4; calls = rate x seconds, at least 1000)
+#   BENCH_ALL_STEPS=1   run every step even after one did not pass
+#   BENCH_PORT_BASE     first of the local ports used (default 31060; they span
+#                       BASE..BASE+960)
+#   BENCH_RTP_MIN/MAX   the switch's relay port range (default 10000-19999: away
+#                       from the 20000-29999 of the example configuration, which a
+#                       switch running next to the bench may hold, and below the
+#                       kernel's ephemeral ports, 32768-60999 on Linux)
+#   BENCH_KEEP=1        keep the work directory (configuration, switch logs,
+#                       SIPp statistics, screens and error traces); it is
+#                       always kept when the switch did not start or died
 #
 # Everything stays on 127.0.0.0/8; every SIPp run is bounded by -m and
 # -timeout, and every process started here is stopped on exit.
@@ -47,24 +52,26 @@ BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 RATES_TRUNK=${BENCH_RATES_TRUNK-500 1000 2000 3500 5000 7000}
 RATES_AUTH=${BENCH_RATES_AUTH-250 500 1000 1500 2000 3000}
-RTP_MIN=${BENCH_RTP_MIN:-40000}
-RTP_MAX=${BENCH_RTP_MAX:-49999}
 STEP_SECONDS=${BENCH_STEP_SECONDS:-4}
-BASE=${BENCH_PORT_BASE:-35060}
-BUDGET=170 # seconds; steps that would start later are skipped
+ALL_STEPS=${BENCH_ALL_STEPS:-0}
+BASE=${BENCH_PORT_BASE:-31060}
+RTP_MIN=${BENCH_RTP_MIN:-10000}
+RTP_MAX=${BENCH_RTP_MAX:-19999}
+BUDGET=170 # seconds; steps that would end later are skipped
 
-SIP_PORT=$BASE                 # switch, udp 127.0.0.1
-HTTP_PORT=$((BASE + 20))       # switch admin API
-TRUNK_PORT=$((BASE + 10))      # SIPp caller as the trunk, 127.0.0.2
-USER_PORT=$((BASE + 12))       # SIPp caller as user 1001, 127.0.0.1
-UAS_PORT=$((BASE + 30))        # SIPp answering phone (2000's contact), 127.0.0.1
-MP_TRUNK=$((BASE + 940))       # SIPp media ports (bound, never used: no RTP)
+SIP_PORT=$BASE           # switch, udp 127.0.0.1
+TRUNK_PORT=$((BASE + 10)) # SIPp caller as the trunk, 127.0.0.2
+USER_PORT=$((BASE + 12))  # SIPp caller as user 1001, 127.0.0.1
+HTTP_PORT=$((BASE + 20))  # switch admin API
+UAS_PORT=$((BASE + 30))   # SIPp answering phone (2000's contact), 127.0.0.1
+MP_TRUNK=$((BASE + 940))  # SIPp media ports (bound, never used: no RTP)
 MP_USER=$((BASE + 950))
 MP_UAS=$((BASE + 960))
 BUF=4194304
 HZ=$(getconf CLK_TCK)
 T0=$SECONDS
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+SIP_SOCK=$(printf '0100007F:%04X' "$SIP_PORT") # the switch's socket in /proc/net/udp
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/parkswitch-bench.XXXXXX")
 SW_PID=""
@@ -72,18 +79,22 @@ UAS_PID=""
 UAC_PID=""
 KEEP=${BENCH_KEEP:-0}
 
+stop_pid() { # pid [signal]: stop a process started here and wait for it (up to 5 s)
+	[ -n "$1" ] || return 0
+	kill "-${2:-TERM}" "$1" 2>/dev/null || return 0
+	for _ in $(seq 25); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
 cleanup() {
-	for p in $UAC_PID $UAS_PID $SW_PID; do
-		kill "$p" 2>/dev/null
-	done
-	for p in $UAC_PID $UAS_PID $SW_PID; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -9 "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
+	stop_pid "$UAC_PID"
+	stop_pid "$UAS_PID"
+	stop_pid "$SW_PID"
 	if [ "$KEEP" = 1 ]; then
 		echo "work directory kept: $WORK"
 	else
@@ -95,9 +106,9 @@ trap 'exit 130' INT TERM
 
 die() {
 	echo "callrate: $*" >&2
-	if [ -s "$WORK/switch.log" ]; then
+	if [ -s "$WORK/${FIG:-x}/switch.log" ]; then
 		echo "--- last lines of the switch log ---" >&2
-		tail -n 20 "$WORK/switch.log" >&2
+		tail -n 20 "$WORK/$FIG/switch.log" >&2
 	fi
 	KEEP=1
 	exit 1
@@ -125,6 +136,28 @@ cpu_ticks() { # pid → utime+stime in clock ticks
 
 busy_ticks() { # whole machine: busy and total jiffies
 	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+
+sock_drops() { # datagrams the kernel dropped on the switch's SIP socket (buffer full)
+	awk -v a="$SIP_SOCK" 'toupper($2) == a { d += $NF } END { print d + 0 }' /proc/net/udp
+}
+
+rcvbuf_errors() { # machine-wide UDP receive-buffer drops (every socket, SIPp's too)
+	awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") k = i; h = 1 } else v = $k } END { print v + 0 }' /proc/net/snmp
+}
+
+csv_field() { # file column-name → value in the last row
+	awk -F';' -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } { v = $k } END { print v }' "$1"
+}
+
+epoch() { # "date<TAB>time<TAB>epoch" → epoch
+	printf '%s\n' "$1" | awk -F'\t' '{ print $3 }'
+}
+
+calls_for() { # rate → calls in a step
+	local n=$(($1 * STEP_SECONDS))
+	[ "$n" -lt 1000 ] && n=1000
+	echo "$n"
 }
 
 # ---------------------------------------------------------------- config
@@ -162,83 +195,105 @@ EOF
 "$BIN" check --config "$WORK/parkswitch.yaml" >"$WORK/check.log" 2>&1 ||
 	{ cat "$WORK/check.log" >&2; die "the bench configuration does not validate"; }
 
-# ---------------------------------------------------------------- switch
-"$BIN" serve --config "$WORK/parkswitch.yaml" --log-level warn >"$WORK/switch.log" 2>&1 &
-SW_PID=$!
-for _ in $(seq 50); do
-	switch_alive || die "the switch exited at start"
-	[ "$(http_get /healthz)" = ok ] && break
-	sleep 0.2
-done
-[ "$(http_get /healthz)" = ok ] || die "the switch did not answer /healthz within 10 s"
-
-# ---------------------------------------------------------------- answering phone
-total=0
-for r in $RATES_TRUNK $RATES_AUTH; do
-	n=$((r * STEP_SECONDS)); [ "$n" -lt 1000 ] && n=1000
-	total=$((total + n))
-done
-UAS_CMD="sipp -sf $HERE/uas.xml -i 127.0.0.1 -p $UAS_PORT -mi 127.0.0.1 -mp $MP_UAS -buff_size $BUF -m $((2 * total)) -timeout 240s -nostdin -trace_stat -stf uas_stat.csv -fd 1 -trace_err -error_file uas_errors.log"
-(cd "$WORK" && exec $UAS_CMD >/dev/null 2>"$WORK/uas.stderr") &
-UAS_PID=$!
-sleep 0.5
-kill -0 "$UAS_PID" 2>/dev/null || { cat "$WORK/uas.stderr" >&2; die "the SIPp answering phone did not start"; }
-
-# ---------------------------------------------------------------- steps
-ROWS=()   # table rows
-CMDS=()   # SIPp command of each step
-NOTES=()  # failure details
+# ---------------------------------------------------------------- one figure
+ROWS=()    # table rows
+CMDS=()    # SIPp command of each step
+NOTES=()   # failure details
+PROCS=()   # the switch process after each figure
 declare -A BEST=([trunk]=0 [auth]=0)
 declare -A TARGET=([trunk]=3500 [auth]=1000)
+declare -A DESC=([trunk]="trunk -> static contact, no auth, no media" [auth]="digest on every INVITE, relay ports allocated")
 any_failed=0
-step=0
+FIG=""
+UAS_CMD=""
 
-csv_field() { # file column-name → value from the last row
-	awk -F';' -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } { v = $k } END { print v }' "$1"
+start_figure() { # figure rates...
+	FIG=$1
+	shift
+	mkdir -p "$WORK/$FIG"
+	"$BIN" serve --config "$WORK/parkswitch.yaml" --log-level warn >"$WORK/$FIG/switch.log" 2>&1 &
+	SW_PID=$!
+	for _ in $(seq 50); do
+		switch_alive || die "the switch exited at start"
+		[ "$(http_get /healthz)" = ok ] && break
+		sleep 0.2
+	done
+	[ "$(http_get /healthz)" = ok ] || die "the switch did not answer /healthz within 10 s"
+
+	local total=0 r
+	for r in "$@"; do total=$((total + $(calls_for "$r"))); done
+	# -abortunexp off: an INVITE retransmitted by the switch is logged, not
+	# fatal (see uas.xml).
+	UAS_CMD="sipp -sf $HERE/uas.xml -i 127.0.0.1 -p $UAS_PORT -mi 127.0.0.1 -mp $MP_UAS -buff_size $BUF -default_behaviors all,-abortunexp -m $((2 * total)) -timeout 180s -nostdin -trace_stat -stf uas_stat.csv -fd 1 -trace_err -error_file uas_errors.log"
+	(cd "$WORK/$FIG" && exec $UAS_CMD >/dev/null 2>uas.stderr) &
+	UAS_PID=$!
+	sleep 0.5
+	kill -0 "$UAS_PID" 2>/dev/null || { cat "$WORK/$FIG/uas.stderr" >&2; die "the SIPp answering phone did not start"; }
 }
 
-epoch() { # "date<TAB>time<TAB>epoch" → epoch
-	printf '%s\n' "$1" | awk -F'\t' '{ print $3 }'
+end_figure() {
+	switch_alive || die "the switch is not running at the end of the $FIG figure"
+	local ut st rss hwm threads
+	read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ < <(sed 's/^.*) //' "/proc/$SW_PID/stat")
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$SW_PID/status")
+	hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$SW_PID/status")
+	threads=$(awk '/^Threads/ { print $2 }' "/proc/$SW_PID/status")
+	# The answering phone: stop it gracefully (SIGUSR1) for its final statistics.
+	stop_pid "$UAS_PID" USR1
+	UAS_PID=""
+	local uas_ok uas_failed
+	uas_ok=$(csv_field "$WORK/$FIG/uas_stat.csv" 'SuccessfulCall(C)' 2>/dev/null)
+	uas_failed=$(csv_field "$WORK/$FIG/uas_stat.csv" 'FailedCall(C)' 2>/dev/null)
+	PROCS+=("$(printf '%-6s switch CPU %s, RSS %d MiB (peak %d MiB), %s threads; answering phone: %s calls completed, %s failed' \
+		"$FIG" "$(awk -v u="$ut" -v s="$st" -v hz="$HZ" 'BEGIN { printf "%.2f s user + %.2f s system", u / hz, s / hz }')" \
+		$((rss / 1024)) $((hwm / 1024)) "$threads" "${uas_ok:-?}" "${uas_failed:-?}")")
+	stop_pid "$SW_PID"
+	SW_PID=""
 }
 
-run_step() { # figure rate
+# run_step figure rate → returns 0 when the step passed
+run_step() {
 	local fig=$1 rate=$2
-	step=$((step + 1))
-	local n=$((rate * STEP_SECONDS)); [ "$n" -lt 1000 ] && n=1000
-	local limit=$((n / rate + 15))
-	local d="$WORK/$(printf '%02d' $step)-$fig-$rate"
+	local n limit d cmd
+	n=$(calls_for "$rate")
+	limit=$((n / rate + 12))
+	d="$WORK/$fig/$rate"
 	mkdir -p "$d"
-	local cmd
 	case $fig in
 	trunk)
 		cmd="sipp 127.0.0.1:$SIP_PORT -sf $HERE/uac_trunk.xml -s 2000 -i 127.0.0.2 -p $TRUNK_PORT -mi 127.0.0.2 -mp $MP_TRUNK" ;;
 	auth)
 		cmd="sipp 127.0.0.1:$SIP_PORT -sf $HERE/uac_auth.xml -s 2000 -key caller 1001 -au 1001 -ap demo1001 -i 127.0.0.1 -p $USER_PORT -mi 127.0.0.1 -mp $MP_USER" ;;
 	esac
-	cmd="$cmd -r $rate -m $n -buff_size $BUF -recv_timeout 8000 -timeout ${limit}s -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err -error_file errors.log -trace_screen -screen_file screen.log"
+	cmd="$cmd -r $rate -m $n -buff_size $BUF -recv_timeout 6000 -timeout ${limit}s -nostdin -trace_stat -stf stat.csv -fd 1 -trace_err -error_file errors.log -trace_screen -screen_file screen.log"
 	CMDS+=("$(printf '%-5s %5s cps: %s' "$fig" "$rate" "$cmd")")
 
 	if [ $((SECONDS - T0 + limit)) -gt "$BUDGET" ]; then
-		ROWS+=("$(printf '%-6s %6s %6s %8s %6s %7s %5s %7s %7s  %s' "$fig" "$rate" "$n" "-" "-" "-" "-" "-" "-" "skipped (time budget)")")
-		return
+		ROWS+=("$(printf '%-6s %6s %6s  %s' "$fig" "$rate" "$n" "skipped (time budget)")")
+		return 1
 	fi
 
-	local sw0 m0 b0
+	local sw0 m0 b0 dr0 rb0
 	sw0=$(cpu_ticks "$SW_PID")
+	dr0=$(sock_drops)
+	rb0=$(rcvbuf_errors)
 	read -r b0 m0 < <(busy_ticks)
-	(cd "$d" && exec $cmd >/dev/null 2>stderr; ) &
+	(cd "$d" && exec $cmd >/dev/null 2>stderr) &
 	UAC_PID=$!
-	# CPU of the SIPp caller: sampled while it runs (last sample kept).
+	# CPU of the SIPp caller: sampled while it runs (the last sample is kept).
 	local uac_ticks=0 t
 	while kill -0 "$UAC_PID" 2>/dev/null; do
-		t=$(cpu_ticks "$UAC_PID"); [ "${t:-0}" -gt 0 ] && uac_ticks=$t
+		t=$(cpu_ticks "$UAC_PID")
+		[ "${t:-0}" -gt 0 ] && uac_ticks=$t
 		sleep 0.2
 	done
 	wait "$UAC_PID"
 	local rc=$?
 	UAC_PID=""
-	local sw1 m1 b1
+	local sw1 m1 b1 dr1 rb1
 	sw1=$(cpu_ticks "$SW_PID")
+	dr1=$(sock_drops)
+	rb1=$(rcvbuf_errors)
 	read -r b1 m1 < <(busy_ticks)
 
 	switch_alive || die "the switch died during the $fig step at $rate calls/s"
@@ -258,7 +313,7 @@ run_step() { # figure rate
 		achieved=$(awk -v n="$ok" -v t="$elapsed" 'BEGIN { printf "%.0f", (t > 0 ? n / t : 0) }')
 		rtd=$(csv_field "$d/stat.csv" 'ResponseTime1(C)' |
 			awk -F: '{ printf "%.0f", ($1 * 3600 + $2 * 60 + $3) * 1000 + $4 / 1000 }')
-		# Failure causes SIPp counted (cumulative columns that are not zero).
+		# Failure causes SIPp counted (cumulative counters that are not zero).
 		why=$(awk -F';' 'NR == 1 { for (i = 1; i <= NF; i++) h[i] = $i; next }
 			{ for (i in h) v[i] = $i }
 			END { for (i in h) if (h[i] ~ /^Failed.+\(C\)$/ && v[i] + 0 > 0) { x = h[i]; sub(/^Failed/, "", x); sub(/\(C\)$/, "", x); printf "%s%s=%s", s, x, v[i]; s = " " } }' "$d/stat.csv")
@@ -269,7 +324,7 @@ run_step() { # figure rate
 
 	# Let the switch settle and check that every call was torn down.
 	local active dialogs ports
-	for _ in $(seq 40); do
+	for _ in $(seq 20); do
 		active=$(metric parkswitch_calls_active)
 		dialogs=$(metric parkswitch_dialogs)
 		ports=$(metric parkswitch_rtp_ports_in_use)
@@ -284,9 +339,9 @@ run_step() { # figure rate
 
 	local verdict=pass
 	if [ "$lost" -gt 0 ] || [ "$ok" -ne "$n" ]; then
-		verdict="FAIL"
-	elif [ "$((achieved * 10))" -lt "$((rate * 9))" ]; then
-		verdict="slow"
+		verdict=FAIL
+	elif [ $((achieved * 10)) -lt $((rate * 9)) ]; then
+		verdict=slow
 	fi
 	[ "$verdict" = pass ] && [ "$rate" -gt "${BEST[$fig]}" ] && BEST[$fig]=$rate
 	local extra=""
@@ -294,59 +349,68 @@ run_step() { # figure rate
 	if [ "$active$dialogs$ports" != 000 ]; then
 		extra="$extra left:calls=$active,dialogs=$dialogs,ports=$ports"
 	fi
-	ROWS+=("$(printf '%-6s %6s %6s %8s %6s %7s %5s %7s %7s  %-4s %3s%%/%3s%%/%3s%%%s' \
-		"$fig" "$rate" "$n" "$achieved" "$lost" "$retrans" "$stray" "$rtd" "$elapsed" "$verdict" "$swcpu" "$uaccpu" "$mcpu" "$extra")")
-	if [ "$lost" -gt 0 ] || [ "$rc" -ne 0 ] || [ -n "$extra" ] || [ "$stray" -gt 0 ]; then
+	ROWS+=("$(printf '%-6s %6s %6s %8s %6s %7s %5s %5s %7s  %-13s %-6s %3s%%/%3s%%/%3s%%%s' \
+		"$fig" "$rate" "$n" "$achieved" "$lost" "$retrans" "$stray" "$rtd" "$elapsed" \
+		"$((dr1 - dr0))/$((rb1 - rb0))" "$verdict" "$swcpu" "$uaccpu" "$mcpu" "$extra")")
+	if [ "$lost" -gt 0 ] || [ "$rc" -ne 0 ] || [ -n "$extra" ]; then
 		any_failed=1
-		KEEP=1
-		NOTES+=("$fig $rate cps: $ok ok, $failed failed, $unfinished unfinished, $stray stray messages; SIPp: ${why:-no failure counters}; traces in $d")
+		NOTES+=("$fig $rate cps: $ok ok, $failed failed, $unfinished unfinished, $stray stray messages; SIPp: ${why:-no failure counters}")
 		if [ -s "$d/errors.log" ]; then
-			NOTES+=("  first SIPp errors: $(grep -v '^The following events' "$d/errors.log" | head -n 3 | tr '\n\t' '  ' | cut -c1-400)")
+			NOTES+=("  first SIPp error: $(grep -av '^The following events' "$d/errors.log" | head -n 2 | tr '\n\t\r' '   ' | cut -c1-300)")
 		fi
 	fi
+	[ "$verdict" = pass ]
 }
 
-for r in $RATES_TRUNK; do run_step trunk "$r"; done
-for r in $RATES_AUTH; do run_step auth "$r"; done
+run_figure() { # figure rates...
+	local fig=$1
+	shift
+	[ $# -gt 0 ] || return 0
+	start_figure "$fig" "$@"
+	local r
+	for r in "$@"; do
+		run_step "$fig" "$r" || [ "$ALL_STEPS" = 1 ] || break
+	done
+	end_figure
+}
 
-switch_alive || die "the switch is not running at the end of the benchmark"
+# shellcheck disable=SC2086 # the rate lists are word lists
+run_figure trunk $RATES_TRUNK
+# shellcheck disable=SC2086
+run_figure auth $RATES_AUTH
 
 # ---------------------------------------------------------------- report
-read -r _ _ _ _ _ _ _ _ _ _ _ ut st _ < <(sed 's/^.*) //' "/proc/$SW_PID/stat")
-rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$SW_PID/status")
-hwm=$(awk '/^VmHWM/ { print $2 }' "/proc/$SW_PID/status")
-threads=$(awk '/^Threads/ { print $2 }' "/proc/$SW_PID/status")
-# The answering phone: stop it gracefully (SIGUSR1) for its final statistics.
-kill -USR1 "$UAS_PID" 2>/dev/null
-for _ in $(seq 25); do kill -0 "$UAS_PID" 2>/dev/null || break; sleep 0.2; done
-uas_failed=$(csv_field "$WORK/uas_stat.csv" 'FailedCall(C)' 2>/dev/null)
-uas_ok=$(csv_field "$WORK/uas_stat.csv" 'SuccessfulCall(C)' 2>/dev/null)
-
 echo
-echo "parkswitch call rate ($(nproc) CPU, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(uname -r))"
-echo "load average before the run: $LOAD0 (other processes compete with the switch and SIPp for the CPUs)"
+echo "parkswitch call rate: $(nproc) CPU ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r), $(sipp -v 2>/dev/null | grep -o 'SIPp v[0-9.]*' | head -n 1)"
+echo "load average before the run: $LOAD0"
 echo "steps of $STEP_SECONDS s of calls (at least 1000); pass = 0 failed calls and >= 90% of the target rate achieved"
-echo "achieved = successful calls / SIPp's elapsed time; failed = failed + unfinished calls; retrans = SIPp"
-echo "retransmissions; stray = messages SIPp could not match to a call; rtd_ms = average first INVITE -> 200 OK"
-echo "cpu = switch / SIPp caller / whole machine (busy share of all CPUs) over the step; 100% = one core"
+echo "achieved = successful calls / SIPp's elapsed time; failed = failed + unfinished calls; retrans = SIPp's"
+echo "retransmissions; stray = messages SIPp could not match to a call; rtd = mean first INVITE -> 200 (ms);"
+echo "drops = datagrams the kernel dropped, receive buffer full: on the switch's SIP socket / on every socket;"
+echo "cpu = switch / SIPp caller / whole machine (busy share of all CPUs) during the step, 100% = one core"
 echo
-printf '%-6s %6s %6s %8s %6s %7s %5s %7s %7s  %s\n' figure target calls achieved failed retrans stray rtd_ms time_s "result cpu"
+printf '%-6s %6s %6s %8s %6s %7s %5s %5s %7s  %-13s %-6s %s\n' figure target calls achieved failed retrans stray rtd time_s drops result cpu
 for row in "${ROWS[@]}"; do echo "$row"; done
 echo
-printf '%-44s %8s  %s\n' "figure" "best cps" "SPEC §9 target"
-printf '%-44s %8s  %s\n' "trunk -> static contact, no auth, no media" "${BEST[trunk]}" ">= ${TARGET[trunk]} with 0 failed: $([ "${BEST[trunk]}" -ge "${TARGET[trunk]}" ] && echo met || echo MISSED)"
-printf '%-44s %8s  %s\n' "digest on every INVITE, media ports" "${BEST[auth]}" ">= ${TARGET[auth]}: $([ "${BEST[auth]}" -ge "${TARGET[auth]}" ] && echo met || echo MISSED)"
+printf '%-48s %8s  %s\n' figure "best cps" "SPEC §9 target"
+for f in trunk auth; do
+	printf '%-48s %8s  %s\n' "${DESC[$f]}" "${BEST[$f]}" \
+		">= ${TARGET[$f]}: $([ "${BEST[$f]}" -ge "${TARGET[$f]}" ] && echo met || echo MISSED)"
+done
 echo
-echo "switch process at the end: CPU $(awk -v u="$ut" -v s="$st" -v hz="$HZ" 'BEGIN { printf "%.2f s user + %.2f s system", u / hz, s / hz }'), RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB), $threads threads"
-echo "answering phone (SIPp UAS): ${uas_ok:-?} calls completed, ${uas_failed:-?} failed"
+echo "switch process at the end of each figure:"
+for p in "${PROCS[@]}"; do echo "  $p"; done
 echo
-echo "SIPp commands (run in the step's directory; the answering phone: $UAS_CMD):"
+echo "SIPp commands (each run in its own directory); answering phone: $UAS_CMD"
 for c in "${CMDS[@]}"; do echo "  $c"; done
 if [ ${#NOTES[@]} -gt 0 ]; then
 	echo
 	echo "failed calls:"
 	for x in "${NOTES[@]}"; do echo "  $x"; done
 fi
-[ "$any_failed" = 1 ] && echo && echo "(work directory with SIPp traces and the switch log is kept)"
+if [ "$any_failed" = 1 ] && [ "$KEEP" != 1 ]; then
+	echo
+	echo "(BENCH_KEEP=1 keeps the SIPp error traces and the switch logs)"
+fi
 echo "total time: $((SECONDS - T0)) s"
 exit 0
