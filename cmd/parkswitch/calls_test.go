@@ -14,7 +14,7 @@ import (
 
 // phone starts a test phone for user (password demo<user>) and registers it
 // with the switch over transport.
-func phone(t *testing.T, ctx context.Context, ts *testServer, user, transport string) *siptest.Phone {
+func phone(t testing.TB, ctx context.Context, ts *testServer, user, transport string) *siptest.Phone {
 	t.Helper()
 	server := ts.udpAddr()
 	if transport == "tcp" {

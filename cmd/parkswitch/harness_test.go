@@ -79,7 +79,7 @@ assignments:
 // testServer is a running in-process switch bound to ephemeral ports.
 type testServer struct {
 	*server
-	t *testing.T
+	t testing.TB
 }
 
 // udpAddr and tcpAddr are where the switch listens.
@@ -93,7 +93,7 @@ var rtpRange = struct{ next int }{next: 24000}
 // startServer loads yaml (with the policies) through the real config loader
 // and runs the switch on 127.0.0.1 with ephemeral SIP and HTTP ports. When the
 // test ends it shuts down and checks that no call, dialog or port is left.
-func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testServer {
+func startServer(t testing.TB, extraYAML string, tune func(*sip.Options)) *testServer {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	lo, hi := rtpRange.next, rtpRange.next+199
@@ -143,7 +143,7 @@ func startServer(t *testing.T, extraYAML string, tune func(*sip.Options)) *testS
 	return ts
 }
 
-func writeFile(t *testing.T, path, data string) {
+func writeFile(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func writeFile(t *testing.T, path, data string) {
 }
 
 // waitUntil polls cond (bounded) and fails the test with what it waited for.
-func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -164,7 +164,7 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 }
 
 // freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t *testing.T) int {
+func freeUDPPort(t testing.TB) int {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {

@@ -3,6 +3,7 @@
 //
 //	parkswitch serve   [--config FILE]   run the switch
 //	parkswitch check   [--config FILE]   validate the configuration and exit
+//	parkswitch policy  new|set|get|remove|grant ...   manage call park policies
 //	parkswitch version                   print the version
 package main
 
@@ -38,6 +39,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "policy":
+		return cmdPolicy(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "parkswitch", version)
 		return 0
@@ -54,6 +57,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   parkswitch serve   [--config FILE]   run the switch
   parkswitch check   [--config FILE]   validate the configuration and exit
+  parkswitch policy  new|set|get|remove|grant ...
+                                       manage call park policies (parkswitch policy help)
   parkswitch version                   print the version
 
 --config defaults to `+defaultConfig+`; when that file does not exist the

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+)
+
+// BenchmarkParkRetrieveLatency measures, through the real server on
+// loopback: REFER → 202 (park) and INVITE → 200 for the retrieve, which
+// includes the re-INVITE of the parked party (and, as phones do, the 407
+// challenge round trip). p50/p99 are reported in milliseconds.
+func BenchmarkParkRetrieveLatency(b *testing.B) {
+	ts := startServer(b, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	alice := phone(b, ctx, ts, "1001", "udp")
+	bob := phone(b, ctx, ts, "1002", "udp")
+	carol := phone(b, ctx, ts, "1003", "udp")
+	bob.AutoAnswer(true)
+
+	var parks, retrieves []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		a, err := alice.Dial(ctx, "1002")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bc := <-bob.Answered()
+		start := time.Now()
+		code, err := bc.Refer(ctx, parkURI)
+		parks = append(parks, time.Since(start))
+		if err != nil || code != 202 {
+			b.Fatalf("park: %d %v", code, err)
+		}
+		var msg string
+		select {
+		case m := <-bob.Messages():
+			msg = string(m.Body())
+		case <-time.After(5 * time.Second):
+			b.Fatal("no park code")
+		}
+		bc.Hangup(ctx)
+		code2 := msg[len(msg)-2:]
+		start = time.Now()
+		c, err := carol.Dial(ctx, code2)
+		retrieves = append(retrieves, time.Since(start))
+		if err != nil {
+			b.Fatalf("retrieve %s: %v", code2, err)
+		}
+		c.Hangup(ctx)
+		select {
+		case <-a.Done():
+		case <-time.After(5 * time.Second):
+			b.Fatal("call did not end")
+		}
+	}
+	b.StopTimer()
+	report := func(name string, ds []time.Duration) {
+		slices.Sort(ds)
+		p := func(q float64) float64 {
+			return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
+		}
+		b.ReportMetric(p(0.50), name+"-p50-ms")
+		b.ReportMetric(p(0.99), name+"-p99-ms")
+	}
+	report("park", parks)
+	report("retrieve", retrieves)
+}
