@@ -506,7 +506,11 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
 	if _, ok := c.pickUp(f, r.answer.Body()); !ok {
-		return park.Answered // the lot has let go of the orbit; the call ended
+		// The parked party is gone; the lot has let go of the orbit and
+		// the call ended without this leg, so hang it up here.
+		s.bye(f)
+		ep.Close()
+		return park.Answered
 	}
 	f.mu.Lock()
 	f.confirmed = true
