@@ -67,7 +67,12 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, 403, "Only users can park")
 		return
 	}
-	if !c.beginInvite() {
+	// A desk phone often holds the call and transfers it at once: let the
+	// hold re-INVITE finish (its ACK) rather than refuse the REFER.
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	ok := c.awaitInvite(ctx)
+	cancel()
+	if !ok {
 		res := s.response(req, 491, "")
 		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
 		s.respond(tx, res)

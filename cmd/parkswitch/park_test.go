@@ -355,3 +355,31 @@ func TestParkedPhoneReInvites(t *testing.T) {
 	a.Hangup(ctx)
 	waitUntil(t, 3*time.Second, "orbit freed", func() bool { return len(ts.sw.Lot().Orbits()) == 0 })
 }
+
+// TestParkAfterHold: desk phones often hold the call (sendonly re-INVITE)
+// before they transfer it to park; the parked party still ends up on music
+// and is retrievable.
+func TestParkAfterHold(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "tcp")
+	carol := phone(t, ctx, ts, "1003", "udp")
+
+	a, b := call(t, ctx, alice, bob, "1002")
+	if err := b.Hold(ctx); err != nil {
+		t.Fatalf("hold before park: %v", err)
+	}
+	nextReInvite(t, a, "held party") // the hold, passed through
+	code := parkCall(t, ctx, bob, b, a)
+	b.Hangup(ctx)
+	c, err := carol.Dial(ctx, code)
+	if err != nil {
+		t.Fatalf("retrieve after hold+park: %v", err)
+	}
+	nextReInvite(t, a, "retrieved party")
+	talk(t, ctx, a, c, 20)
+	c.Hangup(ctx)
+	waitDone(t, a, "retrieved party")
+}
