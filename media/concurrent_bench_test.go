@@ -117,7 +117,9 @@ func benchConcurrent(b *testing.B, calls int) {
 		b.Fatal("no packet went through")
 	}
 	slices.Sort(all)
-	q := func(f float64) float64 { return float64(all[min(len(all)-1, int(f*float64(len(all))))].Microseconds()) / 1000 }
+	q := func(f float64) float64 {
+		return float64(all[min(len(all)-1, int(f*float64(len(all))))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(0.50), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(len(all))/float64(b.N*calls), "delivered")
