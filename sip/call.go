@@ -101,10 +101,14 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, code, "")
 		return
 	}
-	offer, err := media.ParseOffer(req.Body())
-	if err != nil {
-		s.reply(req, tx, 488, truncate(err.Error(), 80))
-		return
+	var offer *media.Description // nil: a delayed offer (RFC 3261 §13.2.1)
+	if len(req.Body()) > 0 {
+		d, err := media.ParseOffer(req.Body())
+		if err != nil {
+			s.reply(req, tx, 488, truncate(err.Error(), 80))
+			return
+		}
+		offer = &d
 	}
 	c, err := s.newCall(req, caller, offer)
 	if err != nil {
@@ -117,10 +121,10 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // checkInviteBody refuses an INVITE whose body the switch cannot use
-// before any work is done.
+// before any work is done. No body at all is a delayed offer, which works.
 func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
 	if len(req.Body()) == 0 {
-		return 488, "An SDP offer is required", nil
+		return 0, "", nil
 	}
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
 		return 415, "", sip.NewHeader("Accept", "application/sdp")
@@ -176,7 +180,7 @@ func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
 }
 
 // newCall allocates the call's two media anchors and its caller leg.
-func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description) (*call, error) {
+func (s *Switch) newCall(req *sip.Request, caller party, offer *media.Description) (*call, error) {
 	epA, err := s.opts.Ports.Open()
 	if err != nil {
 		return nil, err
@@ -193,7 +197,9 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer media.Description
 	}
 	a := s.inboundLeg(c, req, caller.user, epA)
 	c.a = a
-	a.setRemoteMedia(offer)
+	if offer != nil {
+		a.setRemoteMedia(*offer)
+	}
 	if !s.addCall(c) {
 		epA.Close()
 		epB.Close()
@@ -315,11 +321,14 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target) {
 	s := c.s
 	bSDP := media.NewSDPWriter(s.opts.AdvertiseIP)
-	offer, err := bSDP.Rewrite(req.Body(), int(c.epB.Addr().Port()), "")
-	if err != nil {
-		s.respond(tx, s.response(req, 488, ""))
-		c.end("bad offer", nil)
-		return
+	var offer []byte // stays nil for a delayed offer: the callees offer in their 2xx
+	if len(req.Body()) > 0 {
+		var err error
+		if offer, err = bSDP.Rewrite(req.Body(), int(c.epB.Addr().Port()), ""); err != nil {
+			s.respond(tx, s.response(req, 488, ""))
+			c.end("bad offer", nil)
+			return
+		}
 	}
 	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(targets)).Msg("call")
 
@@ -413,7 +422,9 @@ func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- fork
 	f.mu.Unlock()
 	req := f.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if len(body) > 0 {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
 	req.SetBody(body)
 	// The transaction outlives ctx: cancelling it must send CANCEL, not
 	// abandon the transaction.
@@ -445,10 +456,18 @@ func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- fork
 				continue
 			}
 			if res.IsSuccess() {
-				f.confirmDialog(req, res)
+				// With a delayed offer the 2xx carries the callee's offer
+				// and our ACK must carry the answer, which only the caller
+				// can give: answered sends that ACK.
+				late := len(body) == 0
+				f.confirmDialog(req, res, !late)
 				if !c.report(forkResult{leg: f, res: res}, events, decided) {
 					// Another fork won or the caller left: this answer is
-					// surplus. ACK and hang it up (RFC 3261 §13.2.2.4).
+					// surplus. ACK and hang it up (RFC 3261 §13.2.2.4); a
+					// delayed offer is answered with its own SDP first.
+					if late {
+						f.sendAck(f.sdpAnswerEcho(res.Body()))
+					}
 					c.hangupSurplus(f)
 				}
 				return
@@ -509,8 +528,9 @@ func (s *Switch) cancelInvite(inv *sip.Request) {
 	}()
 }
 
-// confirmDialog completes the outbound leg's dialog from the 2xx and ACKs it.
-func (f *leg) confirmDialog(inv *sip.Request, res *sip.Response) {
+// confirmDialog completes the outbound leg's dialog from the 2xx and, when
+// ack is set, ACKs it; otherwise the ACK is prepared for sendAck.
+func (f *leg) confirmDialog(inv *sip.Request, res *sip.Response, ack bool) {
 	f.mu.Lock()
 	f.remoteTag, _ = res.To().Params.Get("tag")
 	if ct := res.Contact(); ct != nil {
@@ -524,15 +544,40 @@ func (f *leg) confirmDialog(inv *sip.Request, res *sip.Response) {
 		}
 	}
 	f.confirmed = true
+	f.inviteCSeq = inv.CSeq().SeqNo
 	f.mu.Unlock()
-	ack := f.newRequest(sip.ACK, inv.CSeq().SeqNo)
-	ack.SetBody(nil)
+	if ack {
+		f.sendAck(nil)
+	}
+}
+
+// sendAck ACKs the leg's answered INVITE, with body as the SDP answer to
+// a delayed offer (nil otherwise), and keeps the ACK for retransmitted 2xx.
+func (f *leg) sendAck(body []byte) {
+	f.mu.Lock()
+	seq := f.inviteCSeq
+	f.mu.Unlock()
+	ack := f.newRequest(sip.ACK, seq)
+	if len(body) > 0 {
+		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	ack.SetBody(body)
 	f.mu.Lock()
 	f.ackReq = ack
 	f.mu.Unlock()
 	if err := f.s.writeAck(ack); err != nil {
-		f.c.log.Debug().Err(err).Str("leg", "b").Msg("ACK failed")
+		f.c.log.Debug().Err(err).Str("leg", f.String()).Msg("ACK failed")
 	}
+}
+
+// sdpAnswerEcho answers an offer the switch will not use (a surplus fork's
+// delayed offer, just before its BYE) with the same media on our anchor.
+func (f *leg) sdpAnswerEcho(offer []byte) []byte {
+	out, err := f.localSDP(offer, "")
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // hangupSurplus ends a fork that answered after the call was decided.
@@ -613,9 +658,28 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(body)
 	c.log.Info().Str("leg", "b").Str("callee", f.remote.User).Msg("answered")
+	late := len(req.Body()) == 0
 	if !c.a.sendAnswer(tx, ok) {
+		if late {
+			f.sendAck(f.sdpAnswerEcho(res.Body())) // then BYE, in end
+		}
 		c.log.Info().Msg("no ACK from caller: ending call")
 		c.end("no ACK", nil)
+		return
+	}
+	if late {
+		// The caller's ACK carried its answer: pass it on in our ACK.
+		c.a.mu.Lock()
+		answer := c.a.ackSDP
+		c.a.mu.Unlock()
+		out, err := f.localSDP(answer, "")
+		if err != nil {
+			f.sendAck(f.sdpAnswerEcho(res.Body()))
+			c.log.Info().Err(err).Msg("caller's ACK has no usable SDP answer")
+			c.end("bad answer", nil)
+			return
+		}
+		f.sendAck(out)
 	}
 }
 

@@ -52,9 +52,13 @@ func (s *Switch) onAck(req *sip.Request, _ sip.ServerTransaction) {
 		return
 	}
 	if len(req.Body()) > 0 {
-		// The answer to the offer we made in a 2xx to an offerless re-INVITE.
+		// The answer to the offer we made in a 2xx to an offerless INVITE
+		// or re-INVITE.
 		if d, err := media.ParseOffer(req.Body()); err == nil {
 			l.setRemoteMedia(d)
+			l.mu.Lock()
+			l.ackSDP = req.Body()
+			l.mu.Unlock()
 		}
 	}
 	l.mu.Lock()

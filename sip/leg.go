@@ -43,6 +43,7 @@ type leg struct {
 	routeSet     []sip.Uri
 	localCSeq    uint32
 	remoteCSeq   uint32 // 0 = none seen yet
+	inviteCSeq   uint32 // UAC: the CSeq of the INVITE our ACK answers
 	transport    string // "UDP" or "TCP"
 	dest         string // host:port where this dialog's requests go (the flow it came on)
 	answered     bool   // UAS: our 2xx is sent
@@ -57,6 +58,7 @@ type leg struct {
 	released bool              // parked away: only its BYE is still expected
 	gone     chan struct{}     // closed when the leg's dialog is over
 	acked    chan struct{}     // UAS: closed when the ACK for our 2xx arrives
+	ackSDP   []byte            // UAS: the SDP answer an ACK carried (delayed offer)
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
 }
 

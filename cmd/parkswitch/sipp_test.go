@@ -185,3 +185,31 @@ trunks:
 		}
 	})
 }
+
+// TestSippDelayedOffer: an INVITE without SDP reaches the callee without
+// SDP; the callee's offer goes back in the 200, the caller's answer comes
+// in the ACK and is passed on in the switch's ACK; RTP then flows.
+func TestSippDelayedOffer(t *testing.T) {
+	requireSipp(t)
+	uasPort := freeUDPPort(t)
+	ts := startServer(t, `
+  - id: 2000@contoso.com
+    display_name: SIPp Answering
+    password: demo2000
+    contact: sip:2000@127.0.0.1:`+strconv.Itoa(uasPort)+`
+`, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	before := media.RelayedPackets()
+	uas := startSipp(t, ctx, "-sf", scenario("uas_late_offer.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
+		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeUDPPort(t)), "-rtp_echo", "-m", "1")
+	time.Sleep(200 * time.Millisecond)
+	uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_late_offer.xml"), "-s", "2000",
+		"-au", "1001", "-ap", "demo1001", "-i", "127.0.0.1", "-mi", "127.0.0.1",
+		"-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
+	uac.wait(t, "uac")
+	uas.wait(t, "uas")
+	if got := media.RelayedPackets() - before; got < 100 {
+		t.Fatalf("relayed %d RTP packets, want at least 100 (both directions)", got)
+	}
+}
