@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 CONFIG   ?= configs/parkswitch.yaml
 
-.PHONY: all build run test unit e2e bench lint deps-test clean
+.PHONY: all build run test unit e2e bench lint deps-test deps-interop interop clean
 
 all: build
 
@@ -18,8 +18,8 @@ run: build
 
 # Everything CI runs: tools the tests need, vet, the race-enabled test suite
 # (unit and end-to-end, SIPp included).
-test: deps-test lint
-	PARKSWITCH_REQUIRE_SIPP=1 $(GO) test -race -count=1 -timeout 8m ./...
+test: deps-test deps-interop lint
+	PARKSWITCH_REQUIRE_SIPP=1 PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 8m ./...
 
 # deps-test installs SIPp when it is missing (Debian package sip-tester).
 deps-test:
@@ -27,6 +27,19 @@ deps-test:
 		echo "installing SIPp (sip-tester)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+
+# Interoperability with real softphones (baresip) against the switch; also
+# part of `make test`.
+interop: deps-interop
+	PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 5m -run Interop ./cmd/parkswitch/
+
+# deps-interop installs the softphones when they are missing (Debian
+# package baresip-core).
+deps-interop:
+	@command -v baresip >/dev/null 2>&1 || { \
+		echo "installing baresip (baresip-core)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq baresip-core; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -814,6 +814,15 @@ func (s *Switch) bye(l *leg) {
 		req.SetBody(nil)
 		ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 		defer cancel()
+		go func() {
+			// A BYE from the phone ends the dialog too: stop waiting for
+			// an answer to ours (a phone that hung up may never send it).
+			select {
+			case <-l.gone:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		if _, err := s.do(ctx, req); err != nil {
 			l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("BYE failed")
 		}

@@ -26,8 +26,12 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	switch req.Method {
 	case sip.BYE:
 		s.reply(req, tx, 200, "")
-		if l.isReleased() {
-			// The parker leaving after the park: only its leg ends.
+		l.mu.Lock()
+		crossing := l.ended
+		l.mu.Unlock()
+		if crossing || l.isReleased() {
+			// Our BYE crossed the phone's, or the parker left after the
+			// park: only this leg ends, and it ends now.
 			l.markGone()
 			s.dialogs.remove(l)
 			return

@@ -63,7 +63,11 @@ func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 	}
 	challenge := func(stale bool) {
 		res := s.response(req, code, "")
-		for _, v := range s.auth.Challenge(stale) {
+		var algs []string
+		if md5Only(req) {
+			algs = []string{"MD5"}
+		}
+		for _, v := range s.auth.Challenge(stale, algs...) {
 			res.AppendHeader(sip.NewHeader(challengeName, v))
 		}
 		s.respond(tx, res)
@@ -99,6 +103,30 @@ func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 		s.reply(req, tx, 403, "")
 	}
 	return nil
+}
+
+// md5Only recognises clients that give up on a digest challenge they
+// cannot compute instead of trying the next one (RFC 8760 says to skip
+// it): baresip before 3.12 fails its REGISTER on a SHA-256 challenge even
+// when an MD5 one is offered too. They are challenged with MD5 alone.
+func md5Only(req *sip.Request) bool {
+	h := req.GetHeader("User-Agent")
+	if h == nil {
+		return false
+	}
+	v, ok := strings.CutPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "baresip")
+	if !ok {
+		return false
+	}
+	v = strings.TrimLeft(v, " v/")
+	majorS, rest, _ := strings.Cut(v, ".")
+	minorS, _, _ := strings.Cut(rest, ".")
+	major, err1 := strconv.Atoi(majorS)
+	minor, err2 := strconv.Atoi(strings.TrimRightFunc(minorS, func(r rune) bool { return r < '0' || r > '9' }))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return major < 3 || (major == 3 && minor < 12)
 }
 
 // authUser pulls the claimed user name out of credentials for logging.

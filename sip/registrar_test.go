@@ -114,3 +114,22 @@ func TestStaticBinding(t *testing.T) {
 		}
 	}
 }
+
+func TestMD5Only(t *testing.T) {
+	for ua, want := range map[string]bool{
+		"baresip v1.0.0 (x86_64/linux)":      true,
+		"baresip v3.11.0 (arm64/linux)":      true,
+		"baresip v3.12.0 (x86_64/linux)":     false,
+		"baresip v4.1.0":                     false,
+		"Linphone/5.1.65 (belle-sip/5.1.55)": false,
+		"":                                   false,
+	} {
+		req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: "contoso.com"})
+		if ua != "" {
+			req.AppendHeader(sip.NewHeader("User-Agent", ua))
+		}
+		if got := md5Only(req); got != want {
+			t.Errorf("md5Only(%q) = %v, want %v", ua, got, want)
+		}
+	}
+}

@@ -54,10 +54,11 @@ type Options struct {
 	Music          *media.MusicOnHold // what parked callers hear; nil = silence
 	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
 
-	NoAnswerTimeout time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
-	MediaTimeout    time.Duration // a call whose media is silent this long is ended (0 = never)
-	NonceTTL        time.Duration // digest nonce lifetime (default 5 min)
-	MaxExpires      int           // upper bound for a registration's lifetime in seconds (default 3600)
+	NoAnswerTimeout  time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
+	MediaTimeout     time.Duration // a call whose media is silent this long is ended (0 = never)
+	NonceTTL         time.Duration // digest nonce lifetime (default 5 min)
+	DigestAlgorithms []string      // offered in challenges, in order (default MD5, SHA-256)
+	MaxExpires       int           // upper bound for a registration's lifetime in seconds (default 3600)
 }
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
@@ -144,6 +145,7 @@ func New(opts Options) (*Switch, error) {
 		return nil, fmt.Errorf("sip: random: %w", err)
 	}
 	s.auth = digest.NewServer(opts.Domain, nil, opts.NonceTTL, opts.Now)
+	s.auth.Offer(opts.DigestAlgorithms...)
 	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)

@@ -85,7 +85,7 @@ func (r *reloader) reload(why string) error {
 	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix})
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
 	if restartNeeded(r.cfg, cfg) {
-		log.Warn().Msg("listen addresses, domain, RTP ports or music changed: they take effect after a restart")
+		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports or music changed: they take effect after a restart")
 	}
 	r.cfg, r.lastErr = cfg, nil
 	r.success.Set(1)
@@ -100,6 +100,7 @@ func restartNeeded(old, cur *config.Config) bool {
 		!slices.Equal(old.Server.SIPListen, cur.Server.SIPListen) ||
 		old.Server.HTTPListen != cur.Server.HTTPListen ||
 		old.Server.AdvertiseIP != cur.Server.AdvertiseIP ||
+		!slices.Equal(old.Server.DigestAlgorithms, cur.Server.DigestAlgorithms) ||
 		old.Media != cur.Media
 }
 

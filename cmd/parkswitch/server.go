@@ -100,6 +100,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		Registry:     reg,
 		MediaTimeout: cfg.Media.RTPTimeout(),
 
+		DigestAlgorithms: cfg.Server.DigestAlgorithms,
+
 		Policies:       cfg.Policies,
 		ParkUser:       cfg.Park.ParkUser,
 		RetrievePrefix: cfg.Park.RetrievePrefix,

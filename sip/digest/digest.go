@@ -81,6 +81,7 @@ type Server struct {
 	now    func() time.Time
 	opaque string
 	seen   *replayTable
+	offer  []string // algorithms challenged, in order
 }
 
 // NewServer returns a server for realm. Servers sharing secret accept
@@ -111,20 +112,36 @@ func NewServer(realm string, secret []byte, nonceTTL time.Duration, now func() t
 		ttl:    nonceTTL,
 		now:    now,
 		opaque: base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16]),
+		offer:  []string{"MD5", "SHA-256"},
 		seen:   newReplayTable(maxTrackedNonces),
+	}
+}
+
+// Offer sets the algorithms challenges offer, in order ("MD5", "SHA-256").
+// Some clients give up on a challenge they cannot compute even when
+// another one follows (baresip before 3.12 on SHA-256), so operators can
+// offer MD5 alone. Verify accepts every algorithm it knows regardless.
+// Call it before the server is used.
+func (s *Server) Offer(algorithms ...string) {
+	if len(algorithms) > 0 {
+		s.offer = algorithms
 	}
 }
 
 // Challenge returns the header values to send, as WWW-Authenticate in a
 // 401 or Proxy-Authenticate in a 407: MD5 first, then SHA-256 (RFC 8760),
 // both with qop="auth" and one fresh nonce; stale=true when the previous
-// attempt failed with ErrStaleNonce. MD5 leads because many deployed phones
+// attempt failed with ErrStaleNonce. algorithms, when given, replace the
+// offered ones for this challenge. MD5 leads because many deployed phones
 // and SIPp answer only the first challenge and give up on SHA-256; clients
 // that prefer SHA-256 pick it from the second header.
-func (s *Server) Challenge(stale bool) []string {
+func (s *Server) Challenge(stale bool, algorithms ...string) []string {
+	if len(algorithms) == 0 {
+		algorithms = s.offer
+	}
 	nonce := s.newNonce()
 	out := make([]string, 0, 2)
-	for _, alg := range []string{"MD5", "SHA-256"} {
+	for _, alg := range algorithms {
 		var b strings.Builder
 		b.WriteString(`Digest realm=`)
 		b.WriteString(quote(s.realm))

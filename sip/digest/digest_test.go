@@ -492,3 +492,17 @@ func FuzzVerify(f *testing.F) {
 		t.Fatalf("unexpected error %v", err)
 	})
 }
+
+func TestOffer(t *testing.T) {
+	s, _ := newTestServer()
+	s.Offer("MD5")
+	ch := s.Challenge(false)
+	if len(ch) != 1 || !strings.Contains(ch[0], "algorithm=MD5") {
+		t.Fatalf("MD5-only challenge = %q", ch)
+	}
+	s.Offer("SHA-256", "MD5")
+	ch = s.Challenge(false)
+	if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=SHA-256") || !strings.Contains(ch[1], "algorithm=MD5") {
+		t.Fatalf("ordered challenge = %q", ch)
+	}
+}

@@ -24,6 +24,10 @@ const (
 	DefaultPolicyFile        = "policies.yaml"
 )
 
+// DefaultDigestAlgorithms are offered when digest_algorithms is absent:
+// MD5 first, which phones that read only the first challenge need.
+var DefaultDigestAlgorithms = []string{"MD5", "SHA-256"}
+
 // DefaultSIPListen is the sip_listen used when the key is absent.
 var DefaultSIPListen = []Listen{{Network: "udp", Addr: "0.0.0.0:5060"}, {Network: "tcp", Addr: "0.0.0.0:5060"}}
 
@@ -48,6 +52,8 @@ type Server struct {
 	SIPListen   []Listen // SIP transports to listen on
 	HTTPListen  string   // host:port of the admin API, /metrics and /healthz
 	AdvertiseIP string   // address written into Contact and SDP; "" = the listen address
+	// DigestAlgorithms are offered in 401/407 challenges, in this order.
+	DigestAlgorithms []string
 }
 
 // Listen is one SIP listening socket.

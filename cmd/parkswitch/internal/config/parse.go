@@ -109,6 +109,7 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.Field{Name: "sip_listen", Decode: p.decodeListen},
 			policy.StringField("http_listen", &c.Server.HTTPListen),
 			policy.StringField("advertise_ip", &c.Server.AdvertiseIP),
+			policy.StringsField("digest_algorithms", &c.Server.DigestAlgorithms),
 		),
 		section("media", &p.media,
 			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
@@ -248,6 +249,25 @@ func (p *parser) checkServer() {
 		if _, _, msg := splitHostPort(s.HTTPListen); msg != "" {
 			d.Addf(p.server.Line("http_listen"), "http_listen %q is not host:port: write e.g. %s", s.HTTPListen, DefaultHTTPListen)
 		}
+	}
+	if p.server.Has("digest_algorithms") && !p.server.Bad("digest_algorithms") {
+		seen := map[string]bool{}
+		if len(s.DigestAlgorithms) == 0 {
+			d.Addf(p.server.Line("digest_algorithms"), "digest_algorithms is empty: list MD5, SHA-256 or both, e.g. [MD5, SHA-256]")
+		}
+		for i, a := range s.DigestAlgorithms {
+			up := strings.ToUpper(a)
+			if up != "MD5" && up != "SHA-256" {
+				d.Addf(p.server.Line("digest_algorithms"), "digest algorithm %q is not supported: use MD5 or SHA-256", a)
+			} else if seen[up] {
+				d.Addf(p.server.Line("digest_algorithms"), "digest algorithm %s is listed twice", up)
+			}
+			seen[up] = true
+			s.DigestAlgorithms[i] = up
+		}
+	}
+	if len(s.DigestAlgorithms) == 0 {
+		s.DigestAlgorithms = append([]string(nil), DefaultDigestAlgorithms...)
 	}
 	if !p.server.Bad("advertise_ip") && s.AdvertiseIP != "" {
 		ip, err := netip.ParseAddr(s.AdvertiseIP)
