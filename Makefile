@@ -28,18 +28,22 @@ deps-test:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
 
-# Interoperability with real softphones (baresip) against the switch; also
-# part of `make test`.
+# Interoperability with real softphones (baresip, Linphone) against the
+# switch; also part of `make test`.
 interop: deps-interop
 	PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 5m -run Interop ./cmd/parkswitch/
 
 # deps-interop installs the softphones when they are missing (Debian
-# package baresip-core).
+# packages baresip-core and linphone-cli).
 deps-interop:
 	@command -v baresip >/dev/null 2>&1 || { \
 		echo "installing baresip (baresip-core)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq baresip-core; }
+	@command -v linphonec >/dev/null 2>&1 || { \
+		echo "installing Linphone (linphone-cli)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq linphone-cli; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

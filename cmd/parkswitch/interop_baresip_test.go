@@ -796,6 +796,42 @@ func TestInteropBaresip(t *testing.T) {
 		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 	})
 
+	t.Run("hold, then transfer to park", func(t *testing.T) {
+		// What many desk phones do: put the call on hold, then blind
+		// transfer it to the park address.
+		alice := startBaresip(t, ts, "1001", hostAccount)
+		bob := startBaresip(t, ts, "1002", hostAccount)
+		carol := startBaresip(t, ts, "1003", hostAccount)
+		am, bm, cm := alice.mark(), bob.mark(), carol.mark()
+		alice.do("dial", "1002")
+		bob.expect(&bm, "CALL_ESTABLISHED")
+		alice.expect(&am, "CALL_ESTABLISHED")
+
+		bob.do("hold", "")
+		bob.direction("sendonly", "holding parker")
+		alice.direction("recvonly", "held party")
+		bob.do("transfer", "park")
+		bob.expect(&bm, "CALL_CLOSED")
+		var code string
+		waitUntil(t, 5*time.Second, "the MESSAGE with the park code at the parker", func() bool {
+			code, _ = bob.parkedAt()
+			return code != ""
+		})
+		alice.hears(25, "music on hold after hold and park")
+		if n := len(ts.sw.Lot().Orbits()); n != 1 {
+			t.Fatalf("%d orbits, want 1", n)
+		}
+		carol.do("dial", code)
+		carol.expect(&cm, "CALL_ESTABLISHED")
+		alice.direction("sendrecv", "retrieved party")
+		alice.hears(10, "audio from the retriever")
+		carol.hears(10, "audio from the retrieved party")
+		carol.do("hangup", "")
+		carol.expect(&cm, "CALL_CLOSED")
+		alice.expect(&am, "CALL_CLOSED")
+		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
+	})
+
 	t.Run("ringback to the parker", func(t *testing.T) {
 		// Park timeouts run 100 times faster: 300 s is 3 s.
 		ts := startServer(t, "", func(o *sw.Options) {

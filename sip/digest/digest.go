@@ -132,9 +132,10 @@ func (s *Server) Offer(algorithms ...string) {
 // 401 or Proxy-Authenticate in a 407: MD5 first, then SHA-256 (RFC 8760),
 // both with qop="auth" and one fresh nonce; stale=true when the previous
 // attempt failed with ErrStaleNonce. algorithms, when given, replace the
-// offered ones for this challenge. MD5 leads because many deployed phones
-// and SIPp answer only the first challenge and give up on SHA-256; clients
-// that prefer SHA-256 pick it from the second header.
+// offered ones for this challenge. The default puts MD5 first because many
+// deployed phones and SIPp answer only the first challenge; clients take
+// the first one they support (Linphone does), so an operator who wants
+// SHA-256 from capable phones lists it first.
 func (s *Server) Challenge(stale bool, algorithms ...string) []string {
 	if len(algorithms) == 0 {
 		algorithms = s.offer
