@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -178,4 +179,59 @@ func TestMain(m *testing.M) {
 	// The SIP stack logs process-wide; keep its warnings, on stderr.
 	sip.SetStackLogger(zerolog.New(os.Stderr).Level(zerolog.WarnLevel))
 	os.Exit(m.Run())
+}
+
+// portBlocks hands out blocks of consecutive ports of [lo, hi), round
+// robin, that nothing holds on 127.0.0.1: the external phones of the
+// interop tests need fixed ports, away from the switch's RTP ranges
+// (rtpRange) and the kernel's ephemeral range.
+type portBlocks struct {
+	mu           sync.Mutex
+	lo, hi, size int
+	next         int
+}
+
+// take returns the first port of a free block; every port of it is free
+// for each of networks ("udp", "tcp").
+func (b *portBlocks) take(t testing.TB, networks ...string) int {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for range (b.hi - b.lo) / b.size {
+		if b.next < b.lo || b.next+b.size > b.hi {
+			b.next = b.lo
+		}
+		start := b.next
+		b.next += b.size
+		free := true
+		for p := start; p < start+b.size && free; p++ {
+			for _, n := range networks {
+				free = free && bindable(n, p)
+			}
+		}
+		if free {
+			return start
+		}
+	}
+	t.Fatalf("no free block of %d ports in %d–%d", b.size, b.lo, b.hi-1)
+	return 0
+}
+
+// bindable reports whether nothing holds port of 127.0.0.1 over network.
+func bindable(network string, port int) bool {
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return false
+		}
+		pc.Close()
+		return true
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

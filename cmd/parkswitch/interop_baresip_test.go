@@ -41,57 +41,19 @@ func requireBaresip(t *testing.T) string {
 	return path
 }
 
-// Ports for the phones, below the switch's RTP ranges (24000 and up, see
-// rtpRange) and the kernel's ephemeral range: SIP on an even port P (UDP
-// and TCP, and baresip binds SIP/TLS on P+1), the control socket on P+2,
-// RTP in a private slice of 40 ports.
-var baresipPorts = struct {
-	sync.Mutex
-	sip, rtp int
-}{sip: 21000, rtp: 22000}
+// Ports of the baresip phones: SIP on a port P (UDP and TCP; baresip also
+// binds SIP/TLS on P+1), the control socket on P+2, RTP in a private slice
+// of 40 ports.
+var (
+	baresipSIPPorts = &portBlocks{lo: 21000, hi: 22000, size: 4}
+	baresipRTPPorts = &portBlocks{lo: 22000, hi: 24000, size: 40}
+)
 
-// bindable reports whether nothing listens on port of 127.0.0.1 over network.
-func bindable(network string, port int) bool {
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return false
-		}
-		pc.Close()
-		return true
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	ln.Close()
-	return true
-}
-
-// allocBaresipPorts returns a SIP port (P, P+1 and the control port P+2
-// free) and the first of 40 RTP ports.
+// allocBaresipPorts returns a SIP port (P to P+3 free) and the first of 40
+// RTP ports.
 func allocBaresipPorts(t *testing.T) (sipPort, rtpLo int) {
 	t.Helper()
-	baresipPorts.Lock()
-	defer baresipPorts.Unlock()
-	for range 250 {
-		p := baresipPorts.sip
-		baresipPorts.sip += 4
-		if baresipPorts.sip >= 21996 {
-			baresipPorts.sip = 21000
-		}
-		if bindable("udp", p) && bindable("tcp", p) && bindable("tcp", p+1) && bindable("tcp", p+2) {
-			rtpLo = baresipPorts.rtp
-			baresipPorts.rtp += 40
-			if baresipPorts.rtp >= 23960 {
-				baresipPorts.rtp = 22000
-			}
-			return p, rtpLo
-		}
-	}
-	t.Fatal("no free ports for a baresip phone in 21000–21999")
-	return 0, 0
+	return baresipSIPPorts.take(t, "udp", "tcp"), baresipRTPPorts.take(t, "udp")
 }
 
 // baresipEvent is one event from ctrl_tcp (see baresip's src/event.c).

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,63 +63,21 @@ func requireLinphone(t *testing.T) (linphonec, stdbuf string) {
 	return linphonec, stdbuf
 }
 
-// Ports of the Linphone phones, private to this file: below the switch's RTP
-// ranges (24000 and up, see rtpRange), apart from the other interop peers
-// (21000–23999), and below the kernel's ephemeral range. SIP on 20000–20998;
-// RTP in slices of 40 (20 audio, 20 video) in 16000–19999.
-var linphonePorts = struct {
-	sync.Mutex
-	sip, rtp int
-}{sip: 20000, rtp: 16000}
+// Ports of the Linphone phones, apart from the other interop peers
+// (21000–23999): SIP on 20000–20998; RTP in slices of 40 (20 audio, 20
+// video) in 16000–19999.
+var (
+	linphoneSIPPorts = &portBlocks{lo: 20000, hi: 21000, size: 2}
+	linphoneRTPPorts = &portBlocks{lo: 16000, hi: 20000, size: linphoneRTPSlice}
+)
 
 const linphoneRTPSlice = 40
-
-// linphoneUDPFree reports whether nothing holds UDP port of 127.0.0.1.
-func linphoneUDPFree(port int) bool {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
-	if err != nil {
-		return false
-	}
-	pc.Close()
-	return true
-}
 
 // allocLinphonePorts returns a free SIP port and the first port of a free
 // RTP slice.
 func allocLinphonePorts(t *testing.T) (sipPort, rtpLo int) {
 	t.Helper()
-	linphonePorts.Lock()
-	defer linphonePorts.Unlock()
-	for range 500 {
-		p := linphonePorts.sip
-		linphonePorts.sip += 2
-		if linphonePorts.sip > 20998 {
-			linphonePorts.sip = 20000
-		}
-		if linphoneUDPFree(p) {
-			sipPort = p
-			break
-		}
-	}
-	for range 100 {
-		lo := linphonePorts.rtp
-		linphonePorts.rtp += linphoneRTPSlice
-		if linphonePorts.rtp+linphoneRTPSlice > 20000 {
-			linphonePorts.rtp = 16000
-		}
-		free := true
-		for p := lo; p < lo+linphoneRTPSlice && free; p++ {
-			free = linphoneUDPFree(p)
-		}
-		if free {
-			rtpLo = lo
-			break
-		}
-	}
-	if sipPort == 0 || rtpLo == 0 {
-		t.Fatal("no free ports for a Linphone phone in 16000–20998")
-	}
-	return sipPort, rtpLo
+	return linphoneSIPPorts.take(t, "udp"), linphoneRTPPorts.take(t, "udp")
 }
 
 // linphoneLine is one line of linphonec's console, prompts removed.
