@@ -383,3 +383,22 @@ func TestParkAfterHold(t *testing.T) {
 	c.Hangup(ctx)
 	waitDone(t, a, "retrieved party")
 }
+
+// TestParkerLegReleased: a parker's phone that does not hang up after the
+// park gets a BYE from the switch (30 s by default, shortened here); the
+// parked call stays.
+func TestParkerLegReleased(t *testing.T) {
+	ts := startServer(t, "", func(o *sw.Options) { o.ReleaseTimeout = 500 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "udp")
+	a, b := call(t, ctx, alice, bob, "1002")
+	parkCall(t, ctx, bob, b, a)
+	waitDone(t, b, "parker's leg")
+	if !a.Established() || len(ts.sw.Lot().Orbits()) != 1 {
+		t.Fatal("releasing the parker's leg disturbed the parked call")
+	}
+	a.Hangup(ctx)
+	waitUntil(t, 3*time.Second, "orbit freed", func() bool { return len(ts.sw.Lot().Orbits()) == 0 })
+}
