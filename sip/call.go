@@ -354,9 +354,8 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		}
 	}()
 
-	var earlySent bool
 	r := c.race(ctx, caller, targets, bSDP, c.epB, offer, func(f *leg, res *sip.Response) {
-		c.relayProvisional(req, tx, f, res, &earlySent)
+		c.relayProvisional(req, tx, f, res)
 	})
 	switch {
 	case r.winner != nil:
@@ -595,7 +594,7 @@ func (c *call) dropFork(f *leg) {
 }
 
 // relayProvisional passes ringing and early media on to the caller.
-func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response, earlySent *bool) {
+func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response) {
 	code := res.StatusCode
 	if code != 183 && code != 180 {
 		code = 180
@@ -609,7 +608,6 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 			if body, err := c.a.localSDP(res.Body(), ""); err == nil {
 				out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 				out.SetBody(body)
-				*earlySent = true
 			}
 		}
 	}

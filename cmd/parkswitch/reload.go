@@ -22,7 +22,8 @@ import (
 // validation is refused as a whole; what is in force stays, and nothing
 // parked is touched.
 type reloader struct {
-	srv *server
+	srv      *server
+	fromFile bool // false for the built-in configuration: nothing to re-read
 
 	mu       sync.Mutex
 	cfg      *config.Config
@@ -36,6 +37,7 @@ type reloader struct {
 func newReloader(srv *server, reg prometheus.Registerer) *reloader {
 	r := &reloader{
 		srv: srv, cfg: srv.cfg,
+		fromFile: fileExists(srv.cfg.Path),
 		success: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parkswitch_config_last_reload_successful",
 			Help: "1 when the last configuration reload was applied, 0 when it was refused.",
@@ -61,7 +63,7 @@ func (r *reloader) reload(why string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	log := r.srv.log.With().Str("trigger", why).Logger()
-	if _, err := os.Stat(r.cfg.Path); err != nil && r.cfg.Path != "" && !filepath.IsAbs(r.cfg.Path) && r.cfg.Path[0] == '(' {
+	if !r.fromFile {
 		log.Info().Msg("the built-in configuration has nothing to reload")
 		return nil
 	}
@@ -165,4 +167,9 @@ func (r *reloader) watch(ctx context.Context, wt *watcher) error {
 			r.reload("file changed")
 		}
 	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

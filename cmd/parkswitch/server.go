@@ -174,7 +174,7 @@ func (s *server) start() error {
 	if err := s.sw.Start(); err != nil {
 		return err
 	}
-	if _, err := os.Stat(s.cfg.Path); err == nil {
+	if s.reloader.fromFile {
 		w, err := s.reloader.newWatcher()
 		if err != nil {
 			s.log.Warn().Err(err).Msg("configuration files are not watched; reload with SIGHUP")

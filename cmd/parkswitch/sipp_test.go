@@ -82,35 +82,45 @@ func scenario(name string) string {
 	return abs
 }
 
-// TestSippAuthenticatedCallWithRTP: a SIPp UAC authenticates with digest and
-// calls a SIPp UAS (a static contact) through the switch; A-law RTP played
-// from a pcap is relayed to the UAS, echoed, and relayed back.
-func TestSippAuthenticatedCallWithRTP(t *testing.T) {
+// TestSippCallWithRTP: a SIPp UAC authenticates with digest and calls a
+// SIPp UAS (a static contact) through the switch; A-law RTP played from a
+// pcap is relayed to the UAS, echoed, and relayed back. With a delayed
+// offer the INVITE reaches the callee without SDP, the callee's offer goes
+// back in the 200 and the caller's answer, from its ACK, in the switch's
+// ACK (the scenarios check where the SDP is).
+func TestSippCallWithRTP(t *testing.T) {
 	requireSipp(t)
-	uasPort := freeUDPPort(t)
-	ts := startServer(t, `
+	for _, tt := range []struct{ name, uac, uas string }{
+		{"digest", "uac_auth.xml", "uas.xml"},
+		{"delayed offer", "uac_late_offer.xml", "uas_late_offer.xml"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			uasPort := freeUDPPort(t)
+			ts := startServer(t, `
   - id: 2000@contoso.com
     display_name: SIPp Answering
     password: demo2000
     contact: sip:2000@127.0.0.1:`+strconv.Itoa(uasPort)+`
 `, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			defer cancel()
 
-	before := media.RelayedPackets()
-	uas := startSipp(t, ctx, "-sf", scenario("uas.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeUDPPort(t)), "-rtp_echo", "-m", "1")
-	time.Sleep(200 * time.Millisecond) // let the UAS bind
-	uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_auth.xml"), "-s", "2000",
-		"-au", "1001", "-ap", "demo1001", "-i", "127.0.0.1", "-mi", "127.0.0.1",
-		"-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
-	uac.wait(t, "uac")
-	uas.wait(t, "uas")
+			before := media.RelayedPackets()
+			uas := startSipp(t, ctx, "-sf", scenario(tt.uas), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
+				"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeUDPPort(t)), "-rtp_echo", "-m", "1")
+			time.Sleep(200 * time.Millisecond) // let the UAS bind
+			uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario(tt.uac), "-s", "2000",
+				"-au", "1001", "-ap", "demo1001", "-i", "127.0.0.1", "-mi", "127.0.0.1",
+				"-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
+			uac.wait(t, "uac")
+			uas.wait(t, "uas")
 
-	// About 100 packets are played in the 2 s of the call; each is relayed
-	// to the UAS and, echoed, back to the UAC.
-	if got := media.RelayedPackets() - before; got < 100 {
-		t.Fatalf("relayed %d RTP packets through the switch, want at least 100 (both directions)", got)
+			// About 100 packets are played in the 2 s of the call; each is
+			// relayed to the UAS and, echoed, back to the UAC.
+			if got := media.RelayedPackets() - before; got < 100 {
+				t.Fatalf("relayed %d RTP packets through the switch, want at least 100 (both directions)", got)
+			}
+		})
 	}
 }
 
@@ -184,32 +194,4 @@ trunks:
 			t.Errorf("the carrier did not get the number without its prefix:\n%s", head(string(all), 2000))
 		}
 	})
-}
-
-// TestSippDelayedOffer: an INVITE without SDP reaches the callee without
-// SDP; the callee's offer goes back in the 200, the caller's answer comes
-// in the ACK and is passed on in the switch's ACK; RTP then flows.
-func TestSippDelayedOffer(t *testing.T) {
-	requireSipp(t)
-	uasPort := freeUDPPort(t)
-	ts := startServer(t, `
-  - id: 2000@contoso.com
-    display_name: SIPp Answering
-    password: demo2000
-    contact: sip:2000@127.0.0.1:`+strconv.Itoa(uasPort)+`
-`, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	before := media.RelayedPackets()
-	uas := startSipp(t, ctx, "-sf", scenario("uas_late_offer.xml"), "-i", "127.0.0.1", "-p", strconv.Itoa(uasPort),
-		"-mi", "127.0.0.1", "-mp", strconv.Itoa(freeUDPPort(t)), "-rtp_echo", "-m", "1")
-	time.Sleep(200 * time.Millisecond)
-	uac := startSipp(t, ctx, ts.udpAddr(), "-sf", scenario("uac_late_offer.xml"), "-s", "2000",
-		"-au", "1001", "-ap", "demo1001", "-i", "127.0.0.1", "-mi", "127.0.0.1",
-		"-mp", strconv.Itoa(freeUDPPort(t)), "-m", "1")
-	uac.wait(t, "uac")
-	uas.wait(t, "uas")
-	if got := media.RelayedPackets() - before; got < 100 {
-		t.Fatalf("relayed %d RTP packets, want at least 100 (both directions)", got)
-	}
 }
