@@ -59,6 +59,11 @@ type Options struct {
 	NonceTTL         time.Duration // digest nonce lifetime (default 5 min)
 	DigestAlgorithms []string      // offered in challenges, in order (default MD5, SHA-256)
 	MaxExpires       int           // upper bound for a registration's lifetime in seconds (default 3600)
+
+	BanAfter       int           // failed authentications within BanWindow that ban a source (default 10)
+	BanWindow      time.Duration // default 60 s
+	BanTime        time.Duration // how long a banned source is ignored (default 600 s)
+	RetrieveMisses int           // retrieves of empty codes per user and minute before 403 (default 10)
 }
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
@@ -77,6 +82,7 @@ type Switch struct {
 	lot      *park.Lot
 	policies atomic.Pointer[policy.Set]
 	numbers  atomic.Pointer[ParkNumbers]
+	sec      security
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -150,6 +156,7 @@ func New(opts Options) (*Switch, error) {
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.metrics = newMetrics(s, opts.Registry)
+	s.initSecurity(opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
