@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultMaxKeys bounds a table when Limits.MaxKeys is not set: at the
-// default ten failures about 150 bytes a key, so some 10 MB at most.
+// default ten failures about 200 bytes a key, so some 13 MB at most.
 const DefaultMaxKeys = 1 << 16
 
 // Limits configure a table.
@@ -43,7 +43,7 @@ type Table[K comparable] struct {
 
 type entry[K comparable] struct {
 	key   K
-	fails []time.Time // the last lim.After failures, oldest first
+	fails []int64     // Unix ns of the last lim.After failures, oldest first
 	since time.Time   // zero unless blocked
 	until time.Time
 	count int // failures that led to the block
@@ -102,8 +102,8 @@ func (t *Table[K]) Strike(k K) *Block[K] {
 		copy(e.fails, e.fails[1:])
 		e.fails = e.fails[:len(e.fails)-1]
 	}
-	e.fails = append(e.fails, now)
-	for len(e.fails) > 0 && now.Sub(e.fails[0]) >= t.lim.Window {
+	e.fails = append(e.fails, now.UnixNano())
+	for len(e.fails) > 0 && now.UnixNano()-e.fails[0] >= int64(t.lim.Window) {
 		e.fails = e.fails[1:]
 	}
 	if len(e.fails) < t.lim.After {
@@ -152,7 +152,7 @@ func (t *Table[K]) idle(e *entry[K], now time.Time) bool {
 	if !e.since.IsZero() {
 		return !now.Before(e.until)
 	}
-	return len(e.fails) == 0 || now.Sub(e.fails[len(e.fails)-1]) >= t.lim.Window
+	return len(e.fails) == 0 || now.UnixNano()-e.fails[len(e.fails)-1] >= int64(t.lim.Window)
 }
 
 // Blocks lists the keys blocked now, earliest first.

@@ -22,6 +22,11 @@ const (
 	DefaultRingbackSeconds   = 30
 	DefaultMaxRingbacks      = 3
 	DefaultPolicyFile        = "policies.yaml"
+
+	DefaultBanAfter         = 10
+	DefaultBanWindowSeconds = 60
+	DefaultBanSeconds       = 600
+	DefaultRetrieveMisses   = 10
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -37,6 +42,7 @@ type Config struct {
 	Server   Server
 	Media    Media
 	Park     Park
+	Security Security
 	Users    []User
 	Trunks   []Trunk
 	Policies *policy.Set
@@ -89,13 +95,28 @@ type Park struct {
 // Ringback is RingbackSeconds as a duration.
 func (p Park) Ringback() time.Duration { return time.Duration(p.RingbackSeconds) * time.Second }
 
+// Security holds the security section.
+type Security struct {
+	BanAfter         int // failed authentications from one IP within BanWindowSeconds that ban it
+	BanWindowSeconds int
+	BanSeconds       int // how long a banned IP is ignored
+	RetrieveMisses   int // retrieves of empty codes per user and minute before 403
+}
+
+// BanWindow is BanWindowSeconds as a duration.
+func (s Security) BanWindow() time.Duration { return time.Duration(s.BanWindowSeconds) * time.Second }
+
+// BanTime is BanSeconds as a duration.
+func (s Security) BanTime() time.Duration { return time.Duration(s.BanSeconds) * time.Second }
+
 // User is one configured user.
 type User struct {
 	ID          string // address of record, name@domain
 	Extension   string // optional dialable number
 	DisplayName string
-	Password    string // exactly one of Password and HA1 is set
+	Password    string // either Password or one or both of HA1 and HA1SHA256 is set
 	HA1         string // lower-case hex MD5 of name:realm:password
+	HA1SHA256   string // lower-case hex SHA-256 of name:realm:password
 	Groups      []string
 	Contact     string // optional static binding, a sip: or sips: URI
 	Line        int    // line of the user's entry in the config file
