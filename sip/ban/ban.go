@@ -43,8 +43,8 @@ type Table[K comparable] struct {
 
 type entry[K comparable] struct {
 	key   K
-	fails []int64     // Unix ns of the last lim.After failures, oldest first
-	since time.Time   // zero unless blocked
+	fails []int64   // Unix ns of the last lim.After failures, oldest first
+	since time.Time // zero unless blocked
 	until time.Time
 	count int // failures that led to the block
 }
