@@ -36,7 +36,7 @@ type Table[K comparable] struct {
 	lim Limits
 	now func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex        // read-locked on every request, write-locked on failures
 	entries map[K]*list.Element // of *entry[K]
 	order   *list.List          // least recently struck at the front
 }
@@ -65,8 +65,8 @@ func New[K comparable](lim Limits, now func() time.Time) *Table[K] {
 
 // Blocked reports whether k is blocked now.
 func (t *Table[K]) Blocked(k K) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	el, ok := t.entries[k]
 	if !ok {
 		return false
@@ -157,8 +157,8 @@ func (t *Table[K]) idle(e *entry[K], now time.Time) bool {
 
 // Blocks lists the keys blocked now, earliest first.
 func (t *Table[K]) Blocks() []Block[K] {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	now := t.now()
 	var out []Block[K]
 	for _, el := range t.entries {
