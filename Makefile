@@ -19,14 +19,19 @@ run: build
 # Everything CI runs: tools the tests need, vet, the race-enabled test suite
 # (unit and end-to-end, SIPp included).
 test: deps-test deps-interop lint
-	PARKSWITCH_REQUIRE_SIPP=1 PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 8m ./...
+	PARKSWITCH_REQUIRE_SIPP=1 PARKSWITCH_REQUIRE_SIPVICIOUS=1 PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 8m ./...
 
-# deps-test installs SIPp when it is missing (Debian package sip-tester).
+# deps-test installs SIPp and sipvicious (svcrack, svwar) when they are
+# missing (Debian packages sip-tester and sipvicious).
 deps-test:
 	@command -v sipp >/dev/null 2>&1 || { \
 		echo "installing SIPp (sip-tester)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+	@command -v svcrack >/dev/null 2>&1 && command -v svwar >/dev/null 2>&1 || { \
+		echo "installing sipvicious"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sipvicious; }
 
 # Interoperability with real softphones (baresip, Linphone) against the
 # switch; also part of `make test`.

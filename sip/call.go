@@ -74,19 +74,20 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(req, tx)
 		return
 	}
-	s.respond(tx, s.response(req, 100, ""))
 	if code, phrase, hdr := checkInviteBody(req); code != 0 {
 		res := s.response(req, code, phrase)
 		if hdr != nil {
 			res.AppendHeader(hdr)
 		}
-		s.respond(tx, res)
+		s.respondOnce(tx, res) // not authenticated yet: sent once
 		return
 	}
 	caller, ok := s.identify(req, tx)
 	if !ok {
 		return
 	}
+	// Only now: a 100 to an unverified source would double what it draws.
+	s.respond(tx, s.response(req, 100, ""))
 	if caller.user != nil {
 		if code, ok := s.parkCode(req.Recipient.User); ok {
 			if _, isUser := s.dir.Load().Dialed(req.Recipient.User); !isUser {

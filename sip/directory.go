@@ -12,8 +12,9 @@ type User struct {
 	Name        string // user part of ID: SIP and digest user name
 	Extension   string // optional dialable number
 	DisplayName string
-	Password    string // or HA1
+	Password    string // or HA1 and/or HA1SHA256
 	HA1         string // hex MD5(name:realm:password)
+	HA1SHA256   string // hex SHA-256(name:realm:password)
 	Groups      []string
 	Contact     string // static binding for a device that never registers
 }

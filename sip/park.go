@@ -345,6 +345,13 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
 		return
 	}
+	if s.retrieveThrottled(caller.user.Name) {
+		// Dialing code after code: refused for a while, hit or miss.
+		s.metrics.refused.WithLabelValues("retrieve_throttled").Inc()
+		s.log.Info().Str("user", caller.user.Name).Int("orbit", code).Msg("retrieve refused: too many empty codes dialed")
+		s.reply(req, tx, 403, "Too many retrieves of empty codes")
+		return
+	}
 	offer, err := media.ParseOffer(req.Body())
 	if err != nil {
 		s.reply(req, tx, 488, truncate(err.Error(), 80))
@@ -363,6 +370,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		case errors.Is(err, park.ErrNotAllowed):
 			s.reply(req, tx, 403, "")
 		case errors.Is(err, park.ErrNoOrbit):
+			s.retrieveMissed(caller.user.Name)
 			s.reply(req, tx, 404, "No call parked at "+strconv.Itoa(code))
 		default:
 			s.reply(req, tx, 503, "")

@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +15,9 @@ import (
 )
 
 // guard validates a request before its handler sees it, and keeps a panic
-// in one request from taking the process down.
+// in one request from taking the process down. A banned source gets no
+// answer at all; refusals here are sent once (respondOnce), as nothing
+// about the sender has been verified yet.
 func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		defer func() {
@@ -23,9 +26,13 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 				s.reply(req, tx, 500, "")
 			}
 		}()
+		if s.ignored(req) {
+			s.metrics.refused.WithLabelValues("banned").Inc()
+			return
+		}
 		if err := sipcheck.Request(req); err != nil {
 			s.metrics.refused.WithLabelValues("malformed").Inc()
-			s.reply(req, tx, sipcheck.StatusCode(err), err.Error())
+			s.replyOnce(req, tx, sipcheck.StatusCode(err), err.Error())
 			return
 		}
 		if req.Method != sip.ACK && req.Method != sip.CANCEL {
@@ -36,7 +43,7 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 				for _, h := range hs {
 					res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
 				}
-				s.respond(tx, res)
+				s.respondOnce(tx, res)
 				return
 			}
 		}
@@ -46,14 +53,17 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 
 // authenticate checks req's digest credentials (Authorization for REGISTER,
 // Proxy-Authorization otherwise). It returns the user, or nil after it has
-// answered the request itself with a challenge or a refusal. An unknown user
-// and a wrong password get the same 403.
+// answered the request itself with a challenge or a refusal, each sent
+// once. A nonce that is not live gets a fresh challenge, never a verdict;
+// an unknown user and a wrong password get the same 403, which counts
+// against the source (see ignored).
 func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) *User {
 	hdrName, challengeName, code := "Authorization", "WWW-Authenticate", 401
 	if proxy {
 		hdrName, challengeName, code = "Proxy-Authorization", "Proxy-Authenticate", 407
 	}
 	dir := s.dir.Load()
+	src := sourceIP(req)
 	realmHeader := ""
 	for _, h := range req.GetHeaders(hdrName) {
 		// Phones may carry credentials for other realms; use ours.
@@ -63,46 +73,78 @@ func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 	}
 	challenge := func(stale bool) {
 		res := s.response(req, code, "")
-		var algs []string
-		if md5Only(req) {
-			algs = []string{"MD5"}
-		}
-		for _, v := range s.auth.Challenge(stale, algs...) {
+		for _, v := range s.auth.ChallengeFor(src, stale, s.offerFor(req, dir, realmHeader)...) {
 			res.AppendHeader(sip.NewHeader(challengeName, v))
 		}
-		s.respond(tx, res)
+		s.respondOnce(tx, res)
 	}
 	if realmHeader == "" {
 		challenge(false)
 		return nil
 	}
-	name, err := s.auth.Verify(realmHeader, string(req.Method), req.Recipient.String(), func(username string) (digest.Credential, bool) {
+	name, err := s.auth.VerifyFrom(src, realmHeader, string(req.Method), req.Recipient.String(), func(username string) (digest.Credential, bool) {
 		u, ok := dir.UserByName(username)
 		if !ok {
 			return digest.Credential{}, false
 		}
-		return digest.Credential{Username: u.Name, Realm: s.opts.Domain, Password: u.Password, HA1MD5: u.HA1}, true
+		return credentialOf(u, s.opts.Domain), true
 	})
+	refused := func(status int, why string) {
+		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.log.Info().Str("user", truncate(name, 64)).Str("source", req.Source()).Str("method", string(req.Method)).
+			Int("status", status).Str("reason", why).Msg("authentication refused")
+		s.replyOnce(req, tx, status, "")
+	}
 	switch {
 	case err == nil:
-		u, ok := dir.UserByName(name)
-		if ok {
+		if u, ok := dir.UserByName(name); ok {
 			return u
 		}
-		s.metrics.refused.WithLabelValues("auth").Inc()
-		s.reply(req, tx, 403, "")
+		refused(403, "user removed")
 	case errors.Is(err, digest.ErrStaleNonce):
 		challenge(true)
+	case errors.Is(err, digest.ErrNoCredentials):
+		challenge(false)
 	case errors.Is(err, digest.ErrMalformed):
 		s.metrics.refused.WithLabelValues("auth").Inc()
-		s.reply(req, tx, 400, "Malformed credentials")
+		s.log.Info().Str("source", req.Source()).Str("method", string(req.Method)).Err(err).Msg("authentication refused: malformed credentials")
+		s.replyOnce(req, tx, 400, "Malformed credentials")
 	default:
-		s.metrics.refused.WithLabelValues("auth").Inc()
-		s.log.Info().Str("user", authUser(realmHeader)).Str("source", req.Source()).Str("method", string(req.Method)).Err(err).Msg("authentication failed")
-		s.log.Debug().Str("credentials", truncate(realmHeader, 512)).Msg("rejected credentials")
-		s.reply(req, tx, 403, "")
+		refused(403, "bad credentials")
+		s.authFailed(req)
 	}
 	return nil
+}
+
+// credentialOf is what the digest server verifies u against.
+func credentialOf(u *User, realm string) digest.Credential {
+	return digest.Credential{Username: u.Name, Realm: realm, Password: u.Password, HA1MD5: u.HA1, HA1SHA256: u.HA1SHA256}
+}
+
+// offerFor chooses the algorithms a challenge offers: those the stored
+// secret of the user the request names can verify (an MD5 HA1 cannot
+// answer SHA-256), the configured ones for a password and for a user who
+// does not exist, so that a challenge does not tell who does.
+func (s *Switch) offerFor(req *sip.Request, dir *Directory, credentials string) []string {
+	offer := s.opts.DigestAlgorithms
+	if len(offer) == 0 {
+		offer = []string{"MD5", "SHA-256"}
+	}
+	name := authUser(credentials)
+	if name == "" {
+		if h := req.From(); h != nil && req.Method != sip.REGISTER {
+			name = h.Address.User
+		} else if h := req.To(); h != nil {
+			name = h.Address.User
+		}
+	}
+	if u, ok := dir.UserByName(name); ok {
+		offer = digest.Algorithms(credentialOf(u, s.opts.Domain), offer)
+	}
+	if md5Only(req) && slices.Contains(offer, "MD5") {
+		return []string{"MD5"}
+	}
+	return offer
 }
 
 // md5Only recognises clients that give up on a digest challenge they
@@ -148,6 +190,7 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to == nil || !strings.EqualFold(to.Address.User, u.Name) {
 		// Credentials of one user may not register another's address.
 		s.metrics.refused.WithLabelValues("auth").Inc()
+		s.log.Info().Str("user", u.Name).Str("source", req.Source()).Msg("register refused: credentials do not match the To user")
 		s.reply(req, tx, 403, "Credentials do not match the To user")
 		return
 	}

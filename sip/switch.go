@@ -67,6 +67,11 @@ type Options struct {
 	MaxConnections      int           // TCP and TLS connections open at once (default 10,000)
 	MaxConnectionsPerIP int           // of them from one source IP (default 100)
 	IncompleteTimeout   time.Duration // a connection whose message stays incomplete this long is closed (default 10 s)
+
+	BanAfter       int           // failed authentications within BanWindow that ban a source (default 10)
+	BanWindow      time.Duration // default 60 s
+	BanTime        time.Duration // how long a banned source is ignored (default 600 s)
+	RetrieveMisses int           // retrieves of empty codes per user and minute before 403 (default 10)
 }
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
@@ -85,6 +90,7 @@ type Switch struct {
 	lot      *park.Lot
 	policies atomic.Pointer[policy.Set]
 	numbers  atomic.Pointer[ParkNumbers]
+	sec      security
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -173,6 +179,7 @@ func New(opts Options) (*Switch, error) {
 	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
 	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(s.log.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
 	s.metrics = newMetrics(s, opts.Registry)
+	s.initSecurity(opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

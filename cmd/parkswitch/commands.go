@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -140,4 +144,82 @@ func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// cmdUnban asks the running switch, over the admin API at the configured
+// server.http_listen, to lift the ban on an IP address.
+func cmdUnban(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fset := flag.NewFlagSet("unban", flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	path, explicit := configFlag(fset)
+	token := fset.String("token", os.Getenv("PARKSWITCH_TOKEN"), "admin API bearer token (default $PARKSWITCH_TOKEN)")
+	if err := fset.Parse(args); err != nil {
+		return 2
+	}
+	if fset.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: parkswitch unban [--config FILE] [--token T] IP")
+		return 2
+	}
+	ip, err := netip.ParseAddr(fset.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "parkswitch unban: %q is not an IP address\n", fset.Arg(0))
+		return 2
+	}
+	cfg, err := loadConfig(*path, explicit())
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := unban(ctx, adminURL(cfg.Server.HTTPListen), *token, ip); err != nil {
+		fmt.Fprintln(stderr, "parkswitch unban:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ban on %s lifted\n", ip)
+	return 0
+}
+
+// errNotBanned: the switch holds no ban on that address.
+var errNotBanned = errors.New("not banned")
+
+func unban(ctx context.Context, base, token string, ip netip.Addr) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, base+"/api/v1/bans/"+url.PathEscape(ip.String()), nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is the switch running? %w", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+	switch res.StatusCode {
+	case http.StatusNoContent, http.StatusOK:
+		return nil
+	case http.StatusNotFound:
+		return fmt.Errorf("%s: %w", ip, errNotBanned)
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Errorf("the admin API refused the request (%s): pass --token or set PARKSWITCH_TOKEN", res.Status)
+	}
+	return fmt.Errorf("the admin API answered %s: %s", res.Status, strings.TrimSpace(string(body)))
+}
+
+// adminURL turns server.http_listen into the URL a local client reaches
+// it at: a wildcard listener is reached on loopback.
+func adminURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if err == nil && ip.Is6() {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -4,6 +4,7 @@
 //	parkswitch serve   [--config FILE]   run the switch
 //	parkswitch check   [--config FILE]   validate the configuration and exit
 //	parkswitch policy  new|set|get|remove|grant ...   manage call park policies
+//	parkswitch unban   [--config FILE] IP   lift the ban on a source address
 //	parkswitch version                   print the version
 package main
 
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "policy":
 		return cmdPolicy(args[1:], stdout, stderr)
+	case "unban":
+		return cmdUnban(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "parkswitch", version)
 		return 0
@@ -59,6 +62,8 @@ func usage(w io.Writer) {
   parkswitch check   [--config FILE]   validate the configuration and exit
   parkswitch policy  new|set|get|remove|grant ...
                                        manage call park policies (parkswitch policy help)
+  parkswitch unban   [--config FILE] [--token T] IP
+                                       lift a running switch's ban on a source address
   parkswitch version                   print the version
 
 --config defaults to `+defaultConfig+`; when that file does not exist the

@@ -102,6 +102,10 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		MediaTimeout: cfg.Media.RTPTimeout(),
 
 		DigestAlgorithms: cfg.Server.DigestAlgorithms,
+		BanAfter:         cfg.Security.BanAfter,
+		BanWindow:        cfg.Security.BanWindow(),
+		BanTime:          cfg.Security.BanTime(),
+		RetrieveMisses:   cfg.Security.RetrieveMisses,
 
 		Policies:       cfg.Policies,
 		ParkUser:       cfg.Park.ParkUser,
@@ -161,7 +165,7 @@ func directoryOf(cfg *config.Config) (*sip.Directory, error) {
 	for _, u := range cfg.Users {
 		users = append(users, sip.User{
 			ID: u.ID, Name: u.Name(), Extension: u.Extension, DisplayName: u.DisplayName,
-			Password: u.Password, HA1: u.HA1, Groups: u.Groups, Contact: u.Contact,
+			Password: u.Password, HA1: u.HA1, HA1SHA256: u.HA1SHA256, Groups: u.Groups, Contact: u.Contact,
 		})
 	}
 	trunks := make([]sip.Trunk, 0, len(cfg.Trunks))
@@ -313,6 +317,31 @@ func (s *server) routes() http.Handler {
 			out = append(out, r)
 		}
 		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /api/v1/bans", func(w http.ResponseWriter, _ *http.Request) {
+		type banJSON struct {
+			IP       string    `json:"ip"`
+			Since    time.Time `json:"since"`
+			Until    time.Time `json:"until"`
+			Failures int       `json:"failures"`
+		}
+		out := []banJSON{}
+		for _, b := range s.sw.Bans() {
+			out = append(out, banJSON{IP: b.IP.String(), Since: b.Since.UTC(), Until: b.Until.UTC(), Failures: b.Failures})
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("DELETE /api/v1/bans/{ip}", func(w http.ResponseWriter, r *http.Request) {
+		ip, err := netip.ParseAddr(r.PathValue("ip"))
+		if err != nil {
+			http.Error(w, "not an IP address: "+r.PathValue("ip"), http.StatusBadRequest)
+			return
+		}
+		if !s.sw.Unban(ip) {
+			http.Error(w, ip.String()+" is not banned", http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
 }

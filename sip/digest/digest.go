@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -27,17 +28,22 @@ import (
 
 // Verification outcomes. The caller challenges on ErrNoCredentials,
 // re-challenges with stale=true on ErrStaleNonce, answers 403 on
-// ErrBadCredentials and 400 on ErrMalformed.
+// ErrBadCredentials and 400 on ErrMalformed. Only ErrBadCredentials and
+// success are verdicts on the password, and both need a nonce this server
+// issued to the same source, still fresh and not used before: a guess
+// always costs a round trip to a challenge.
 var (
 	// ErrNoCredentials: no digest credentials for this realm.
 	ErrNoCredentials = errors.New("digest: no credentials")
 	// ErrBadCredentials: unknown user, wrong password, or a response made
-	// for another request URI. Always this exact value, so callers and
-	// logs cannot tell the cases apart.
+	// for another request URI, on a valid nonce. Always this exact value,
+	// so callers and logs cannot tell the cases apart. The nonce cannot be
+	// used again.
 	ErrBadCredentials = errors.New("digest: bad credentials")
-	// ErrStaleNonce: the response is right but its nonce is expired, was
-	// not issued with the current secret, or its nonce count was already
-	// used. The client knows the password; it only needs a fresh nonce.
+	// ErrStaleNonce: the nonce was not issued by this server (or one
+	// sharing its secret) to this source, has expired, failed before, or
+	// its nonce count was already used. The password was not looked at:
+	// the client needs a fresh challenge, and learns nothing else.
 	ErrStaleNonce = errors.New("digest: stale nonce")
 	// ErrMalformed: the header cannot be parsed or asks for something
 	// unsupported (qop=auth-int, an unknown algorithm).
@@ -137,10 +143,18 @@ func (s *Server) Offer(algorithms ...string) {
 // the first one they support (Linphone does), so an operator who wants
 // SHA-256 from capable phones lists it first.
 func (s *Server) Challenge(stale bool, algorithms ...string) []string {
+	return s.ChallengeFor(netip.Addr{}, stale, algorithms...)
+}
+
+// ChallengeFor is Challenge with a nonce bound to src, the IP address the
+// request came from: VerifyFrom accepts it from that address only, so a
+// source that cannot receive the challenge (a spoofed one) cannot have a
+// guess judged.
+func (s *Server) ChallengeFor(src netip.Addr, stale bool, algorithms ...string) []string {
 	if len(algorithms) == 0 {
 		algorithms = s.offer
 	}
-	nonce := s.newNonce()
+	nonce := s.newNonce(src)
 	out := make([]string, 0, 2)
 	for _, alg := range algorithms {
 		var b strings.Builder
@@ -174,10 +188,19 @@ func (s *Server) Challenge(stale bool, algorithms ...string) []string {
 // phones differ in which they copy, and sipgo re-serializes the
 // Request-URI the caller passes in).
 //
-// Nonce counts (qop=auth) are tracked per nonce, within bounded memory,
-// so a replayed response yields ErrStaleNonce. Responses without qop
-// (RFC 2069) carry no count and can be replayed until the nonce expires.
+// The nonce is checked before anything that depends on the password: a
+// nonce this server did not issue, an expired or replayed one yields
+// ErrStaleNonce whatever the response. Nonce counts (qop=auth) are tracked
+// per nonce, within bounded memory; a response that fails retires its
+// nonce. Responses without qop (RFC 2069) carry no count and can be
+// replayed until the nonce expires.
 func (s *Server) Verify(header, method, requestURI string, lookup func(username string) (Credential, bool)) (username string, err error) {
+	return s.VerifyFrom(netip.Addr{}, header, method, requestURI, lookup)
+}
+
+// VerifyFrom is Verify for a request from src, whose nonce must have been
+// issued by ChallengeFor to the same address.
+func (s *Server) VerifyFrom(src netip.Addr, header, method, requestURI string, lookup func(username string) (Credential, bool)) (username string, err error) {
 	p, err := parseCredentials(header)
 	if err != nil {
 		return "", err
@@ -210,13 +233,15 @@ func (s *Server) Verify(header, method, requestURI string, lookup func(username 
 	if p["realm"] != s.realm {
 		return username, ErrNoCredentials
 	}
-	if !uriMatches(p["uri"], requestURI) {
-		return username, ErrBadCredentials
-	}
 
-	issued, nonceOK := s.checkNonce(p["nonce"])
+	// The nonce first: without a live one there is no verdict.
+	nonce := p["nonce"]
+	issued, nonceOK := s.checkNonce(nonce, src)
 	if o, ok := p["opaque"]; ok && o != s.opaque {
 		nonceOK = false
+	}
+	if !nonceOK || !s.fresh(issued) || !s.seen.usable(nonce, issued, qop != "", uint32(count)) {
+		return username, ErrStaleNonce
 	}
 
 	// Unknown users go through the same hashing as known ones, with a
@@ -241,19 +266,41 @@ func (s *Server) Verify(header, method, requestURI string, lookup func(username 
 	default:
 		known = false
 	}
-	want := response(h, alg.sess, ha1, p["nonce"], nc, p["cnonce"], qop, method, p["uri"])
+	want := response(h, alg.sess, ha1, nonce, nc, p["cnonce"], qop, method, p["uri"])
 	got := strings.ToLower(p["response"])
-	if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 || !known {
+	if subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 || !known || !uriMatches(p["uri"], requestURI) {
+		// One guess per challenge: the nonce is spent.
+		s.seen.retire(nonce, issued, s.now().UnixNano(), s.ttl)
 		return username, ErrBadCredentials
 	}
-
-	if !nonceOK || !s.fresh(issued) {
-		return username, ErrStaleNonce
-	}
-	if qop != "" && !s.seen.accept(p["nonce"], issued, uint32(count), s.now().UnixNano(), s.ttl) {
-		return username, ErrStaleNonce
+	if qop != "" && !s.seen.accept(nonce, issued, uint32(count), s.now().UnixNano(), s.ttl) {
+		return username, ErrStaleNonce // the same count raced in twice
 	}
 	return username, nil
+}
+
+// Algorithms returns the algorithms of offer that c can verify, in offer's
+// order: a password verifies any, an HA1 only its own family. A stored
+// HA1 that offer leaves out is still offered (after offer's), as a user
+// who has only that one could not log in otherwise.
+func Algorithms(c Credential, offer []string) []string {
+	if c.Password != "" {
+		return offer
+	}
+	can := map[string]bool{"MD5": c.HA1MD5 != "", "SHA-256": c.HA1SHA256 != ""}
+	var out []string
+	for _, a := range offer {
+		if can[strings.ToUpper(a)] {
+			out = append(out, a)
+			can[strings.ToUpper(a)] = false
+		}
+	}
+	for _, a := range []string{"MD5", "SHA-256"} {
+		if can[a] {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // dummyPassword stands in for the password of users that do not exist.
@@ -300,32 +347,40 @@ func hexHash(h hash.Hash, parts ...string) string {
 }
 
 // newNonce returns base64url(timestamp || random || MAC), the MAC binding
-// timestamp and random part to the secret and realm: nothing to store.
-func (s *Server) newNonce() string {
+// timestamp and random part to the secret, the realm and the source
+// address: nothing to store.
+func (s *Server) newNonce(src netip.Addr) string {
 	var b [nonceLen]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(s.now().UnixNano()))
 	if _, err := rand.Read(b[8 : 8+nonceRandLen]); err != nil {
 		panic("digest: no randomness: " + err.Error())
 	}
-	copy(b[8+nonceRandLen:], s.nonceMAC(b[:8+nonceRandLen]))
+	copy(b[8+nonceRandLen:], s.nonceMAC(b[:8+nonceRandLen], src))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) nonceMAC(prefix []byte) []byte {
+func (s *Server) nonceMAC(prefix []byte, src netip.Addr) []byte {
 	m := hmac.New(sha256.New, s.key)
 	m.Write(prefix)
+	if src.IsValid() {
+		a := src.Unmap().As16()
+		m.Write([]byte{1})
+		m.Write(a[:])
+	} else {
+		m.Write([]byte{0})
+	}
 	m.Write([]byte(s.realm))
 	return m.Sum(nil)[:nonceMACLen]
 }
 
 // checkNonce returns the nonce's issue time (Unix ns) and whether this
-// server (or one sharing its secret) issued it.
-func (s *Server) checkNonce(nonce string) (int64, bool) {
+// server (or one sharing its secret) issued it to src.
+func (s *Server) checkNonce(nonce string, src netip.Addr) (int64, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(nonce)
 	if err != nil || len(b) != nonceLen {
 		return 0, false
 	}
-	if !hmac.Equal(b[8+nonceRandLen:], s.nonceMAC(b[:8+nonceRandLen])) {
+	if !hmac.Equal(b[8+nonceRandLen:], s.nonceMAC(b[:8+nonceRandLen], src)) {
 		return 0, false
 	}
 	return int64(binary.BigEndian.Uint64(b[:8])), true

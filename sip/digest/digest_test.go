@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -123,28 +125,36 @@ func TestRFCVectors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// The nonces are not this server's: no verdict, whatever the
+			// password, and the client is told to retry with a fresh one.
 			s := NewServer(tc.realm, nil, 0, nil)
-			withPassword := func(pw string) func(string) (Credential, bool) {
-				return func(u string) (Credential, bool) { return Credential{Username: u, Password: pw}, u == "Mufasa" }
+			for _, pw := range []string{tc.password, "Circle of Death"} {
+				user, err := s.Verify(tc.header, tc.method, "/dir/index.html", func(u string) (Credential, bool) {
+					return Credential{Username: u, Password: pw}, u == "Mufasa"
+				})
+				if user != "Mufasa" || !errors.Is(err, ErrStaleNonce) {
+					t.Errorf("password %q: %q, %v; want Mufasa, ErrStaleNonce", pw, user, err)
+				}
 			}
-			// The digest is right but the nonce is not ours: the client
-			// is told to retry with a fresh nonce, not that it is wrong.
-			user, err := s.Verify(tc.header, tc.method, "/dir/index.html", withPassword(tc.password))
-			if user != "Mufasa" || !errors.Is(err, ErrStaleNonce) {
-				t.Errorf("right password: %q, %v; want Mufasa, ErrStaleNonce", user, err)
+			// The arithmetic, from the password and from an HA1.
+			p, err := parseCredentials(tc.header)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if _, err := s.Verify(tc.header, tc.method, "/dir/index.html", withPassword("Circle of Death")); err != ErrBadCredentials {
-				t.Errorf("wrong password: %v; want ErrBadCredentials", err)
+			alg := algorithms[strings.ToUpper(p["algorithm"])]
+			h := alg.hash()
+			ha1s := []string{hexHash(h, "Mufasa", tc.realm, tc.password)}
+			if alg.family == "MD5" {
+				ha1s = append(ha1s, md5hex("Mufasa:"+tc.realm+":"+tc.password))
 			}
-			if strings.Contains(tc.header, "algorithm=SHA-256") {
-				return
+			for _, ha1 := range ha1s {
+				got := response(h, alg.sess, ha1, p["nonce"], p["nc"], p["cnonce"], p["qop"], tc.method, p["uri"])
+				if got != p["response"] {
+					t.Errorf("response = %s, want %s", got, p["response"])
+				}
 			}
-			ha1 := md5hex("Mufasa:" + tc.realm + ":" + tc.password)
-			_, err = s.Verify(tc.header, tc.method, "/dir/index.html", func(u string) (Credential, bool) {
-				return Credential{Username: u, HA1MD5: ha1}, true
-			})
-			if !errors.Is(err, ErrStaleNonce) {
-				t.Errorf("HA1 only: %v; want ErrStaleNonce", err)
+			if got := response(h, alg.sess, hexHash(h, "Mufasa", tc.realm, "Circle of Death"), p["nonce"], p["nc"], p["cnonce"], p["qop"], tc.method, p["uri"]); got == p["response"] {
+				t.Error("a wrong password gives the right response")
 			}
 		})
 	}
@@ -196,30 +206,37 @@ func TestVerify(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		steps func(t *testing.T, ch []string) []step
+		steps func(t *testing.T, next func() []string) []step
 	}{
-		{"sha-256", func(t *testing.T, ch []string) []step {
+		{"sha-256", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1), wantUser: "alice"}}
 		}},
-		{"md5", func(t *testing.T, ch []string) []step {
+		{"md5", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[md], "REGISTER", regURI, "alice", "wonderland", 1), wantUser: "alice"}}
 		}},
-		{"md5 ha1 only", func(t *testing.T, ch []string) []step {
+		{"md5 ha1 only", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[md], "REGISTER", regURI, "bob", "builder", 1), wantUser: "bob"}}
 		}},
-		{"sha-256 with md5 ha1 only", func(t *testing.T, ch []string) []step {
+		{"sha-256 with md5 ha1 only", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[sha], "REGISTER", regURI, "bob", "builder", 1), wantUser: "bob", wantErr: ErrBadCredentials}}
 		}},
-		{"sha-256 ha1 only", func(t *testing.T, ch []string) []step {
+		{"sha-256 ha1 only", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[sha], "REGISTER", regURI, "carol", "singer", 1), wantUser: "carol"}}
 		}},
-		{"credential realm must match", func(t *testing.T, ch []string) []step {
+		{"credential realm must match", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{
 				{header: answer(t, ch[md], "REGISTER", regURI, "erin", "e", 1), wantUser: "erin", wantErr: ErrBadCredentials},
-				{header: answer(t, ch[md], "REGISTER", regURI, "frank", "f", 1), wantUser: "frank"},
+				{header: answer(t, next()[md], "REGISTER", regURI, "frank", "f", 1), wantUser: "frank"},
 			}
 		}},
-		{"md5-sess", func(t *testing.T, ch []string) []step {
+		{"md5-sess", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			c, _ := client.ParseChallenge(ch[md])
 			sess := func(alg string, h func(string) string) string {
 				ha1 := h(h("alice:"+testRealm+":wonderland") + ":" + c.Nonce + ":abc")
@@ -233,7 +250,8 @@ func TestVerify(t *testing.T) {
 				{header: sess("SHA-256-sess", sha256hex), method: "INVITE", uri: "sip:1001@pbx.example.com", wantUser: "alice", wantErr: ErrStaleNonce},
 			}
 		}},
-		{"no qop (RFC 2069) can be repeated", func(t *testing.T, ch []string) []step {
+		{"no qop (RFC 2069) can be repeated", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			c, _ := client.ParseChallenge(ch[md])
 			c.QOP = nil
 			cred, err := client.Digest(c, client.Options{Method: "REGISTER", URI: regURI, Username: "alice", Password: "wonderland"})
@@ -243,17 +261,20 @@ func TestVerify(t *testing.T) {
 			h := cred.String()
 			return []step{{header: h, wantUser: "alice"}, {header: h, wantUser: "alice"}}
 		}},
-		{"wrong password and unknown user look alike", func(t *testing.T, ch []string) []step {
+		{"wrong password and unknown user look alike", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{
 				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "guess", 1), wantUser: "alice", wantErr: ErrBadCredentials},
-				{header: answer(t, ch[sha], "REGISTER", regURI, "mallory", "guess", 1), wantUser: "mallory", wantErr: ErrBadCredentials},
-				{header: answer(t, ch[md], "REGISTER", regURI, "bob", "guess", 1), wantUser: "bob", wantErr: ErrBadCredentials},
+				{header: answer(t, next()[sha], "REGISTER", regURI, "mallory", "guess", 1), wantUser: "mallory", wantErr: ErrBadCredentials},
+				{header: answer(t, next()[md], "REGISTER", regURI, "bob", "guess", 1), wantUser: "bob", wantErr: ErrBadCredentials},
 			}
 		}},
-		{"lookup returns another user name", func(t *testing.T, ch []string) []step {
+		{"lookup returns another user name", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[md], "REGISTER", regURI, "dave", "dave", 1), wantUser: "dave", wantErr: ErrBadCredentials}}
 		}},
-		{"uri loosely equal", func(t *testing.T, ch []string) []step {
+		{"uri loosely equal", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			inv := func(uri string, nc int) string { return answer(t, ch[sha], "INVITE", uri, "alice", "wonderland", nc) }
 			return []step{
 				{header: inv("sip:1001@PBX.example.com", 1), method: "INVITE", uri: "sip:1001@pbx.example.com:5060;transport=tcp", wantUser: "alice"},
@@ -262,8 +283,12 @@ func TestVerify(t *testing.T) {
 				{header: inv("tel:+1001", 4), method: "INVITE", uri: "tel:+1001", wantUser: "alice"},
 			}
 		}},
-		{"uri of another request", func(t *testing.T, ch []string) []step {
-			inv := func(uri string, nc int) string { return answer(t, ch[sha], "INVITE", uri, "alice", "wonderland", nc) }
+		{"uri of another request", func(t *testing.T, next func() []string) []step {
+			ch := next()
+			_ = ch
+			inv := func(uri string, nc int) string {
+				return answer(t, next()[sha], "INVITE", uri, "alice", "wonderland", nc)
+			}
 			const target = "sip:1001@pbx.example.com"
 			return []step{
 				{header: inv("sip:1002@pbx.example.com", 1), method: "INVITE", uri: target, wantUser: "alice", wantErr: ErrBadCredentials},
@@ -273,20 +298,24 @@ func TestVerify(t *testing.T) {
 				{header: inv("tel:+1001", 5), method: "INVITE", uri: "tel:1001", wantUser: "alice", wantErr: ErrBadCredentials},
 			}
 		}},
-		{"method is covered", func(t *testing.T, ch []string) []step {
+		{"method is covered", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[sha], "INVITE", regURI, "alice", "wonderland", 1), wantUser: "alice", wantErr: ErrBadCredentials}}
 		}},
-		{"expired nonce", func(t *testing.T, ch []string) []step {
+		{"expired nonce", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{
 				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1), advance: 61 * time.Second, wantUser: "alice", wantErr: ErrStaleNonce},
-				// Stale is only said to clients that know the password.
-				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "guess", 2), wantUser: "alice", wantErr: ErrBadCredentials},
+				// An expired nonce gets no verdict on the password either.
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "guess", 2), wantUser: "alice", wantErr: ErrStaleNonce},
 			}
 		}},
-		{"nonce from the future", func(t *testing.T, ch []string) []step {
+		{"nonce from the future", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			return []step{{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1), advance: -2 * time.Minute, wantUser: "alice", wantErr: ErrStaleNonce}}
 		}},
-		{"forged nonce", func(t *testing.T, ch []string) []step {
+		{"forged nonce", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			c, _ := client.ParseChallenge(ch[sha])
 			raw, _ := base64.RawURLEncoding.DecodeString(c.Nonce)
 			raw[0] ^= 1 // move the timestamp; the MAC no longer matches
@@ -299,20 +328,25 @@ func TestVerify(t *testing.T) {
 			}
 			return []step{
 				{header: sign(forged, "wonderland"), wantUser: "alice", wantErr: ErrStaleNonce},
-				{header: sign(forged, "guess"), wantUser: "alice", wantErr: ErrBadCredentials},
+				// Checked before the password: a guess on a forged nonce
+				// is not judged.
+				{header: sign(forged, "guess"), wantUser: "alice", wantErr: ErrStaleNonce},
 				{header: sign("bm90IGEgbm9uY2U", "wonderland"), wantUser: "alice", wantErr: ErrStaleNonce},
-				{header: sign("!!!", "guess"), wantUser: "alice", wantErr: ErrBadCredentials},
+				{header: sign("!!!", "guess"), wantUser: "alice", wantErr: ErrStaleNonce},
+				{header: sign(forged, "guess"), uri: "sip:other@pbx.example.com", wantUser: "alice", wantErr: ErrStaleNonce},
 			}
 		}},
-		{"nonce of a server with another secret", func(t *testing.T, ch []string) []step {
+		{"nonce of a server with another secret", func(t *testing.T, _ func() []string) []step {
 			return []step{{header: answer(t, other.Challenge(false)[0], "REGISTER", regURI, "alice", "wonderland", 1), wantUser: "alice", wantErr: ErrStaleNonce}}
 		}},
-		{"opaque changed", func(t *testing.T, ch []string) []step {
+		{"opaque changed", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			h := answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1)
 			c, _ := client.ParseChallenge(ch[sha])
 			return []step{{header: strings.Replace(h, c.Opaque, c.Opaque+"x", 1), wantUser: "alice", wantErr: ErrStaleNonce}}
 		}},
-		{"replayed and reordered nonce counts", func(t *testing.T, ch []string) []step {
+		{"replayed and reordered nonce counts", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			one := answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1)
 			return []step{
 				{header: one, wantUser: "alice"},
@@ -324,11 +358,29 @@ func TestVerify(t *testing.T) {
 				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 100), wantUser: "alice", wantErr: ErrStaleNonce},
 			}
 		}},
-		{"other realm", func(t *testing.T, ch []string) []step {
+		{"a failed response spends its nonce", func(t *testing.T, next func() []string) []step {
+			ch := next()
+			return []step{
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "guess", 1), wantUser: "alice", wantErr: ErrBadCredentials},
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 2), wantUser: "alice", wantErr: ErrStaleNonce},
+				{header: answer(t, ch[md], "REGISTER", regURI, "mallory", "guess", 3), wantUser: "mallory", wantErr: ErrStaleNonce},
+			}
+		}},
+		{"a replayed count is not judged", func(t *testing.T, next func() []string) []step {
+			ch := next()
+			return []step{
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1), wantUser: "alice"},
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "guess", 1), wantUser: "alice", wantErr: ErrStaleNonce},
+				{header: answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 2), wantUser: "alice"},
+			}
+		}},
+		{"other realm", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			h := answer(t, ch[sha], "REGISTER", regURI, "alice", "wonderland", 1)
 			return []step{{header: strings.Replace(h, testRealm, "other.example.com", 1), wantUser: "alice", wantErr: ErrNoCredentials}}
 		}},
-		{"lenient syntax", func(t *testing.T, ch []string) []step {
+		{"lenient syntax", func(t *testing.T, next func() []string) []step {
+			ch := next()
 			c, _ := client.ParseChallenge(ch[md])
 			ha1 := md5hex("alice:" + testRealm + ":wonderland")
 			resp := md5hex(ha1 + ":" + c.Nonce + ":00000001:xyz:auth:" + md5hex("REGISTER:"+regURI))
@@ -341,7 +393,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
 			s := NewServer(testRealm, []byte("test secret"), time.Minute, c.now)
-			for i, st := range tc.steps(t, s.Challenge(false)) {
+			for i, st := range tc.steps(t, func() []string { return s.Challenge(false) }) {
 				c.add(st.advance)
 				method, uri := cmp.Or(st.method, "REGISTER"), cmp.Or(st.uri, regURI)
 				user, err := s.Verify(st.header, method, uri, lookup)
@@ -504,5 +556,48 @@ func TestOffer(t *testing.T) {
 	ch = s.Challenge(false)
 	if len(ch) != 2 || !strings.Contains(ch[0], "algorithm=SHA-256") || !strings.Contains(ch[1], "algorithm=MD5") {
 		t.Fatalf("ordered challenge = %q", ch)
+	}
+}
+
+func TestNonceBoundToSource(t *testing.T) {
+	s, _ := newTestServer()
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("198.51.100.7")
+	h := answer(t, s.ChallengeFor(a, false)[1], "REGISTER", regURI, "alice", "wonderland", 1)
+	if _, err := s.VerifyFrom(b, h, "REGISTER", regURI, lookup); err != ErrStaleNonce {
+		t.Errorf("nonce of %v answered from %v: %v, want %v", a, b, err, ErrStaleNonce)
+	}
+	if _, err := s.Verify(h, "REGISTER", regURI, lookup); err != ErrStaleNonce {
+		t.Errorf("nonce of %v answered from no source: %v, want %v", a, err, ErrStaleNonce)
+	}
+	if _, err := s.VerifyFrom(netip.MustParseAddr("::ffff:192.0.2.1"), h, "REGISTER", regURI, lookup); err != nil {
+		t.Errorf("nonce answered from its own (IPv4-mapped) source: %v", err)
+	}
+	// A wrong guess from another source neither gets a verdict nor spends
+	// the nonce of the source it was issued to.
+	g := answer(t, s.ChallengeFor(a, false)[1], "REGISTER", regURI, "alice", "guess", 1)
+	if _, err := s.VerifyFrom(b, g, "REGISTER", regURI, lookup); err != ErrStaleNonce {
+		t.Errorf("guess from another source: %v, want %v", err, ErrStaleNonce)
+	}
+}
+
+func TestAlgorithms(t *testing.T) {
+	both := []string{"MD5", "SHA-256"}
+	tests := []struct {
+		name  string
+		cred  Credential
+		offer []string
+		want  []string
+	}{
+		{"password takes the offer", Credential{Password: "x"}, []string{"SHA-256", "MD5"}, []string{"SHA-256", "MD5"}},
+		{"md5 ha1", Credential{HA1MD5: "ab"}, both, []string{"MD5"}},
+		{"sha-256 ha1", Credential{HA1SHA256: "ab"}, both, []string{"SHA-256"}},
+		{"both ha1 in offer order", Credential{HA1MD5: "ab", HA1SHA256: "cd"}, []string{"SHA-256", "MD5"}, []string{"SHA-256", "MD5"}},
+		{"an ha1 the offer leaves out", Credential{HA1SHA256: "cd"}, []string{"MD5"}, []string{"SHA-256"}},
+		{"both ha1, offer of one", Credential{HA1MD5: "ab", HA1SHA256: "cd"}, []string{"MD5"}, []string{"MD5", "SHA-256"}},
+	}
+	for _, tc := range tests {
+		if got := Algorithms(tc.cred, tc.offer); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Algorithms = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

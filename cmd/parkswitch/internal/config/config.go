@@ -26,6 +26,10 @@ const (
 
 	DefaultMaxConnections      = 10000
 	DefaultMaxConnectionsPerIP = 100
+	DefaultBanAfter            = 10
+	DefaultBanWindowSeconds    = 60
+	DefaultBanSeconds          = 600
+	DefaultRetrieveMisses      = 10
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -66,12 +70,6 @@ type Server struct {
 	Certificate     *tls.Certificate
 }
 
-// Security holds the security section.
-type Security struct {
-	MaxConnections      int // TCP and TLS connections open at once
-	MaxConnectionsPerIP int // of them from one source IP
-}
-
 // Listen is one SIP listening socket.
 type Listen struct {
 	Network string // "udp", "tcp" or "tls"
@@ -105,13 +103,30 @@ type Park struct {
 // Ringback is RingbackSeconds as a duration.
 func (p Park) Ringback() time.Duration { return time.Duration(p.RingbackSeconds) * time.Second }
 
+// Security holds the security section.
+type Security struct {
+	MaxConnections      int // TCP and TLS connections open at once
+	MaxConnectionsPerIP int // of them from one source IP
+	BanAfter            int // failed authentications from one IP within BanWindowSeconds that ban it
+	BanWindowSeconds    int
+	BanSeconds          int // how long a banned IP is ignored
+	RetrieveMisses      int // retrieves of empty codes per user and minute before 403
+}
+
+// BanWindow is BanWindowSeconds as a duration.
+func (s Security) BanWindow() time.Duration { return time.Duration(s.BanWindowSeconds) * time.Second }
+
+// BanTime is BanSeconds as a duration.
+func (s Security) BanTime() time.Duration { return time.Duration(s.BanSeconds) * time.Second }
+
 // User is one configured user.
 type User struct {
 	ID          string // address of record, name@domain
 	Extension   string // optional dialable number
 	DisplayName string
-	Password    string // exactly one of Password and HA1 is set
+	Password    string // either Password or one or both of HA1 and HA1SHA256 is set
 	HA1         string // lower-case hex MD5 of name:realm:password
+	HA1SHA256   string // lower-case hex SHA-256 of name:realm:password
 	Groups      []string
 	Contact     string // optional static binding, a sip: or sips: URI
 	Line        int    // line of the user's entry in the config file

@@ -100,6 +100,12 @@ func TestDefaults(t *testing.T) {
 	if c.Media.RTPTimeout().Seconds() != 60 || c.Park.Ringback().Seconds() != 30 {
 		t.Error("durations")
 	}
+	if want := (Security{MaxConnections: 10000, MaxConnectionsPerIP: 100, BanAfter: 10, BanWindowSeconds: 60, BanSeconds: 600, RetrieveMisses: 10}); c.Security != want {
+		t.Errorf("security defaults = %+v, want %+v", c.Security, want)
+	}
+	if c.Security.BanWindow().Seconds() != 60 || c.Security.BanTime().Seconds() != 600 {
+		t.Error("security durations")
+	}
 	if DefaultSIPListen[0].String() != "udp://0.0.0.0:5060" {
 		t.Errorf("Listen.String() = %s", DefaultSIPListen[0])
 	}
@@ -352,6 +358,29 @@ func TestProblems(t *testing.T) {
 			{"", 11, "ha1 of user d@contoso.com is not 32 hex digits"},
 			{"", 13, "user e@contoso.com has no password or ha1"},
 		}},
+		{"hashed credentials", head + `users:
+  - id: a@contoso.com
+    ha1_sha256: 0123456789abcdef0123456789abcdef
+  - id: b@contoso.com
+    password: x
+    ha1_sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+`, "", []want{
+			{"", 5, "ha1_sha256 of user a@contoso.com is not 64 hex digits: write the SHA-256 of a:contoso.com:password in hex"},
+			{"", 8, "user b@contoso.com has both password and ha1_sha256: keep only one"},
+		}},
+		{"security ranges", head + `security:
+  ban_after: 0
+  ban_window_seconds: 86401
+  ban_seconds: -1
+  retrieve_misses: 101
+  max_bans: 3
+`, "", []want{
+			{"", 4, "ban_after 0 is out of range: use 1–100"},
+			{"", 5, "ban_window_seconds 86401 is out of range: use 1–86400"},
+			{"", 6, "ban_seconds -1 is out of range: use 1–2592000"},
+			{"", 7, "retrieve_misses 101 is out of range: use 1–100"},
+			{"", 8, `unknown key "max_bans" in security`},
+		}},
 		{"contact and groups", head + `users:
   - id: a@contoso.com
     password: x
@@ -597,5 +626,25 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "none.yaml")); err == nil || !strings.Contains(err.Error(), "none.yaml: cannot read the configuration") {
 		t.Errorf("Load(missing) = %v", err)
+	}
+}
+
+func TestHashedCredentialsAndSecurity(t *testing.T) {
+	md5 := "0123456789ABCDEF0123456789ABCDEF"
+	sha := "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+	c, err := parse("server:\n  domain: contoso.com\nsecurity:\n  ban_after: 3\n  ban_window_seconds: 30\n  ban_seconds: 90\n  retrieve_misses: 5\nusers:\n"+
+		"  - id: a@contoso.com\n    ha1_sha256: "+sha+"\n"+
+		"  - id: b@contoso.com\n    ha1: "+md5+"\n    ha1_sha256: "+sha+"\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := c.Users[0]; a.HA1 != "" || a.HA1SHA256 != strings.ToLower(sha) {
+		t.Errorf("user a = %+v", a)
+	}
+	if b := c.Users[1]; b.HA1 != strings.ToLower(md5) || b.HA1SHA256 != strings.ToLower(sha) {
+		t.Errorf("user b = %+v", b)
+	}
+	if want := (Security{MaxConnections: 10000, MaxConnectionsPerIP: 100, BanAfter: 3, BanWindowSeconds: 30, BanSeconds: 90, RetrieveMisses: 5}); c.Security != want {
+		t.Errorf("security = %+v, want %+v", c.Security, want)
 	}
 }

@@ -22,6 +22,10 @@ const (
 	minRTPTimeout, maxRTPTimeout     = 5, 86400
 	minRingbackSecs, maxRingbackSecs = 5, 600
 	minRingbacks, maxRingbacks       = 1, 10
+	minBanAfter, maxBanAfter         = 1, 100
+	minBanWindow, maxBanWindow       = 1, 86400
+	minBanSeconds, maxBanSeconds     = 1, 30 * 86400
+	minRetrieveMiss, maxRetrieveMiss = 1, 100
 )
 
 // Parse validates the configuration data read from path. readFile reads the
@@ -48,16 +52,20 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				MaxRingbacks:    DefaultMaxRingbacks,
 				PolicyFile:      DefaultPolicyFile,
 			},
-			Security: Security{MaxConnections: DefaultMaxConnections, MaxConnectionsPerIP: DefaultMaxConnectionsPerIP},
+			Security: Security{
+				MaxConnections: DefaultMaxConnections, MaxConnectionsPerIP: DefaultMaxConnectionsPerIP,
+				BanAfter: DefaultBanAfter, BanWindowSeconds: DefaultBanWindowSeconds,
+				BanSeconds: DefaultBanSeconds, RetrieveMisses: DefaultRetrieveMisses,
+			},
 		},
 	}
 	p.decode(p.d.Document(data))
 	p.checkServer()
 	p.checkTLS(readFile)
-	p.checkSecurity()
 	p.checkMedia()
 	p.checkUsers()
 	p.checkPark()
+	p.checkSecurity()
 	p.checkTrunks()
 	p.loadPolicies(readFile)
 
@@ -118,10 +126,6 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.StringField("tls_cert", &c.Server.TLSCert),
 			policy.StringField("tls_key", &c.Server.TLSKey),
 		),
-		section("security", &p.security,
-			policy.IntField("max_connections", &c.Security.MaxConnections),
-			policy.IntField("max_connections_per_ip", &c.Security.MaxConnectionsPerIP),
-		),
 		section("media", &p.media,
 			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
 			policy.IntField("rtp_port_max", &c.Media.RTPPortMax),
@@ -136,6 +140,14 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.StringField("fallback", &c.Park.Fallback),
 			policy.StringField("policy_file", &p.policyFile),
 		),
+		section("security", &p.security,
+			policy.IntField("max_connections", &c.Security.MaxConnections),
+			policy.IntField("max_connections_per_ip", &c.Security.MaxConnectionsPerIP),
+			policy.IntField("ban_after", &c.Security.BanAfter),
+			policy.IntField("ban_window_seconds", &c.Security.BanWindowSeconds),
+			policy.IntField("ban_seconds", &c.Security.BanSeconds),
+			policy.IntField("retrieve_misses", &c.Security.RetrieveMisses),
+		),
 		policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
 			return d.Sequence(v, "users", func(item *yaml.Node) {
 				u := User{Line: item.Line}
@@ -145,6 +157,7 @@ func (p *parser) decode(doc *yaml.Node) {
 					policy.StringField("display_name", &u.DisplayName),
 					policy.StringField("password", &u.Password),
 					policy.StringField("ha1", &u.HA1),
+					policy.StringField("ha1_sha256", &u.HA1SHA256),
 					policy.StringsField("groups", &u.Groups),
 					policy.StringField("contact", &u.Contact),
 				)
@@ -339,12 +352,6 @@ func (p *parser) checkTLS(readFile func(string) ([]byte, error)) {
 	s.Certificate = &cert
 }
 
-func (p *parser) checkSecurity() {
-	c, k := &p.c.Security, p.security
-	p.checkRange(k, "max_connections", c.MaxConnections, 1, 1000000)
-	p.checkRange(k, "max_connections_per_ip", c.MaxConnectionsPerIP, 1, 1000000)
-}
-
 func (p *parser) checkMedia() {
 	d, m, k := p.d, &p.c.Media, p.media
 	okMin := p.checkRange(k, "rtp_port_min", m.RTPPortMin, minRTPPort, maxRTPPort)
@@ -431,6 +438,16 @@ func (p *parser) checkPark() {
 	}
 }
 
+func (p *parser) checkSecurity() {
+	k, sc := p.security, p.c.Security
+	p.checkRange(k, "max_connections", sc.MaxConnections, 1, 1000000)
+	p.checkRange(k, "max_connections_per_ip", sc.MaxConnectionsPerIP, 1, 1000000)
+	p.checkRange(k, "ban_after", sc.BanAfter, minBanAfter, maxBanAfter)
+	p.checkRange(k, "ban_window_seconds", sc.BanWindowSeconds, minBanWindow, maxBanWindow)
+	p.checkRange(k, "ban_seconds", sc.BanSeconds, minBanSeconds, maxBanSeconds)
+	p.checkRange(k, "retrieve_misses", sc.RetrieveMisses, minRetrieveMiss, maxRetrieveMiss)
+}
+
 func (p *parser) checkUsers() {
 	d, c := p.d, p.c
 	domain := c.Server.Domain
@@ -499,7 +516,7 @@ func (p *parser) checkUsers() {
 }
 
 func (p *parser) checkCredentials(u *User, k policy.Keys) {
-	if k.Bad("password") || k.Bad("ha1") {
+	if k.Bad("password") || k.Bad("ha1") || k.Bad("ha1_sha256") {
 		return
 	}
 	d, who, name := p.d, "user "+u.ID, u.Name()
@@ -509,15 +526,27 @@ func (p *parser) checkCredentials(u *User, k policy.Keys) {
 	switch {
 	case u.Password != "" && u.HA1 != "":
 		d.Addf(k.Line("ha1"), "%s has both password and ha1: keep only one of them", who)
-	case u.Password == "" && u.HA1 == "":
-		d.Addf(k.Line("password"), "%s has no password or ha1: add password: <secret>, or ha1: <MD5 of %s:%s:password>", who, name, p.c.Server.Domain)
-	case u.HA1 != "":
-		if len(u.HA1) != 32 || strings.Trim(strings.ToLower(u.HA1), "0123456789abcdef") != "" {
+	case u.Password != "" && u.HA1SHA256 != "":
+		d.Addf(k.Line("ha1_sha256"), "%s has both password and ha1_sha256: keep only one of them", who)
+	case u.Password == "" && u.HA1 == "" && u.HA1SHA256 == "":
+		d.Addf(k.Line("password"), "%s has no password or ha1: add password: <secret>, or ha1: <MD5 of %s:%s:password> (and/or ha1_sha256: <SHA-256 of it>)", who, name, p.c.Server.Domain)
+	}
+	if u.HA1 != "" {
+		if !isHex(u.HA1, 32) {
 			d.Addf(k.Line("ha1"), "ha1 of %s is not 32 hex digits: write the MD5 of %s:%s:password in hex", who, name, p.c.Server.Domain)
-			return
 		}
 		u.HA1 = strings.ToLower(u.HA1)
 	}
+	if u.HA1SHA256 != "" {
+		if !isHex(u.HA1SHA256, 64) {
+			d.Addf(k.Line("ha1_sha256"), "ha1_sha256 of %s is not 64 hex digits: write the SHA-256 of %s:%s:password in hex", who, name, p.c.Server.Domain)
+		}
+		u.HA1SHA256 = strings.ToLower(u.HA1SHA256)
+	}
+}
+
+func isHex(s string, n int) bool {
+	return len(s) == n && strings.Trim(strings.ToLower(s), "0123456789abcdef") == ""
 }
 
 func (p *parser) checkTrunks() {
