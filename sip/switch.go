@@ -177,7 +177,7 @@ func New(opts Options) (*Switch, error) {
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
-	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(s.log.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
+	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(opts.Logger.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
 	s.metrics = newMetrics(s, opts.Registry)
 	s.initSecurity(opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -106,6 +107,7 @@ type serverSetup struct {
 	files      map[string]string // more files beside the configuration
 	listens    []config.Listen   // default: UDP and TCP on 127.0.0.1:0
 	tune       func(*sip.Options)
+	logTo      io.Writer // the switch's log, instead of the test's
 }
 
 func startServerWith(t testing.TB, setup serverSetup) *testServer {
@@ -136,6 +138,9 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 	log := zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	if testing.Verbose() || os.Getenv("PARKSWITCH_TEST_LOG") != "" {
 		log = log.Level(zerolog.DebugLevel)
+	}
+	if setup.logTo != nil {
+		log = zerolog.New(setup.logTo).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 	}
 	srv, err := newServer(cfg, log, serverOptions{
 		sipListen:  listens,

@@ -182,6 +182,12 @@ func startBaresip(t *testing.T, ts *testServer, user string, domain bool) *bares
 // attaches its log (SIP trace included) when the test fails.
 func launchBaresip(t *testing.T, user, aor string) *baresipPhone {
 	t.Helper()
+	return launchBaresipWith(t, user, aor, "")
+}
+
+// launchBaresipWith is launchBaresip with extra lines for baresip's config.
+func launchBaresipWith(t *testing.T, user, aor, extraConfig string) *baresipPhone {
+	t.Helper()
 	bin := requireBaresip(t)
 	sipPort, rtpLo := allocBaresipPorts(t)
 	dir := filepath.Join(t.TempDir(), "baresip-"+user)
@@ -196,7 +202,7 @@ func launchBaresip(t *testing.T, user, aor string) *baresipPhone {
 	}
 	cfg := strings.NewReplacer("{MODULES}", baresipModules(t, bin),
 		"{SIP}", strconv.Itoa(sipPort), "{CTRL}", strconv.Itoa(b.ctrlPort),
-		"{RTPLO}", strconv.Itoa(rtpLo), "{RTPHI}", strconv.Itoa(rtpLo+39), "{USER}", user).Replace(baresipConfig)
+		"{RTPLO}", strconv.Itoa(rtpLo), "{RTPHI}", strconv.Itoa(rtpLo+39), "{USER}", user).Replace(baresipConfig) + extraConfig
 	writeFile(t, filepath.Join(dir, "config"), cfg)
 	// Digest answers whatever realm the switch names with auth_pass.
 	writeFile(t, filepath.Join(dir, "accounts"), aor+";auth_pass=demo"+user+

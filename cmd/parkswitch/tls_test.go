@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/sip"
 	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
@@ -207,4 +208,44 @@ func TestTLSConfigCheck(t *testing.T) {
 	if cfg.Server.Certificate == nil || cfg.Security.MaxConnections != 50 || cfg.Security.MaxConnectionsPerIP != 5 {
 		t.Errorf("loaded %+v %+v", cfg.Server, cfg.Security)
 	}
+}
+
+// TestTLSTrunk: a user dials out through a trunk with transport: tls; the
+// switch opens a TLS connection to the trunk, verifying its certificate.
+func TestTLSTrunk(t *testing.T) {
+	tc := tlsCert(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	trunk, err := siptest.NewPhone(ctx, siptest.Config{
+		User: "carrier", Domain: "127.0.0.2", Transport: "tls", TLS: tc.ServerConfig(), ListenIP: "127.0.0.2",
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trunk.Close() })
+	trunk.AutoAnswer(true)
+	ts := startTLSServer(t, serverSetup{
+		extraYAML: "trunks:\n  - name: carrier\n    address: " + trunk.Addr().String() + "\n    transport: tls\n    outbound_prefix: \"9\"\n",
+		tune:      func(o *sip.Options) { o.TLSClient = tc.ClientConfig() },
+	})
+	alice := phone(t, ctx, ts, "1001", "udp")
+	a, err := alice.Dial(ctx, "94155550100")
+	if err != nil {
+		t.Fatalf("dial out over the TLS trunk: %v", err)
+	}
+	var b *siptest.Call
+	select {
+	case b = <-trunk.Answered():
+	case <-ctx.Done():
+		t.Fatal("the trunk got no call")
+	}
+	talk(t, ctx, a, b, 30)
+	if trunk.Accepted() != 1 {
+		t.Errorf("the trunk accepted %d connections, want the switch's one TLS connection", trunk.Accepted())
+	}
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, b, "trunk leg")
 }

@@ -79,6 +79,10 @@ type Config struct {
 	// SIPS makes the phone's Contact and AOR sips: URIs (with "tls").
 	SIPS bool
 
+	// ListenIP is the loopback address the phone's SIP socket binds
+	// (default 127.0.0.1), e.g. 127.0.0.2 for a trunk told apart by IP.
+	ListenIP string
+
 	// Logger receives the phone's and sipgo's logs; the zero value is
 	// silent.
 	Logger zerolog.Logger
@@ -167,10 +171,14 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		messages:    make(chan *sip.Request, queueSize),
 	}
 
+	listenIP := cfg.ListenIP
+	if listenIP == "" {
+		listenIP = "127.0.0.1"
+	}
 	var lc net.ListenConfig
 	var serve func(*sipgo.Server) error
 	if tp == "UDP" {
-		pc, err := lc.ListenPacket(ctx, "udp4", "127.0.0.1:0")
+		pc, err := lc.ListenPacket(ctx, "udp4", listenIP+":0")
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +187,7 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 		serve = func(s *sipgo.Server) error { return s.ServeUDP(pc) }
 	} else {
-		l, err := lc.Listen(ctx, "tcp4", "127.0.0.1:0")
+		l, err := lc.Listen(ctx, "tcp4", listenIP+":0")
 		if err != nil {
 			return nil, err
 		}

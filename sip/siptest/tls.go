@@ -15,7 +15,7 @@ import (
 )
 
 // TestCert is a self-signed certificate made for one test run: it is its
-// own CA, valid for 127.0.0.1, ::1 and localhost for a day.
+// own CA, valid for 127.0.0.1, 127.0.0.2, ::1 and localhost for a day.
 type TestCert struct {
 	CertPEM, KeyPEM []byte
 	Pool            *x509.CertPool  // trusts the certificate
@@ -41,7 +41,7 @@ func NewTestCert() (*TestCert, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2), net.IPv6loopback},
 		DNSNames:              []string{"localhost"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
