@@ -59,6 +59,9 @@ type Endpoint struct {
 	bytesOut   atomic.Uint64
 	dropped    atomic.Uint64
 	last       atomic.Int64 // unix nanoseconds of the last accepted packet
+	// quiet is when the silence clock last started over (unix nanoseconds):
+	// the media was renegotiated or bridged, so older silence says nothing.
+	quiet atomic.Int64
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -95,6 +98,7 @@ func newEndpoint(p *PortPool, idx int, rtp, rtcp *net.UDPConn) *Endpoint {
 		rtcpConn: rtcp,
 	}
 	e.remote.Store(emptyRemote)
+	e.quiet.Store(time.Now().UnixNano())
 	openEndpoints.Add(1)
 	e.wg.Add(2)
 	go e.read(rtp, e.rtpBuf[:], false)
@@ -110,7 +114,9 @@ func (e *Endpoint) Addr() netip.AddrPort { return e.addr }
 // and whether rtcp-mux was negotiated. It always resets latching, so that a
 // leg that moved is found again; a re-INVITE that keeps the address need not
 // call it. An invalid address or port 0 (a disabled stream) accepts nothing.
+// It also starts the silence clock over (see SilentFor).
 func (e *Endpoint) SetRemote(rtp netip.AddrPort, rtcpMux bool) {
+	e.quiet.Store(time.Now().UnixNano())
 	rtp = netip.AddrPortFrom(rtp.Addr().Unmap(), rtp.Port())
 	var rtcp netip.AddrPort
 	if rtp.IsValid() && rtp.Port() != 0 && rtp.Port() < 65535 {
@@ -155,6 +161,15 @@ func (e *Endpoint) Stats() Stats {
 		s.LastPacket = time.Unix(0, ns)
 	}
 	return s
+}
+
+// SilentFor is how long the endpoint has gone without a packet from its
+// remote, counted from the last packet or from the last SetRemote or Bridge,
+// whichever is later: a leg that was held or parked, and so rightly silent,
+// gets a full timeout once its media is renegotiated or bridged again.
+func (e *Endpoint) SilentFor(now time.Time) time.Duration {
+	since := max(e.last.Load(), e.quiet.Load())
+	return now.Sub(time.Unix(0, since))
 }
 
 // WriteRTP sends a packet the switch generates itself (music on hold) to the
@@ -219,6 +234,9 @@ func Bridge(a, b *Endpoint) {
 	}
 	a.peer.Store(b)
 	b.peer.Store(a)
+	now := time.Now().UnixNano()
+	a.quiet.Store(now)
+	b.quiet.Store(now)
 }
 
 // Unbridge stops relaying between e and its peer in both directions.

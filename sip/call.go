@@ -827,8 +827,13 @@ func (s *Switch) bye(l *leg) {
 	}()
 }
 
-// mediaSilent reports whether an answered, unheld, unparked call has gone
-// without RTP on either side for longer than timeout.
+// mediaSilent reports whether an answered, bridged call has gone without
+// RTP on a side that should be sending for longer than timeout. Silence the
+// SDP explains does not count: a parked call, a leg that is released, and a
+// call on hold either way (a leg whose last SDP is sendonly, recvonly or
+// inactive, or has no address) are exempt. Each endpoint's clock starts over
+// when it is bridged or its media renegotiated (media.Endpoint.SilentFor), so
+// a leg retrieved or resumed after a long quiet spell gets a full timeout.
 func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 	c.mu.Lock()
 	answered, a, b, parked := c.answeredAt, c.a, c.b, c.orbit != nil
@@ -837,19 +842,15 @@ func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 		return false
 	}
 	for _, l := range []*leg{a, b} {
-		l.mu.Lock()
-		held, released := l.held, l.released
-		l.mu.Unlock()
-		if held || released {
-			return false // a held phone may rightly send nothing
+		if !l.expectsMedia() {
+			return false
 		}
 	}
+	if now.Sub(answered) <= timeout {
+		return false
+	}
 	for _, l := range []*leg{a, b} {
-		last := l.ep.Stats().LastPacket
-		if last.Before(answered) {
-			last = answered
-		}
-		if now.Sub(last) > timeout {
+		if l.ep.SilentFor(now) > timeout {
 			return true
 		}
 	}

@@ -232,6 +232,17 @@ func (l *leg) setRemoteMedia(d media.Description) {
 	l.mu.Unlock()
 }
 
+// expectsMedia reports whether the phone on this leg should be sending RTP:
+// its last SDP is sendrecv with an address, and the leg is not parked away.
+// A held phone, one that answered recvonly or inactive (baresip answers
+// the switch's sendonly music offer so, and may stay quiet after), or one
+// that holds the other side may rightly send nothing.
+func (l *leg) expectsMedia() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.released && !l.held && l.desc.Direction == media.SendRecv && l.desc.Addr.Port() != 0
+}
+
 // localSDP rewrites a peer's SDP for this leg so that it points at our
 // endpoint; dir overrides the direction when non-empty.
 func (l *leg) localSDP(body []byte, dir media.Direction) ([]byte, error) {
