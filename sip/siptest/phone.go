@@ -79,6 +79,12 @@ type Config struct {
 	// ManualRing stops the phone from answering a new INVITE with 180
 	// Ringing on its own; call Incoming.Ring instead.
 	ManualRing bool
+
+	// EditOffer, when set, rewrites the SDP offer of each call the phone
+	// dials before it is sent: a test's way to make offers this phone
+	// would not (SRTP keys, alternative streams). The media the phone
+	// sends still follows the answer.
+	EditOffer func(offer []byte) []byte
 }
 
 // Phone is one SIP user agent bound to an ephemeral 127.0.0.1 port.
