@@ -44,7 +44,7 @@ type leg struct {
 	localCSeq    uint32
 	remoteCSeq   uint32 // 0 = none seen yet
 	inviteCSeq   uint32 // UAC: the CSeq of the INVITE our ACK answers
-	transport    string // "UDP" or "TCP"
+	transport    string // "UDP", "TCP" or "TLS": of the request that created the leg, or the target's
 	dest         string // host:port where this dialog's requests go (the flow it came on)
 	answered     bool   // UAS: our 2xx is sent
 	confirmed    bool   // 2xx exchanged and ACKed
@@ -72,6 +72,16 @@ type leg struct {
 }
 
 func (l *leg) String() string { return string(l.role) }
+
+// Transport is the SIP transport of the leg's signaling, "UDP", "TCP" or
+// "TLS": for a leg the switch answers, the transport the dialog-creating
+// request arrived on; for a leg it calls out, the transport it was sent
+// on. It does not change during the dialog.
+func (l *leg) Transport() string { return l.transport }
+
+// OverTLS reports whether the leg's signaling is encrypted (TLS), so that
+// keys may be offered in its SDP.
+func (l *leg) OverTLS() bool { return l.transport == "TLS" }
 
 func (l *leg) isReleased() bool {
 	l.mu.Lock()
@@ -118,8 +128,8 @@ func (s *Switch) contact(user, transport string) *sip.ContactHeader {
 		port = int(s.Addr("udp").Port())
 	}
 	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: s.opts.AdvertiseIP.String(), Port: port}}
-	if network == "tcp" {
-		c.Address.UriParams.Add("transport", "tcp")
+	if network == "tcp" || network == "tls" {
+		c.Address.UriParams.Add("transport", network)
 	}
 	return c
 }

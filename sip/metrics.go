@@ -9,14 +9,18 @@ import (
 
 // metrics are the switch's Prometheus series.
 type metrics struct {
-	calls      prometheus.Counter
-	callsEnded *prometheus.CounterVec
-	refused    *prometheus.CounterVec
-	parkEvents *prometheus.CounterVec
-	parks      prometheus.Counter
-	retrieves  prometheus.Counter
-	ringbacks  prometheus.Counter
+	calls        prometheus.Counter
+	callsEnded   *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	parkEvents   *prometheus.CounterVec
+	parks        prometheus.Counter
+	retrieves    prometheus.Counter
+	ringbacks    prometheus.Counter
+	connsRefused *prometheus.CounterVec
 }
+
+// connRefused counts a TCP/TLS connection closed at accept for a limit.
+func (m *metrics) connRefused(limit string) { m.connsRefused.WithLabelValues(limit).Inc() }
 
 func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 	m := &metrics{
@@ -35,11 +39,17 @@ func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 		parks:     prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_parks_total", Help: "Calls parked."}),
 		retrieves: prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_retrieves_total", Help: "Parked calls retrieved by dialing their code."}),
 		ringbacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "parkswitch_ringbacks_total", Help: "Ringback calls placed for timed-out orbits."}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parkswitch_sip_connections_refused_total", Help: "TCP/TLS connections closed at accept, by the limit they were over.",
+		}, []string{"limit"}),
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.calls, m.callsEnded, m.refused, m.parkEvents, m.parks, m.retrieves, m.ringbacks,
+	reg.MustRegister(m.calls, m.callsEnded, m.refused, m.parkEvents, m.parks, m.retrieves, m.ringbacks, m.connsRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parkswitch_sip_connections", Help: "TCP/TLS connections accepted and open.",
+		}, func() float64 { return float64(s.Connections()) }),
 		orbitsCollector{s},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parkswitch_calls_active", Help: "Calls ringing or answered.",

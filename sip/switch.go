@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,7 @@ import (
 // sockets.
 const udpSocketBuffer = 4 << 20
 
-// Listen is one SIP listener: network "udp" or "tcp" and a host:port.
+// Listen is one SIP listener: network "udp", "tcp" or "tls" and a host:port.
 type Listen struct {
 	Network string
 	Addr    string
@@ -59,6 +60,13 @@ type Options struct {
 	NonceTTL         time.Duration // digest nonce lifetime (default 5 min)
 	DigestAlgorithms []string      // offered in challenges, in order (default MD5, SHA-256)
 	MaxExpires       int           // upper bound for a registration's lifetime in seconds (default 3600)
+
+	TLS       *tls.Config // certificate served on "tls" listeners; required with one
+	TLSClient *tls.Config // verifies peers the switch dials over TLS (trunks); nil: system roots
+
+	MaxConnections      int           // TCP and TLS connections open at once (default 10,000)
+	MaxConnectionsPerIP int           // of them from one source IP (default 100)
+	IncompleteTimeout   time.Duration // a connection whose message stays incomplete this long is closed (default 10 s)
 }
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
@@ -83,8 +91,12 @@ type Switch struct {
 	wg     sync.WaitGroup // every goroutine the switch starts
 	byes   sync.WaitGroup // BYEs in flight, which shutdown lets finish
 
+	limits   *connLimits
+	stackLog *stackLogHandler
+
 	mu        sync.Mutex
 	listeners []func() error // closers
+	serving   []*listenerState
 	addrs     map[string]netip.AddrPort
 	calls     map[*call]struct{}
 	closing   bool
@@ -125,6 +137,15 @@ func New(opts Options) (*Switch, error) {
 	if opts.ReleaseTimeout <= 0 {
 		opts.ReleaseTimeout = 30 * time.Second
 	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = DefaultMaxConnections
+	}
+	if opts.MaxConnectionsPerIP <= 0 {
+		opts.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if opts.IncompleteTimeout <= 0 {
+		opts.IncompleteTimeout = DefaultIncompleteTimeout
+	}
 	if opts.Policies == nil {
 		set, err := policy.NewSet(nil, nil, nil)
 		if err != nil {
@@ -149,6 +170,8 @@ func New(opts Options) (*Switch, error) {
 	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
+	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
+	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(s.log.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
 	s.metrics = newMetrics(s, opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -187,7 +210,7 @@ func (s *Switch) SetDirectory(d *Directory) { s.dir.Store(d) }
 func (s *Switch) Directory() *Directory { return s.dir.Load() }
 
 // Addr returns the bound address of the first listener of a network
-// ("udp" or "tcp"), useful when the configuration asked for port 0.
+// ("udp", "tcp" or "tls"), useful when the configuration asked for port 0.
 func (s *Switch) Addr(network string) netip.AddrPort {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -197,14 +220,17 @@ func (s *Switch) Addr(network string) netip.AddrPort {
 // Start binds every listener and serves until Shutdown.
 func (s *Switch) Start() error {
 	var udpConns []net.PacketConn
-	var tcpLns []net.Listener
+	var streamLns []*guardedListener
+	fail := func(err error) error {
+		s.closeAll(udpConns, streamLns)
+		return err
+	}
 	for _, l := range s.opts.Listen {
-		switch strings.ToLower(l.Network) {
+		switch network := strings.ToLower(l.Network); network {
 		case "udp":
 			pc, err := net.ListenPacket("udp", l.Addr)
 			if err != nil {
-				s.closeAll(udpConns, tcpLns)
-				return fmt.Errorf("sip: listen udp %s: %w", l.Addr, err)
+				return fail(fmt.Errorf("sip: listen udp %s: %w", l.Addr, err))
 			}
 			// The default socket buffer (about 200 KiB) overflows in bursts
 			// of a few thousand calls per second; every lost datagram costs
@@ -214,16 +240,21 @@ func (s *Switch) Start() error {
 				uc.SetWriteBuffer(udpSocketBuffer)
 			}
 			udpConns = append(udpConns, pc)
-		case "tcp":
+		case "tcp", "tls":
+			var tcfg *tls.Config
+			if network == "tls" {
+				if s.opts.TLS == nil || (len(s.opts.TLS.Certificates) == 0 && s.opts.TLS.GetCertificate == nil) {
+					return fail(fmt.Errorf("sip: listen tls %s: no certificate configured", l.Addr))
+				}
+				tcfg = s.opts.TLS
+			}
 			ln, err := net.Listen("tcp", l.Addr)
 			if err != nil {
-				s.closeAll(udpConns, tcpLns)
-				return fmt.Errorf("sip: listen tcp %s: %w", l.Addr, err)
+				return fail(fmt.Errorf("sip: listen %s %s: %w", network, l.Addr, err))
 			}
-			tcpLns = append(tcpLns, ln)
+			streamLns = append(streamLns, newGuardedListener(ln, network, tcfg, s.limits, s.opts.IncompleteTimeout, s.log, s.metrics.connRefused))
 		default:
-			s.closeAll(udpConns, tcpLns)
-			return fmt.Errorf("sip: unsupported transport %q", l.Network)
+			return fail(fmt.Errorf("sip: unsupported transport %q", l.Network))
 		}
 	}
 	s.mu.Lock()
@@ -232,50 +263,59 @@ func (s *Switch) Start() error {
 			s.addrs["udp"] = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 		}
 	}
-	for _, ln := range tcpLns {
-		if _, ok := s.addrs["tcp"]; !ok {
-			s.addrs["tcp"] = ln.Addr().(*net.TCPAddr).AddrPort()
+	for _, ln := range streamLns {
+		if _, ok := s.addrs[ln.network]; !ok {
+			s.addrs[ln.network] = ln.Addr().(*net.TCPAddr).AddrPort()
 		}
 	}
 	first := s.addrs["udp"]
-	if !first.IsValid() {
-		first = s.addrs["tcp"]
+	for _, n := range []string{"tcp", "tls"} {
+		if !first.IsValid() {
+			first = s.addrs[n]
+		}
 	}
 	s.mu.Unlock()
 	if !s.opts.AdvertiseIP.IsValid() {
 		s.opts.AdvertiseIP = advertiseFor(first.Addr())
 	}
 
+	stackLog := slog.New(s.stackLog)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("parkswitch"),
 		sipgo.WithUserAgentParser(sipcheck.NewParser()),
 		sipgo.WithUserAgentHostname(s.opts.AdvertiseIP.String()),
+		sipgo.WithUserAgenTLSConfig(s.opts.TLSClient),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(stackLog)),
 		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(stackLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onUnmatchedResponse),
 		),
 	)
 	if err != nil {
-		s.closeAll(udpConns, tcpLns)
-		return fmt.Errorf("sip: user agent: %w", err)
+		return fail(fmt.Errorf("sip: user agent: %w", err))
 	}
-	srv, err := sipgo.NewServer(ua)
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(stackLog))
 	if err != nil {
-		s.closeAll(udpConns, tcpLns)
-		return fmt.Errorf("sip: server: %w", err)
+		ua.Close()
+		return fail(fmt.Errorf("sip: server: %w", err))
 	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.opts.AdvertiseIP.String()))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.opts.AdvertiseIP.String()), sipgo.WithClientLogger(stackLog))
 	if err != nil {
-		s.closeAll(udpConns, tcpLns)
-		return fmt.Errorf("sip: client: %w", err)
+		ua.Close()
+		return fail(fmt.Errorf("sip: client: %w", err))
 	}
 	s.ua, s.srv, s.client = ua, srv, client
 	s.routes()
 
 	for _, pc := range udpConns {
-		s.serve(func() error { return srv.ServeUDP(pc) }, pc.Close)
+		s.serve(&listenerState{name: "udp://" + pc.LocalAddr().String()}, func() error { return srv.ServeUDP(pc) }, pc.Close)
 	}
-	for _, ln := range tcpLns {
-		s.serve(func() error { return srv.ServeTCP(ln) }, ln.Close)
+	for _, ln := range streamLns {
+		run := func() error { return srv.ServeTCP(ln) }
+		if ln.network == "tls" {
+			run = func() error { return srv.ServeTLS(ln) }
+		}
+		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
 	}
 	s.wg.Add(1)
 	go s.janitor()
@@ -286,13 +326,17 @@ func (s *Switch) Start() error {
 			m.Run(s.ctx)
 		}()
 	}
-	s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String()).
-		Str("udp", s.Addr("udp").String()).Str("tcp", s.Addr("tcp").String()).
-		Str("domain", s.opts.Domain).Msg("sip listening")
+	ev := s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String())
+	for _, n := range []string{"udp", "tcp", "tls"} {
+		if a := s.Addr(n); a.IsValid() {
+			ev = ev.Str(n, a.String())
+		}
+	}
+	ev.Str("domain", s.opts.Domain).Msg("sip listening")
 	return nil
 }
 
-func (s *Switch) closeAll(pcs []net.PacketConn, lns []net.Listener) {
+func (s *Switch) closeAll(pcs []net.PacketConn, lns []*guardedListener) {
 	for _, pc := range pcs {
 		pc.Close()
 	}
@@ -301,18 +345,47 @@ func (s *Switch) closeAll(pcs []net.PacketConn, lns []net.Listener) {
 	}
 }
 
-func (s *Switch) serve(run func() error, closer func() error) {
+// listenerState is one serving listener, for health checks.
+type listenerState struct {
+	name    string
+	guard   *guardedListener // nil for UDP
+	stopped atomic.Bool      // its serve loop returned
+}
+
+func (s *Switch) serve(ls *listenerState, run func() error, closer func() error) {
 	s.mu.Lock()
 	s.listeners = append(s.listeners, closer)
+	s.serving = append(s.serving, ls)
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := run(); err != nil && !errors.Is(err, net.ErrClosed) && s.ctx.Err() == nil {
-			s.log.Error().Err(err).Msg("sip listener stopped")
+		err := run()
+		if s.ctx.Err() != nil {
+			return
 		}
+		ls.stopped.Store(true)
+		s.log.Error().Err(err).Str("listener", ls.name).Msg("sip listener stopped")
 	}()
 }
+
+// ListenersDown names the listeners that are not serving: stopped, or
+// failing to accept connections (e.g. out of file descriptors).
+func (s *Switch) ListenersDown() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var down []string
+	for _, ls := range s.serving {
+		if ls.stopped.Load() || (ls.guard != nil && ls.guard.Down()) {
+			down = append(down, ls.name)
+		}
+	}
+	return down
+}
+
+// Connections reports the TCP and TLS connections the switch has accepted
+// and not yet closed.
+func (s *Switch) Connections() int { return s.limits.open() }
 
 // routes registers the request handlers.
 func (s *Switch) routes() {
@@ -384,6 +457,9 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	for _, cl := range closers {
 		cl()
 	}
+	// sipgo closes the connections in its pool; close the accepted ones it
+	// may have dropped from the pool too, so that no reader outlives us.
+	s.limits.closeAll()
 	if s.ua != nil {
 		s.ua.Close()
 	}
@@ -435,6 +511,7 @@ func (s *Switch) janitor() {
 		case <-t.C:
 		}
 		s.reg.expire()
+		s.stackLog.Flush()
 		if s.opts.MediaTimeout <= 0 {
 			continue
 		}
@@ -454,10 +531,11 @@ func (s *Switch) janitor() {
 	}
 }
 
-// SetStackLogger routes the SIP stack's own (process-wide) logs, warnings
-// and above, into l. Call it once at start-up, before any Switch starts.
+// SetStackLogger routes the SIP stack's own process-wide logs, warnings and
+// above, into l, bounded like a switch's own stack log (see
+// stackLogHandler). Call it once at start-up, before any Switch starts.
 func SetStackLogger(l zerolog.Logger) {
-	sip.SetDefaultLogger(slog.New(zerolog.NewSlogHandler(l.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel))))
+	sip.SetDefaultLogger(slog.New(newStackLogHandler(zerolog.NewSlogHandler(l.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))))
 }
 
 // advertiseFor picks the address to write into SIP and SDP for a listener

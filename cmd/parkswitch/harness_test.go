@@ -96,6 +96,21 @@ var rtpRange = struct{ next int }{next: 24000}
 // test ends it shuts down and checks that no call, dialog or port is left.
 func startServer(t testing.TB, extraYAML string, tune func(*sip.Options)) *testServer {
 	t.Helper()
+	return startServerWith(t, serverSetup{extraYAML: extraYAML, tune: tune})
+}
+
+// serverSetup is what a test may change in startServerWith.
+type serverSetup struct {
+	extraYAML  string            // appended to the configuration
+	serverYAML string            // lines added to its server: section
+	files      map[string]string // more files beside the configuration
+	listens    []config.Listen   // default: UDP and TCP on 127.0.0.1:0
+	tune       func(*sip.Options)
+}
+
+func startServerWith(t testing.TB, setup serverSetup) *testServer {
+	t.Helper()
+	extraYAML, tune := setup.extraYAML, setup.tune
 	before := goleak.IgnoreCurrent()
 	lo, hi := rtpRange.next, rtpRange.next+199
 	rtpRange.next += 200
@@ -104,8 +119,16 @@ func startServer(t testing.TB, extraYAML string, tune func(*sip.Options)) *testS
 	}
 	dir := t.TempDir()
 	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
+	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1)
 	writeFile(t, dir+"/parkswitch.yaml", main)
 	writeFile(t, dir+"/policies.yaml", basePolicies)
+	for name, data := range setup.files {
+		writeFile(t, dir+"/"+name, data)
+	}
+	listens := setup.listens
+	if listens == nil {
+		listens = []config.Listen{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}}
+	}
 	cfg, err := config.Load(dir + "/parkswitch.yaml")
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -115,7 +138,7 @@ func startServer(t testing.TB, extraYAML string, tune func(*sip.Options)) *testS
 		log = log.Level(zerolog.DebugLevel)
 	}
 	srv, err := newServer(cfg, log, serverOptions{
-		sipListen:  []config.Listen{{Network: "udp", Addr: "127.0.0.1:0"}, {Network: "tcp", Addr: "127.0.0.1:0"}},
+		sipListen:  listens,
 		httpListen: "127.0.0.1:0",
 		tune:       tune,
 	})

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,12 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 			Fallback:     cfg.Park.Fallback,
 		},
 		Music: music,
+
+		MaxConnections:      cfg.Security.MaxConnections,
+		MaxConnectionsPerIP: cfg.Security.MaxConnectionsPerIP,
+	}
+	if c := cfg.Server.Certificate; c != nil {
+		opts.TLS = &tls.Config{Certificates: []tls.Certificate{*c}, MinVersion: tls.VersionTLS12}
 	}
 	if o.tune != nil {
 		o.tune(&opts)
@@ -237,10 +244,20 @@ func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
-		// Serving, but the operator should know a change was refused.
-		if err, at := s.reloader.status(); err != nil {
-			fmt.Fprintf(w, "last configuration reload refused at %s:\n%s\n", at.UTC().Format(time.RFC3339), err)
+		down := s.sw.ListenersDown()
+		refused, at := s.reloader.status()
+		if len(down) == 0 && refused == nil {
+			fmt.Fprintln(w, "ok")
+			return
+		}
+		// Monitoring must see both: a listener that cannot accept, and a
+		// configuration change that is not in force.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, l := range down {
+			fmt.Fprintf(w, "listener %s is not accepting connections\n", l)
+		}
+		if refused != nil {
+			fmt.Fprintf(w, "last configuration reload refused at %s:\n%s\n", at.UTC().Format(time.RFC3339), refused)
 		}
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

@@ -27,6 +27,7 @@ package siptest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -65,8 +67,17 @@ type Config struct {
 	// means requests go straight to the host of the Request-URI.
 	Server string
 
-	// Transport is "udp" (default) or "tcp".
+	// Transport is "udp" (default), "tcp" or "tls".
 	Transport string
+
+	// TLS is required with Transport "tls": RootCAs verify the switch,
+	// and Certificates, when set, serve the phone's own TLS listener
+	// (without them nothing can call in on a new connection, as with a
+	// phone behind NAT: calls must come over the phone's connection).
+	TLS *tls.Config
+
+	// SIPS makes the phone's Contact and AOR sips: URIs (with "tls").
+	SIPS bool
 
 	// Logger receives the phone's and sipgo's logs; the zero value is
 	// silent.
@@ -100,6 +111,7 @@ type Phone struct {
 	srv       *sipgo.Server
 	cli       *sipgo.Client
 	lis       io.Closer
+	accepted  atomic.Int64 // connections accepted on a TCP/TLS listener
 	serveDone chan struct{}
 
 	// ctx is cancelled by Close; every wait the phone does selects on it.
@@ -136,8 +148,11 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 	if tp == "" {
 		tp = "UDP"
 	}
-	if tp != "UDP" && tp != "TCP" {
+	if tp != "UDP" && tp != "TCP" && tp != "TLS" {
 		return nil, fmt.Errorf("siptest: unsupported transport %q", cfg.Transport)
+	}
+	if tp == "TLS" && cfg.TLS == nil {
+		return nil, errors.New("siptest: transport tls needs Config.TLS")
 	}
 	domain := cfg.Domain
 	if domain == "" {
@@ -177,21 +192,32 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		p.lis = l
 		ap := l.Addr().(*net.TCPAddr).AddrPort()
 		p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		serve = func(s *sipgo.Server) error { return s.ServeTCP(l) }
+		counted := &countingListener{Listener: l, n: &p.accepted}
+		if tp == "TLS" {
+			tl := tls.NewListener(counted, cfg.TLS)
+			serve = func(s *sipgo.Server) error { return s.ServeTLS(tl) }
+		} else {
+			serve = func(s *sipgo.Server) error { return s.ServeTCP(counted) }
+		}
 	}
 
+	scheme := "sip"
+	if tp == "TLS" && cfg.SIPS {
+		scheme = "sips"
+	}
 	p.contact = sip.ContactHeader{Address: sip.Uri{
-		Scheme: "sip", User: cfg.User, Host: p.addr.Addr().String(), Port: int(p.addr.Port()),
+		Scheme: scheme, User: cfg.User, Host: p.addr.Addr().String(), Port: int(p.addr.Port()),
 	}}
-	if tp == "TCP" {
+	if tp != "UDP" && scheme == "sip" {
 		p.contact.Address.UriParams = sip.NewParams()
-		p.contact.Address.UriParams.Add("transport", "tcp")
+		p.contact.Address.UriParams.Add("transport", strings.ToLower(tp))
 	}
 
 	slogger := slog.New(zerolog.NewSlogHandler(p.log.With().Str("component", "sipgo").Logger()))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.User),
 		sipgo.WithUserAgentHostname(domain),
+		sipgo.WithUserAgenTLSConfig(cfg.TLS),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
 			sip.WithTransactionLayerUnhandledResponseHandler(p.onUnhandledResponse),
@@ -262,6 +288,23 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 
 // Addr is the phone's SIP listening address.
 func (p *Phone) Addr() netip.AddrPort { return p.addr }
+
+// Accepted counts the connections the far end opened to the phone's TCP or
+// TLS listener; zero when it reuses the phone's own connections.
+func (p *Phone) Accepted() int { return int(p.accepted.Load()) }
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
 
 // Contact is the phone's contact URI, e.g. sip:1002@127.0.0.1:40123 (with
 // ;transport=tcp on TCP); DialURI a peer phone with it.
@@ -375,7 +418,7 @@ func (p *Phone) register(ctx context.Context, expires int) error {
 	p.mu.Unlock()
 
 	aor := p.aor()
-	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: p.domain})
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: p.aor().Scheme, Host: p.domain})
 	from := &sip.FromHeader{DisplayName: p.cfg.DisplayName, Address: aor, Params: sip.NewParams()}
 	from.Params.Add("tag", newID(8))
 	callID := sip.CallIDHeader(p.regCallID)
@@ -469,12 +512,15 @@ func (p *Phone) resolve(target string) (sip.Uri, string, error) {
 		if p.cfg.Server == "" {
 			return uri, "", fmt.Errorf("siptest: dialing %q needs Config.Server or a sip: URI", target)
 		}
-		uri = sip.Uri{Scheme: "sip", User: t, Host: p.domain}
+		uri = sip.Uri{Scheme: p.aor().Scheme, User: t, Host: p.domain}
 	}
 	return uri, p.cfg.Server, nil
 }
 
 func (p *Phone) aor() sip.Uri {
+	if p.transport == "TLS" && p.cfg.SIPS {
+		return sip.Uri{Scheme: "sips", User: p.cfg.User, Host: p.domain}
+	}
 	return sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.domain}
 }
 

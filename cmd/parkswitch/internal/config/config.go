@@ -4,6 +4,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,9 @@ const (
 	DefaultRingbackSeconds   = 30
 	DefaultMaxRingbacks      = 3
 	DefaultPolicyFile        = "policies.yaml"
+
+	DefaultMaxConnections      = 10000
+	DefaultMaxConnectionsPerIP = 100
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -37,6 +41,7 @@ type Config struct {
 	Server   Server
 	Media    Media
 	Park     Park
+	Security Security
 	Users    []User
 	Trunks   []Trunk
 	Policies *policy.Set
@@ -54,11 +59,22 @@ type Server struct {
 	AdvertiseIP string   // address written into Contact and SDP; "" = the listen address
 	// DigestAlgorithms are offered in 401/407 challenges, in this order.
 	DigestAlgorithms []string
+	// TLSCert and TLSKey are PEM files (resolved against the config
+	// file's directory) for tls:// listeners; Certificate is the pair
+	// loaded from them when set.
+	TLSCert, TLSKey string
+	Certificate     *tls.Certificate
+}
+
+// Security holds the security section.
+type Security struct {
+	MaxConnections      int // TCP and TLS connections open at once
+	MaxConnectionsPerIP int // of them from one source IP
 }
 
 // Listen is one SIP listening socket.
 type Listen struct {
-	Network string // "udp" or "tcp"
+	Network string // "udp", "tcp" or "tls"
 	Addr    string // host:port
 }
 
@@ -111,7 +127,7 @@ func (u User) Name() string {
 type Trunk struct {
 	Name           string
 	Address        string // ip:port; requests from this IP are trusted, calls go to this address
-	Transport      string // "udp" or "tcp"
+	Transport      string // "udp", "tcp" or "tls"
 	OutboundPrefix string // dialed prefix that routes a call here; stripped before sending
 	Line           int    // line of the trunk's entry in the config file
 }

@@ -222,7 +222,7 @@ func TestProblems(t *testing.T) {
     - UDP://0.0.0.0:5060
     - quic://0.0.0.0:5060
 `, "", []want{
-			{"", 4, "sip_listen transport tls is not supported yet: use udp:// or tcp://"},
+			{"", 4, "a tls:// listener needs a certificate: set server.tls_cert and server.tls_key"},
 			{"", 5, "sip_listen transport ws is not supported yet"},
 			{"", 6, `sip_listen entry "udp:0.0.0.0:5060" has no transport: write udp://udp:0.0.0.0:5060`},
 			{"", 7, `sip_listen entry "udp://0.0.0.0" does not end in host:port`},
@@ -372,7 +372,7 @@ func TestProblems(t *testing.T) {
 		{"trunks", head + `trunks:
   - name: carrier
     address: carrier.example.com:5060
-    transport: tls
+    transport: ws
     outbound_prefix: "9a"
   - name: Carrier
     address: 192.0.2.10
@@ -387,7 +387,7 @@ func TestProblems(t *testing.T) {
   - {}
 `, "", []want{
 			{"", 5, `trunk address "carrier.example.com:5060" is not ip:port`},
-			{"", 6, "trunk transport tls is not supported yet: use udp or tcp"},
+			{"", 6, "trunk transport ws is not supported yet: use udp, tcp or tls"},
 			{"", 7, `outbound_prefix "9a" must be one or more digits`},
 			{"", 8, `trunk name "Carrier" is already used by the trunk at line 4`},
 			{"", 9, `trunk address "192.0.2.10" is not ip:port`},
@@ -476,7 +476,7 @@ assignments:
 `
 	_, err := parse(main, policies)
 	checkProblems(t, err, []want{
-		{"", 3, "sip_listen transport tls is not supported yet"},
+		{"", 3, "a tls:// listener needs a certificate"},
 		{"", 5, "rtp_port_min 80 is out of range"},
 		{"", 7, "ringback_seconds 1 is out of range"},
 		{"", 8, `fallback "nobody" is not a configured user`},

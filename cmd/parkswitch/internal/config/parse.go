@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -47,10 +48,13 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				MaxRingbacks:    DefaultMaxRingbacks,
 				PolicyFile:      DefaultPolicyFile,
 			},
+			Security: Security{MaxConnections: DefaultMaxConnections, MaxConnectionsPerIP: DefaultMaxConnectionsPerIP},
 		},
 	}
 	p.decode(p.d.Document(data))
 	p.checkServer()
+	p.checkTLS(readFile)
+	p.checkSecurity()
 	p.checkMedia()
 	p.checkUsers()
 	p.checkPark()
@@ -89,6 +93,7 @@ type parser struct {
 	c *Config
 
 	root, server, media policy.Keys
+	security            policy.Keys
 	listenLines         []int // line of each c.Server.SIPListen entry
 	trunkKeys           []policy.Keys
 	policyFile          string // park.policy_file as written
@@ -110,6 +115,12 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.StringField("http_listen", &c.Server.HTTPListen),
 			policy.StringField("advertise_ip", &c.Server.AdvertiseIP),
 			policy.StringsField("digest_algorithms", &c.Server.DigestAlgorithms),
+			policy.StringField("tls_cert", &c.Server.TLSCert),
+			policy.StringField("tls_key", &c.Server.TLSKey),
+		),
+		section("security", &p.security,
+			policy.IntField("max_connections", &c.Security.MaxConnections),
+			policy.IntField("max_connections_per_ip", &c.Security.MaxConnectionsPerIP),
 		),
 		section("media", &p.media,
 			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
@@ -189,27 +200,27 @@ func (p *parser) decodeListen(d *policy.NodeDecoder, v *yaml.Node) bool {
 		return false
 	}
 	if entries == 0 {
-		d.Addf(v.Line, "sip_listen is empty: list at least one udp://host:port or tcp://host:port, or remove the key for the default")
+		d.Addf(v.Line, "sip_listen is empty: list at least one udp://host:port, tcp://host:port or tls://host:port, or remove the key for the default")
 		return false
 	}
 	p.c.Server.SIPListen, p.listenLines = listens, lines
 	return true
 }
 
-// parseListen parses "udp://host:port" or "tcp://host:port"; msg says what
-// is wrong otherwise.
+// parseListen parses "udp://host:port", "tcp://host:port" or
+// "tls://host:port"; msg says what is wrong otherwise.
 func parseListen(s string) (l Listen, msg string) {
 	scheme, addr, ok := strings.Cut(s, "://")
 	if !ok {
-		return l, fmt.Sprintf("sip_listen entry %q has no transport: write udp://%s or tcp://%s", s, s, s)
+		return l, fmt.Sprintf("sip_listen entry %q has no transport: write udp://%s, tcp://%s or tls://%s", s, s, s, s)
 	}
 	switch network := strings.ToLower(scheme); network {
-	case "udp", "tcp":
+	case "udp", "tcp", "tls":
 		l.Network = network
-	case "tls", "ws", "wss", "sctp":
-		return l, fmt.Sprintf("sip_listen transport %s is not supported yet: use udp:// or tcp://", network)
+	case "ws", "wss", "sctp":
+		return l, fmt.Sprintf("sip_listen transport %s is not supported yet: use udp://, tcp:// or tls://", network)
 	default:
-		return l, fmt.Sprintf("sip_listen transport %q is unknown: use udp:// or tcp://", scheme)
+		return l, fmt.Sprintf("sip_listen transport %q is unknown: use udp://, tcp:// or tls://", scheme)
 	}
 	host, _, bad := splitHostPort(addr)
 	if bad != "" || (host != "" && !validHost(host)) {
@@ -280,6 +291,58 @@ func (p *parser) checkServer() {
 			s.AdvertiseIP = ip.String()
 		}
 	}
+}
+
+// checkTLS loads server.tls_cert and tls_key when set, and requires them
+// for a tls:// listener.
+func (p *parser) checkTLS(readFile func(string) ([]byte, error)) {
+	d, s, k := p.d, &p.c.Server, p.server
+	if k.Bad("tls_cert") || k.Bad("tls_key") {
+		return
+	}
+	tlsLine := 0
+	for i, l := range s.SIPListen {
+		if l.Network == "tls" && i < len(p.listenLines) {
+			tlsLine = p.listenLines[i]
+			break
+		}
+	}
+	switch {
+	case s.TLSCert == "" && s.TLSKey == "":
+		if tlsLine != 0 {
+			d.Addf(tlsLine, "a tls:// listener needs a certificate: set server.tls_cert and server.tls_key (PEM files, relative to this file)")
+		}
+		return
+	case s.TLSCert == "":
+		d.Addf(k.Line("tls_key"), "tls_key is set without tls_cert: add tls_cert, the PEM certificate (chain) for the key")
+		return
+	case s.TLSKey == "":
+		d.Addf(k.Line("tls_cert"), "tls_cert is set without tls_key: add tls_key, the PEM private key of the certificate")
+		return
+	}
+	s.TLSCert, s.TLSKey = resolvePath(p.c.Path, s.TLSCert), resolvePath(p.c.Path, s.TLSKey)
+	certPEM, err := readFile(s.TLSCert)
+	if err != nil {
+		d.Addf(k.Line("tls_cert"), "tls_cert %s cannot be read (%v): fix the path (relative to this file's directory)", s.TLSCert, unwrapPathError(err))
+		return
+	}
+	keyPEM, err := readFile(s.TLSKey)
+	if err != nil {
+		d.Addf(k.Line("tls_key"), "tls_key %s cannot be read (%v): fix the path (relative to this file's directory)", s.TLSKey, unwrapPathError(err))
+		return
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		d.Addf(k.Line("tls_cert"), "tls_cert %s and tls_key %s do not load as a PEM certificate and its key (%v): point them at a matching pair", s.TLSCert, s.TLSKey, err)
+		return
+	}
+	s.Certificate = &cert
+}
+
+func (p *parser) checkSecurity() {
+	c, k := &p.c.Security, p.security
+	p.checkRange(k, "max_connections", c.MaxConnections, 1, 1000000)
+	p.checkRange(k, "max_connections_per_ip", c.MaxConnectionsPerIP, 1, 1000000)
 }
 
 func (p *parser) checkMedia() {
@@ -481,12 +544,12 @@ func (p *parser) checkTrunks() {
 			switch tr := strings.ToLower(t.Transport); tr {
 			case "":
 				t.Transport = "udp"
-			case "udp", "tcp":
+			case "udp", "tcp", "tls":
 				t.Transport = tr
-			case "tls", "ws", "wss":
-				d.Addf(k.Line("transport"), "trunk transport %s is not supported yet: use udp or tcp", tr)
+			case "ws", "wss":
+				d.Addf(k.Line("transport"), "trunk transport %s is not supported yet: use udp, tcp or tls", tr)
 			default:
-				d.Addf(k.Line("transport"), "trunk transport %q is unknown: use udp or tcp", t.Transport)
+				d.Addf(k.Line("transport"), "trunk transport %q is unknown: use udp, tcp or tls", t.Transport)
 			}
 		}
 		if !k.Bad("outbound_prefix") {
