@@ -74,8 +74,8 @@ func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string) (*Call, erro
 	c.remoteTarget = *uri.Clone()
 
 	offer := c.offer("sendrecv")
-	if p.cfg.EditOffer != nil {
-		offer = p.cfg.EditOffer(offer)
+	if p.cfg.EditSDP != nil {
+		offer = p.cfg.EditSDP(offer)
 	}
 	c.commitLocal(offer, "sendrecv")
 
