@@ -23,8 +23,8 @@ func keyedPhone(t *testing.T, ctx context.Context, ts *testServer, user, transpo
 	}
 	p, err := siptest.NewPhone(ctx, siptest.Config{
 		User: user, Password: "demo" + user, Domain: testDomain, Server: server, Transport: transport,
-		Logger:    zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("phone", user).Logger(),
-		EditSDP:   edit,
+		Logger:  zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("phone", user).Logger(),
+		EditSDP: edit,
 	})
 	if err != nil {
 		t.Fatalf("phone %s: %v", user, err)
