@@ -14,6 +14,10 @@ import (
 // truncated by the kernel and is dropped rather than relayed cut short.
 const bufSize = 2048
 
+// srtpRoom is what SRTP adds to a packet (auth tag, and the SRTCP index):
+// the read buffers have it spare so that packets are encrypted in place.
+const srtpRoom = authTagLen + 4
+
 // Endpoint is one call leg's media anchor on the switch: the RTP/RTCP socket
 // pair whose address is written into that leg's SDP. Packets received on it
 // are relayed to the endpoint it is bridged with, which sends them to its own
@@ -53,12 +57,21 @@ type Endpoint struct {
 	peer   atomic.Pointer[Endpoint]
 	closed atomic.Bool
 
+	crypto   atomic.Pointer[cryptoState] // SRTP keys; empty for plain RTP
+	cryptoMu sync.Mutex                  // serialises SetSRTP
+	// authFailed counts SRTP packets that failed authentication or
+	// replay checks (also counted in dropped).
+	authFailed atomic.Uint64
+
 	packetsIn  atomic.Uint64
 	bytesIn    atomic.Uint64
 	packetsOut atomic.Uint64
 	bytesOut   atomic.Uint64
 	dropped    atomic.Uint64
 	last       atomic.Int64 // unix nanoseconds of the last accepted packet
+	// quiet is when the silence clock last started over (unix nanoseconds):
+	// the media was renegotiated or bridged, so older silence says nothing.
+	quiet atomic.Int64
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -66,8 +79,8 @@ type Endpoint struct {
 
 	// One buffer per reader goroutine, inside the struct so that opening an
 	// endpoint is one allocation and relaying none.
-	rtpBuf  [bufSize]byte
-	rtcpBuf [bufSize]byte
+	rtpBuf  [bufSize + srtpRoom]byte
+	rtcpBuf [bufSize + srtpRoom]byte
 }
 
 // remote is immutable once published; latching publishes a copy.
@@ -95,10 +108,12 @@ func newEndpoint(p *PortPool, idx int, rtp, rtcp *net.UDPConn) *Endpoint {
 		rtcpConn: rtcp,
 	}
 	e.remote.Store(emptyRemote)
+	e.crypto.Store(&cryptoState{})
+	e.quiet.Store(time.Now().UnixNano())
 	openEndpoints.Add(1)
 	e.wg.Add(2)
-	go e.read(rtp, e.rtpBuf[:], false)
-	go e.read(rtcp, e.rtcpBuf[:], true)
+	go e.read(rtp, e.rtpBuf[:bufSize], false)
+	go e.read(rtcp, e.rtcpBuf[:bufSize], true)
 	return e
 }
 
@@ -110,7 +125,9 @@ func (e *Endpoint) Addr() netip.AddrPort { return e.addr }
 // and whether rtcp-mux was negotiated. It always resets latching, so that a
 // leg that moved is found again; a re-INVITE that keeps the address need not
 // call it. An invalid address or port 0 (a disabled stream) accepts nothing.
+// It also starts the silence clock over (see SilentFor).
 func (e *Endpoint) SetRemote(rtp netip.AddrPort, rtcpMux bool) {
+	e.quiet.Store(time.Now().UnixNano())
 	rtp = netip.AddrPortFrom(rtp.Addr().Unmap(), rtp.Port())
 	var rtcp netip.AddrPort
 	if rtp.IsValid() && rtp.Port() != 0 && rtp.Port() < 65535 {
@@ -130,8 +147,11 @@ type Stats struct {
 	PacketsOut uint64 // sent to the remote
 	BytesOut   uint64
 	// Dropped counts packets received and not relayed: malformed, from a
-	// source other than the remote, no bridge, or no destination yet.
+	// source other than the remote, failing SRTP authentication, no
+	// bridge, or no destination yet.
 	Dropped uint64
+	// AuthFailed counts SRTP/SRTCP packets refused as forged or replayed.
+	AuthFailed uint64
 	// LastPacket is when the last packet was accepted from the remote (zero
 	// if none); the media timeout of a call is measured from it.
 	LastPacket time.Time
@@ -148,6 +168,7 @@ func (e *Endpoint) Stats() Stats {
 		PacketsOut: e.packetsOut.Load(),
 		BytesOut:   e.bytesOut.Load(),
 		Dropped:    e.dropped.Load(),
+		AuthFailed: e.authFailed.Load(),
 		Remote:     r.rtp.dst,
 		Latched:    r.rtp.locked,
 	}
@@ -157,12 +178,34 @@ func (e *Endpoint) Stats() Stats {
 	return s
 }
 
+// SilentFor is how long the endpoint has gone without a packet from its
+// remote, counted from the last packet or from the last SetRemote or Bridge,
+// whichever is later: a leg that was held or parked, and so rightly silent,
+// gets a full timeout once its media is renegotiated or bridged again.
+func (e *Endpoint) SilentFor(now time.Time) time.Duration {
+	since := max(e.last.Load(), e.quiet.Load())
+	return now.Sub(time.Unix(0, since))
+}
+
 // WriteRTP sends a packet the switch generates itself (music on hold) to the
-// remote, from the endpoint's RTP socket.
+// remote, from the endpoint's RTP socket; on an SRTP leg it is encrypted
+// with the leg's key (into the endpoint's own buffer: pkt is not changed).
 func (e *Endpoint) WriteRTP(pkt []byte) error {
 	dst := e.remote.Load().rtp.dst
 	if !sendable(dst) {
 		return ErrNoRemote
+	}
+	if out := e.crypto.Load().out; out != nil {
+		if len(pkt) > bufSize {
+			return errors.New("media: packet too long")
+		}
+		out.mu.Lock()
+		defer out.mu.Unlock()
+		enc, ok := out.encryptInPlace(out.buf[:copy(out.buf[:], pkt)], false)
+		if !ok {
+			return errors.New("media: SRTP encryption failed")
+		}
+		pkt = enc
 	}
 	if _, err := e.rtpConn.WriteToUDPAddrPort(pkt, dst); err != nil {
 		return err
@@ -219,6 +262,9 @@ func Bridge(a, b *Endpoint) {
 	}
 	a.peer.Store(b)
 	b.peer.Store(a)
+	now := time.Now().UnixNano()
+	a.quiet.Store(now)
+	b.quiet.Store(now)
 }
 
 // Unbridge stops relaying between e and its peer in both directions.
@@ -255,12 +301,24 @@ func (e *Endpoint) read(conn *net.UDPConn, buf []byte, rtcpSocket bool) {
 }
 
 // relay checks one received packet and sends it on through the peer. It is
-// the whole per-packet path and must not allocate (TestRelayAllocs).
+// the whole per-packet path and must not allocate (TestRelayAllocs,
+// TestSRTPRelayAllocs). pkt's buffer has srtpRoom spare bytes past its
+// end: SRTP is decrypted and encrypted in place.
 func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 	isRTCP := rtcpSocket || looksRTCP(pkt)
 	if isRTCP && !validRTCP(pkt) || !isRTCP && !validRTP(pkt) {
 		e.drop()
 		return
+	}
+	// SRTP is authenticated before the source check, so that only a
+	// genuine packet can latch the path.
+	if in := e.crypto.Load().in; in != nil {
+		var ok bool
+		if pkt, ok = in.decrypt(pkt, isRTCP); !ok {
+			e.authFailed.Add(1)
+			e.drop()
+			return
+		}
 	}
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	if !e.accept(src, rtcpSocket) {
@@ -285,7 +343,22 @@ func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 		e.drop()
 		return
 	}
-	if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
+	if out := peer.crypto.Load().out; out != nil {
+		// The lock also keeps the SRTP index in sending order against
+		// music on hold written to the same leg.
+		out.mu.Lock()
+		enc, ok := out.encryptInPlace(pkt, isRTCP)
+		var err error
+		if ok {
+			_, err = conn.WriteToUDPAddrPort(enc, dst)
+		}
+		out.mu.Unlock()
+		if !ok || err != nil {
+			e.drop()
+			return
+		}
+		pkt = enc
+	} else if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
 		e.drop()
 		return
 	}

@@ -547,3 +547,33 @@ func TestRelayPathAllocs(t *testing.T) {
 		t.Errorf("%.3f allocations per relayed packet", per)
 	}
 }
+
+// TestSilentFor: the silence clock runs from the last packet, and starts
+// over when the remote is set again or the endpoint is bridged.
+func TestSilentFor(t *testing.T) {
+	c := newCall(t, testPool(t, 2))
+	later := time.Now().Add(time.Hour)
+	if d := c.a.SilentFor(later); d < time.Hour-time.Second || d > time.Hour+time.Second {
+		t.Fatalf("SilentFor an hour after opening = %v", d)
+	}
+	send(t, c.pa.rtp, c.a.Addr(), g711(1))
+	recv(t, c.pb.rtp)
+	if d := c.a.SilentFor(time.Now()); d > time.Second {
+		t.Errorf("SilentFor just after a packet = %v", d)
+	}
+	if d := c.b.SilentFor(later); d < time.Hour-time.Second {
+		t.Errorf("the silent side's SilentFor = %v", d)
+	}
+	mark := time.Now()
+	time.Sleep(5 * time.Millisecond)
+	c.b.SetRemote(c.pb.addr(), false)
+	if d := c.b.SilentFor(mark); d > 0 {
+		t.Errorf("SetRemote did not start the clock over: %v", d)
+	}
+	mark = time.Now()
+	time.Sleep(5 * time.Millisecond)
+	Bridge(c.a, c.b)
+	if da, db := c.a.SilentFor(mark), c.b.SilentFor(mark); da > 0 || db > 0 {
+		t.Errorf("Bridge did not start the clocks over: %v %v", da, db)
+	}
+}

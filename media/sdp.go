@@ -111,6 +111,10 @@ type Description struct {
 	Direction Direction // media level over session level; SendRecv if absent
 	Formats   []Format  // in the order of the m= line
 	Ptime     int       // milliseconds; 0 if not given
+	// SRTP is the leg's a=crypto the switch accepts for this stream: the
+	// key the leg encrypts with. Nil for plain RTP, and always nil when
+	// the leg may not use SDES.
+	SRTP *Crypto
 }
 
 // OnHold reports whether the leg asks not to receive media: sendonly or
@@ -130,23 +134,32 @@ func (d Description) Format(name string, clockRate uint32) (Format, bool) {
 	return Format{}, false
 }
 
-// ParseOffer reads the audio stream of an SDP offer or answer. With several
-// audio m= lines the first one with a non-zero port is used (the others are
-// disabled by SDPWriter.Rewrite).
-func ParseOffer(body []byte) (Description, error) {
+// ParseOffer reads the audio stream of an SDP offer or answer from a leg
+// that may not use SDES: Parse(body, false).
+func ParseOffer(body []byte) (Description, error) { return Parse(body, false) }
+
+// Parse reads the audio stream of an SDP offer or answer. sdes says
+// whether the leg it came from may use SDES keys (its signaling is
+// TLS-protected, RFC 4568 §8.3). The anchored stream is the first audio m=
+// line with a non-zero port that the switch can take: an RTP/SAVP one only
+// with sdes and an a=crypto of our suite. With sdes, an a=crypto of our
+// suite on that stream (RTP/SAVP, or RTP/AVP as best-effort SRTP) makes it
+// SRTP. An offer whose only live audio is SRTP is ErrSRTPNotAllowed
+// without sdes and ErrNoCryptoSuite without a usable a=crypto.
+func Parse(body []byte, sdes bool) (Description, error) {
 	sd, err := unmarshal(body)
 	if err != nil {
 		return Description{}, err
 	}
-	d, _, err := describe(sd)
+	d, _, err := describe(sd, sdes)
 	return d, err
 }
 
 // describe reads the anchored audio stream of sd and returns its index.
-func describe(sd *sdp.SessionDescription) (Description, int, error) {
-	i := audioIndex(sd)
-	if i < 0 {
-		return Description{}, -1, ErrNoAudio
+func describe(sd *sdp.SessionDescription, sdes bool) (Description, int, error) {
+	i, err := audioIndex(sd, sdes)
+	if err != nil {
+		return Description{}, -1, err
 	}
 	md := sd.MediaDescriptions[i]
 	ci := md.ConnectionInformation
@@ -174,7 +187,38 @@ func describe(sd *sdp.SessionDescription) (Description, int, error) {
 	if d.Formats, err = formats(md); err != nil {
 		return Description{}, -1, err
 	}
+	if sdes {
+		if c, ok := usableCrypto(md); ok {
+			d.SRTP = &c
+		}
+	}
 	return d, i, nil
+}
+
+// securedProto reports an SRTP profile (RTP/SAVP, RTP/SAVPF, and the
+// DTLS-SRTP ones, which the switch does not terminate).
+func securedProto(protos []string) bool {
+	for _, p := range protos {
+		if strings.HasPrefix(strings.ToUpper(p), "SAVP") {
+			return true
+		}
+	}
+	return false
+}
+
+// usableCrypto is the first a=crypto of the stream the switch can use.
+func usableCrypto(md *sdp.MediaDescription) (Crypto, bool) {
+	if len(md.MediaName.Protos) > 0 && strings.EqualFold(md.MediaName.Protos[0], "UDP") {
+		return Crypto{}, false // DTLS-SRTP (UDP/TLS/RTP/SAVP): keys are not in the SDP
+	}
+	for _, a := range md.Attributes {
+		if a.Key == "crypto" {
+			if c, ok := parseCrypto(a.Value); ok {
+				return c, true
+			}
+		}
+	}
+	return Crypto{}, false
 }
 
 func unmarshal(body []byte) (*sdp.SessionDescription, error) {
@@ -210,21 +254,82 @@ func hasMedia(body []byte, media string) bool {
 }
 
 // audioIndex is the audio stream the switch anchors: the first audio m= line
-// with a port, else the first audio m= line; -1 if there is none.
-func audioIndex(sd *sdp.SessionDescription) int {
+// with a port the switch can take (see Parse), else the first audio m=
+// line, disabled.
+func audioIndex(sd *sdp.SessionDescription, sdes bool) (int, error) {
 	first := -1
+	var refused error
 	for i, md := range sd.MediaDescriptions {
 		if md.MediaName.Media != "audio" {
 			continue
 		}
-		if md.MediaName.Port.Value != 0 {
-			return i
+		if md.MediaName.Port.Value == 0 {
+			if first < 0 {
+				first = i
+			}
+			continue
 		}
-		if first < 0 {
-			first = i
+		if securedProto(md.MediaName.Protos) {
+			if !sdes {
+				refused = ErrSRTPNotAllowed
+				continue
+			}
+			if _, ok := usableCrypto(md); !ok {
+				if refused == nil {
+					refused = ErrNoCryptoSuite
+				}
+				continue
+			}
 		}
+		return i, nil
 	}
-	return first
+	switch {
+	case refused != nil:
+		return -1, refused
+	case first < 0:
+		return -1, ErrNoAudio
+	}
+	return first, nil
+}
+
+// plainProto is the RTP profile of an SRTP one: RTP/SAVP → RTP/AVP.
+func plainProto(protos []string) []string {
+	if !securedProto(protos) {
+		return protos
+	}
+	if strings.HasSuffix(strings.ToUpper(protos[len(protos)-1]), "SAVPF") {
+		return []string{"RTP", "AVPF"}
+	}
+	return []string{"RTP", "AVP"}
+}
+
+// Keying is how SRTP applies to a body being rewritten for a leg.
+type Keying struct {
+	// FromSDES says whether the body's author may use SDES, which decides
+	// its anchored stream as in Parse.
+	FromSDES bool
+	// Crypto is the switch's own a=crypto for the leg written to; nil
+	// writes plain RTP.
+	Crypto *Crypto
+	// Proto is the profile to write with Crypto, e.g. the RTP/AVP of a
+	// best-effort offer being answered; "" means RTP/SAVP (RTP/SAVPF for
+	// feedback profiles).
+	Proto string
+}
+
+// protos is the m= profile for the anchored stream under k.
+func (k Keying) protos(src []string) []string {
+	plain := plainProto(src)
+	if k.Crypto == nil {
+		return plain
+	}
+	if k.Proto != "" {
+		return strings.Split(k.Proto, "/")
+	}
+	if plain[len(plain)-1] == "AVPF" {
+		return []string{"RTP", "SAVPF"}
+	}
+	return []string{"RTP", "SAVP"}
 }
 
 func direction(sd *sdp.SessionDescription, md *sdp.MediaDescription) Direction {
@@ -283,8 +388,13 @@ func parseRtpmap(f *Format, enc string) {
 }
 
 // iceAttributes are dropped: the switch anchors the media, so the leg's
-// candidates are neither reachable nor meant for the other leg.
+// candidates are neither reachable nor meant for the other leg. So are the
+// keying attributes: a leg's keys are never passed to the other leg (each
+// leg gets the switch's own), and DTLS is not terminated here.
 var iceAttributes = map[string]bool{
+	"crypto":            true,
+	"fingerprint":       true,
+	"setup":             true,
 	"candidate":         true,
 	"remote-candidates": true,
 	"end-of-candidates": true,
@@ -345,14 +455,23 @@ func (w *SDPWriter) connection() *sdp.ConnectionInformation {
 // An old-style hold (audio c=0.0.0.0) with dir "" is carried over as a
 // direction, since c= becomes our address: the holder does not receive, so
 // sendrecv becomes sendonly and recvonly becomes inactive.
+//
+// Every a=crypto of the body is dropped and the anchored stream is written
+// as plain RTP (see RewriteKeyed for SRTP legs).
 func (w *SDPWriter) Rewrite(body []byte, port int, dir Direction) ([]byte, error) {
+	return w.RewriteKeyed(body, port, dir, Keying{})
+}
+
+// RewriteKeyed is Rewrite with SRTP applied as k says: the anchored stream
+// gets k's profile and, for an SRTP leg, the switch's own a=crypto for it.
+func (w *SDPWriter) RewriteKeyed(body []byte, port int, dir Direction, k Keying) ([]byte, error) {
 	sd, err := unmarshal(body)
 	if err != nil {
 		return nil, err
 	}
-	// Validated like ParseOffer, so that the SIP layer gets the same answer
+	// Validated like Parse, so that the SIP layer gets the same answer
 	// whichever it calls first.
-	d, ai, err := describe(sd)
+	d, ai, err := describe(sd, k.FromSDES)
 	if err != nil {
 		return nil, err
 	}
@@ -389,6 +508,10 @@ func (w *SDPWriter) Rewrite(body []byte, port int, dir Direction) ([]byte, error
 	if dir != "" {
 		audio.Attributes = append(audio.Attributes, sdp.NewPropertyAttribute(string(dir)))
 	}
+	audio.MediaName.Protos = k.protos(audio.MediaName.Protos)
+	if k.Crypto != nil {
+		audio.Attributes = append(audio.Attributes, sdp.NewAttribute("crypto", k.Crypto.Attribute()))
+	}
 	return w.finish(sd)
 }
 
@@ -412,6 +535,11 @@ func filterAttributes(attrs []sdp.Attribute, dropDirection bool) []sdp.Attribute
 // one audio stream at port with formats in order, 20 ms packets, and dir
 // (SendRecv if "").
 func (w *SDPWriter) Offer(port int, formats []Format, dir Direction) []byte {
+	return w.OfferKeyed(port, formats, dir, Keying{})
+}
+
+// OfferKeyed is Offer for an SRTP leg when k.Crypto is set.
+func (w *SDPWriter) OfferKeyed(port int, formats []Format, dir Direction, k Keying) []byte {
 	if dir == "" {
 		dir = SendRecv
 	}
@@ -419,7 +547,7 @@ func (w *SDPWriter) Offer(port int, formats []Format, dir Direction) []byte {
 		MediaName: sdp.MediaName{
 			Media:  "audio",
 			Port:   sdp.RangedPort{Value: port},
-			Protos: []string{"RTP", "AVP"},
+			Protos: k.protos([]string{"RTP", "AVP"}),
 		},
 	}
 	for _, f := range formats {
@@ -433,6 +561,9 @@ func (w *SDPWriter) Offer(port int, formats []Format, dir Direction) []byte {
 	md.Attributes = append(md.Attributes,
 		sdp.NewAttribute("ptime", "20"),
 		sdp.NewPropertyAttribute(string(dir)))
+	if k.Crypto != nil {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("crypto", k.Crypto.Attribute()))
+	}
 	sd := &sdp.SessionDescription{
 		SessionName:           "parkswitch",
 		ConnectionInformation: w.connection(),

@@ -104,7 +104,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var offer *media.Description // nil: a delayed offer (RFC 3261 §13.2.1)
 	if len(req.Body()) > 0 {
-		d, err := media.ParseOffer(req.Body())
+		d, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
 		if err != nil {
 			s.reply(req, tx, 488, truncate(err.Error(), 80))
 			return
@@ -223,11 +223,13 @@ func (s *Switch) inboundLeg(c *call, req *sip.Request, user *User, ep *media.End
 		remoteCSeq: req.CSeq().SeqNo,
 		transport:  strings.ToUpper(req.Transport()),
 		dest:       flowOf(req),
+		sdes:       mayUseSDES(req.Transport()),
 		ep:         ep,
 		sdp:        media.NewSDPWriter(s.opts.AdvertiseIP),
 		acked:      make(chan struct{}),
 		gone:       make(chan struct{}),
 	}
+	l.srtpKey = s.newKey(l.sdes)
 	if ct := req.Contact(); ct != nil {
 		l.remoteTarget = *ct.Address.Clone()
 	} else {
@@ -255,11 +257,12 @@ type raceResult struct {
 	status int           // when nobody answered: the status that says most (0 when ctx ended)
 }
 
-// race rings every target in parallel with offer and returns the first 2xx,
+// race rings every target in parallel with offerFor's body for each fork
+// (nil: a delayed offer) and returns the first 2xx,
 // or the best failure once every fork has failed, or nothing when ctx ends
 // first. Losing forks are CANCELled, and answers that arrive too late are
 // hung up. onProvisional sees ringing and early media while it lasts.
-func (c *call) race(ctx context.Context, caller party, targets []target, w *media.SDPWriter, ep *media.Endpoint, offer []byte, onProvisional func(*leg, *sip.Response)) raceResult {
+func (c *call) race(ctx context.Context, caller party, targets []target, w *media.SDPWriter, ep *media.Endpoint, offerFor func(*leg) []byte, onProvisional func(*leg, *sip.Response)) raceResult {
 	s := c.s
 	events := make(chan forkResult)
 	decided := make(chan struct{})
@@ -267,10 +270,19 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 	defer stopRinging()
 	defer close(decided)
 
+	// The forks share one endpoint, so one key serves those that may use
+	// SDES.
+	var key *media.Key
+	for _, t := range targets {
+		if mayUseSDES(t.transport) {
+			key = s.newKey(true)
+			break
+		}
+	}
 	c.mu.Lock()
 	forks := make([]*leg, 0, len(targets))
 	for _, t := range targets {
-		f := c.newFork(caller, t, w, ep)
+		f := c.newFork(caller, t, w, ep, key)
 		forks = append(forks, f)
 	}
 	c.forks = append(c.forks, forks...)
@@ -280,7 +292,7 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			c.ring(ringCtx, f, offer, events, decided)
+			c.ring(ringCtx, f, offerFor(f), events, decided)
 		}()
 	}
 	pending, best := len(forks), 0
@@ -322,13 +334,22 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target) {
 	s := c.s
 	bSDP := media.NewSDPWriter(s.opts.AdvertiseIP)
-	var offer []byte // stays nil for a delayed offer: the callees offer in their 2xx
+	// A delayed offer stays so: the callees offer in their 2xx. Otherwise
+	// each fork gets the caller's offer with its own keying (SRTP only to
+	// forks over TLS, with the switch's key).
+	offerFor := func(*leg) []byte { return nil }
 	if len(req.Body()) > 0 {
-		var err error
-		if offer, err = bSDP.Rewrite(req.Body(), int(c.epB.Addr().Port()), ""); err != nil {
+		if _, err := bSDP.RewriteKeyed(req.Body(), int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
 			s.respond(tx, s.response(req, 488, ""))
 			c.end("bad offer", nil)
 			return
+		}
+		offerFor = func(f *leg) []byte {
+			body, err := f.localSDP(req.Body(), "", c.a)
+			if err != nil {
+				return nil // cannot happen: the same body was just rewritten
+			}
+			return body
 		}
 	}
 	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(targets)).Msg("call")
@@ -355,7 +376,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		}
 	}()
 
-	r := c.race(ctx, caller, targets, bSDP, c.epB, offer, func(f *leg, res *sip.Response) {
+	r := c.race(ctx, caller, targets, bSDP, c.epB, offerFor, func(f *leg, res *sip.Response) {
 		c.relayProvisional(req, tx, f, res)
 	})
 	switch {
@@ -388,7 +409,7 @@ func isClosed(ch <-chan struct{}) bool {
 }
 
 // newFork builds the outbound leg for one target.
-func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.Endpoint) *leg {
+func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.Endpoint, key *media.Key) *leg {
 	s := c.s
 	host := s.opts.Domain
 	f := &leg{
@@ -409,6 +430,9 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 	}
 	if f.transport == "" {
 		f.transport = "UDP"
+	}
+	if f.sdes = mayUseSDES(f.transport); f.sdes {
+		f.srtpKey = key
 	}
 	return f
 }
@@ -573,7 +597,7 @@ func (f *leg) sendAck(body []byte) {
 // sdpAnswerEcho answers an offer the switch will not use (a surplus fork's
 // delayed offer, just before its BYE) with the same media on our anchor.
 func (f *leg) sdpAnswerEcho(offer []byte) []byte {
-	out, err := f.localSDP(offer, "")
+	out, err := f.localSDP(offer, "", f)
 	if err != nil {
 		return nil
 	}
@@ -603,10 +627,10 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 	out := c.s.response(req, code, "")
 	out.AppendHeader(c.s.contact(c.a.local.User, c.a.transport))
 	if len(res.Body()) > 0 {
-		if d, err := media.ParseOffer(res.Body()); err == nil {
+		if d, err := f.parse(res.Body()); err == nil {
 			f.setRemoteMedia(d)
 			media.Bridge(c.epA, c.epB)
-			if body, err := c.a.localSDP(res.Body(), ""); err == nil {
+			if body, err := c.a.localSDP(res.Body(), "", f); err == nil {
 				out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 				out.SetBody(body)
 			}
@@ -619,7 +643,7 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 // for the caller's ACK, retransmitting the 2xx over UDP (RFC 3261 §13.3.1.4).
 func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response) {
 	s := c.s
-	answer, err := media.ParseOffer(res.Body())
+	answer, err := f.parse(res.Body())
 	if err != nil {
 		c.log.Info().Err(err).Msg("callee answer has no usable SDP")
 		s.respond(tx, s.response(req, 488, ""))
@@ -630,7 +654,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		return
 	}
 	f.setRemoteMedia(answer)
-	body, err := c.a.localSDP(res.Body(), "")
+	body, err := c.a.localSDP(res.Body(), "", f)
 	if err != nil {
 		s.respond(tx, s.response(req, 500, ""))
 		c.mu.Lock()
@@ -671,7 +695,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.a.mu.Lock()
 		answer := c.a.ackSDP
 		c.a.mu.Unlock()
-		out, err := f.localSDP(answer, "")
+		out, err := f.localSDP(answer, "", c.a)
 		if err != nil {
 			f.sendAck(f.sdpAnswerEcho(res.Body()))
 			c.log.Info().Err(err).Msg("caller's ACK has no usable SDP answer")
@@ -828,8 +852,13 @@ func (s *Switch) bye(l *leg) {
 	}()
 }
 
-// mediaSilent reports whether an answered, unheld, unparked call has gone
-// without RTP on either side for longer than timeout.
+// mediaSilent reports whether an answered, bridged call has gone without
+// RTP on a side that should be sending for longer than timeout. Silence the
+// SDP explains does not count: a parked call, a leg that is released, and a
+// call on hold either way (a leg whose last SDP is sendonly, recvonly or
+// inactive, or has no address) are exempt. Each endpoint's clock starts over
+// when it is bridged or its media renegotiated (media.Endpoint.SilentFor), so
+// a leg retrieved or resumed after a long quiet spell gets a full timeout.
 func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 	c.mu.Lock()
 	answered, a, b, parked := c.answeredAt, c.a, c.b, c.orbit != nil
@@ -838,19 +867,15 @@ func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 		return false
 	}
 	for _, l := range []*leg{a, b} {
-		l.mu.Lock()
-		held, released := l.held, l.released
-		l.mu.Unlock()
-		if held || released {
-			return false // a held phone may rightly send nothing
+		if !l.expectsMedia() {
+			return false
 		}
 	}
+	if now.Sub(answered) <= timeout {
+		return false
+	}
 	for _, l := range []*leg{a, b} {
-		last := l.ep.Stats().LastPacket
-		if last.Before(answered) {
-			last = answered
-		}
-		if now.Sub(last) > timeout {
+		if l.ep.SilentFor(now) > timeout {
 			return true
 		}
 	}

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/parkswitch/parkswitch/media"
 )
 
 // onInDialog routes a request that carries our To tag to its leg.
@@ -58,7 +56,7 @@ func (s *Switch) onAck(req *sip.Request, _ sip.ServerTransaction) {
 	if len(req.Body()) > 0 {
 		// The answer to the offer we made in a 2xx to an offerless INVITE
 		// or re-INVITE.
-		if d, err := media.ParseOffer(req.Body()); err == nil {
+		if d, err := l.parse(req.Body()); err == nil {
 			l.setRemoteMedia(d)
 			l.mu.Lock()
 			l.ackSDP = req.Body()
@@ -190,12 +188,12 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		l.sendAnswer(tx, c.okWithSDP(req, l, last))
 		return
 	}
-	offer, err := media.ParseOffer(req.Body())
+	offer, err := l.parse(req.Body())
 	if err != nil {
-		s.reply(req, tx, 488, "")
+		s.reply(req, tx, 488, truncate(err.Error(), 80))
 		return
 	}
-	peerBody, err := peer.localSDP(req.Body(), "")
+	peerBody, err := peer.localSDP(req.Body(), "", l)
 	if err != nil {
 		s.reply(req, tx, 488, "")
 		return
@@ -214,13 +212,13 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, res.StatusCode, res.Reason)
 		return
 	}
-	answer, err := media.ParseOffer(res.Body())
+	answer, err := peer.parse(res.Body())
 	if err != nil {
 		s.reply(req, tx, 488, "")
 		return
 	}
 	peer.setRemoteMedia(answer)
-	body, err := l.localSDP(res.Body(), "")
+	body, err := l.localSDP(res.Body(), "", peer)
 	if err != nil {
 		s.reply(req, tx, 500, "")
 		return
@@ -302,12 +300,12 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	body := req.Body()
 	isSDP := len(body) > 0 && isSDPContent(req)
 	if isSDP {
-		d, err := media.ParseOffer(body)
+		d, err := l.parse(body)
 		if err != nil {
 			s.reply(req, tx, 488, "")
 			return
 		}
-		if body, err = peer.localSDP(body, ""); err != nil {
+		if body, err = peer.localSDP(body, "", l); err != nil {
 			s.reply(req, tx, 488, "")
 			return
 		}
@@ -324,9 +322,9 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	back := s.response(req, res.StatusCode, res.Reason)
 	if isSDP && res.IsSuccess() && len(res.Body()) > 0 {
-		if d, err := media.ParseOffer(res.Body()); err == nil {
+		if d, err := peer.parse(res.Body()); err == nil {
 			peer.setRemoteMedia(d)
-			if b, err := l.localSDP(res.Body(), ""); err == nil {
+			if b, err := l.localSDP(res.Body(), "", peer); err == nil {
 				back.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 				back.SetBody(b)
 			}

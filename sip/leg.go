@@ -50,8 +50,17 @@ type leg struct {
 	confirmed    bool   // 2xx exchanged and ACKed
 	ended        bool
 
-	ep       *media.Endpoint
-	sdp      *media.SDPWriter
+	ep  *media.Endpoint
+	sdp *media.SDPWriter
+	// SRTP (SDES): sdes says whether this leg's signaling may carry keys
+	// (mayUseSDES); srtpKey is the switch's own master key for the leg, nil
+	// when it may not. remoteCrypto and remoteProto are what the phone's
+	// last SDP said; remoteProto is "" until it sent one.
+	sdes         bool
+	srtpKey      *media.Key
+	remoteCrypto *media.Crypto
+	remoteProto  string
+
 	lastSDP  []byte            // the SDP we last sent on this leg
 	held     bool              // the peer asked us not to send (sendonly/inactive offers)
 	desc     media.Description // what the peer's last SDP said
@@ -72,7 +81,7 @@ func (l *leg) Transport() string { return l.transport }
 
 // OverTLS reports whether the leg's signaling is encrypted (TLS), so that
 // keys may be offered in its SDP.
-func (l *leg) OverTLS() bool { return l.transport == "TLS" }
+func (l *leg) OverTLS() bool { return mayUseSDES(l.transport) }
 
 func (l *leg) isReleased() bool {
 	l.mu.Lock()
@@ -232,20 +241,112 @@ func (l *leg) checkRemoteCSeq(req *sip.Request) bool {
 	return true
 }
 
+// mayUseSDES is the one place that decides whether a leg may use SDES
+// SRTP: only when its signaling came, or goes, over TLS, since a=crypto
+// carries the master key in clear text (RFC 4568 §8.3). transport is what
+// sipgo reports for the leg's request ("UDP", "TCP", "TLS", ...).
+func mayUseSDES(transport string) bool {
+	return strings.EqualFold(transport, "TLS")
+}
+
+// newKey draws a master key for a leg that may use SDES, nil otherwise.
+func (s *Switch) newKey(sdes bool) *media.Key {
+	if !sdes {
+		return nil
+	}
+	k, err := media.NewKey()
+	if err != nil {
+		// No randomness: such a leg is offered and answered plain RTP.
+		s.log.Error().Err(err).Msg("cannot draw an SRTP key")
+		return nil
+	}
+	return &k
+}
+
+// parse reads an SDP the phone on this leg sent, under what its transport
+// allows (media.Parse).
+func (l *leg) parse(body []byte) (media.Description, error) {
+	return media.Parse(body, l.sdes)
+}
+
+// applyKeys keys the leg's endpoint from the phone's SDP: SRTP with the
+// phone's key in and ours out when it gave an a=crypto we accept, plain
+// RTP otherwise.
+func (l *leg) applyKeys(d media.Description) {
+	l.mu.Lock()
+	l.remoteCrypto, l.remoteProto = d.SRTP, d.Proto
+	key := l.srtpKey
+	l.mu.Unlock()
+	var k *media.SRTP
+	if d.SRTP != nil && key != nil {
+		k = &media.SRTP{Local: *key, Remote: d.SRTP.Key}
+	}
+	if err := l.ep.SetSRTP(k); err != nil {
+		l.c.log.Warn().Err(err).Str("leg", l.String()).Msg("cannot key SRTP")
+	}
+}
+
+// usesSRTP reports whether the phone on this leg keyed SRTP.
+func (l *leg) usesSRTP() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.remoteCrypto != nil
+}
+
+// keying is how SDP for this leg is written from a body from leg from
+// (nil for the switch's own offers): SRTP with our key when the phone
+// keyed SRTP, or, before it sent any SDP, when from did ("SRTP follows
+// the offer"), and only on a leg that may use SDES.
+func (l *leg) keying(from *leg) media.Keying {
+	var k media.Keying
+	if from != nil {
+		k.FromSDES = from.sdes
+	}
+	l.mu.Lock()
+	rc, proto, key := l.remoteCrypto, l.remoteProto, l.srtpKey
+	l.mu.Unlock()
+	switch {
+	case key == nil:
+	case rc != nil:
+		k.Crypto, k.Proto = &media.Crypto{Tag: rc.Tag, Key: *key}, proto
+	case proto == "" && from != nil && from.usesSRTP():
+		k.Crypto = &media.Crypto{Tag: 1, Key: *key}
+	}
+	return k
+}
+
+// offerSDP is the switch's own offer to this leg (music on hold).
+func (l *leg) offerSDP(formats []media.Format, dir media.Direction) []byte {
+	return l.sdp.OfferKeyed(int(l.ep.Addr().Port()), formats, dir, l.keying(nil))
+}
+
 // setRemoteMedia points the leg's media endpoint at what the peer's SDP
 // signals and remembers whether the peer put us on hold.
 func (l *leg) setRemoteMedia(d media.Description) {
 	l.ep.SetRemote(d.Addr, d.RTCPMux)
+	l.applyKeys(d)
 	l.mu.Lock()
 	l.held = d.OnHold() || !d.Addr.Addr().IsValid()
 	l.desc = d
 	l.mu.Unlock()
 }
 
-// localSDP rewrites a peer's SDP for this leg so that it points at our
-// endpoint; dir overrides the direction when non-empty.
-func (l *leg) localSDP(body []byte, dir media.Direction) ([]byte, error) {
-	out, err := l.sdp.Rewrite(body, int(l.ep.Addr().Port()), dir)
+// expectsMedia reports whether the phone on this leg should be sending RTP:
+// its last SDP is sendrecv with an address, and the leg is not parked away.
+// A held phone, one that answered recvonly or inactive (baresip answers
+// the switch's sendonly music offer so, and may stay quiet after), or one
+// that holds the other side may rightly send nothing.
+func (l *leg) expectsMedia() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.released && !l.held && l.desc.Direction == media.SendRecv && l.desc.Addr.Port() != 0
+}
+
+// localSDP rewrites an SDP that leg from sent for this leg so that it
+// points at our endpoint, with this leg's own keys when it uses SRTP; dir
+// overrides the direction when non-empty.
+func (l *leg) localSDP(body []byte, dir media.Direction, from *leg) ([]byte, error) {
+	out, err := l.sdp.RewriteKeyed(body, int(l.ep.Addr().Port()), dir, l.keying(from))
 	if err != nil {
 		return nil, err
 	}

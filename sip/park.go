@@ -150,7 +150,7 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 	p.mu.Lock()
 	d := p.desc
 	p.mu.Unlock()
-	body := p.sdp.Offer(int(p.ep.Addr().Port()), offerFormats(d), media.SendOnly)
+	body := p.offerSDP(offerFormats(d), media.SendOnly)
 	req := p.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
@@ -164,8 +164,9 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 		p.mu.Lock()
 		p.lastSDP = body
 		p.mu.Unlock()
-		if ans, err := media.ParseOffer(res.Body()); err == nil {
+		if ans, err := p.parse(res.Body()); err == nil {
 			p.ep.SetRemote(ans.Addr, ans.RTCPMux) // the phone may move its media
+			p.applyKeys(ans)                      // and choose a new key
 		}
 	}
 	if s.opts.Music == nil {
@@ -208,9 +209,9 @@ func (c *call) parkedLeg() *leg {
 // a new address) for the switch, which is its only peer now: the music
 // keeps coming from the same anchor, to wherever the phone moved.
 func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction) {
-	offer, err := media.ParseOffer(req.Body())
+	offer, err := l.parse(req.Body())
 	if err != nil {
-		c.s.reply(req, tx, 488, "")
+		c.s.reply(req, tx, 488, truncate(err.Error(), 80))
 		return
 	}
 	l.mu.Lock()
@@ -220,11 +221,12 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 	}
 	l.mu.Unlock()
 	l.ep.SetRemote(offer.Addr, offer.RTCPMux)
+	l.applyKeys(offer)
 	dir := media.SendOnly
 	if offer.OnHold() {
 		dir = media.Inactive
 	}
-	body := l.sdp.Offer(int(l.ep.Addr().Port()), offerFormats(offer), dir)
+	body := l.offerSDP(offerFormats(offer), dir)
 	l.mu.Lock()
 	l.lastSDP = body
 	l.mu.Unlock()
@@ -352,7 +354,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		s.reply(req, tx, 403, "Too many retrieves of empty codes")
 		return
 	}
-	offer, err := media.ParseOffer(req.Body())
+	offer, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
 	if err != nil {
 		s.reply(req, tx, 488, truncate(err.Error(), 80))
 		return
@@ -381,13 +383,13 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	r := s.inboundLeg(c, req, caller.user, ep)
 	r.setRemoteMedia(offer)
 	c.log.Info().Int("orbit", code).Str("policy", o.Policy()).Str("retriever", caller.name).Msg("retrieve")
-	body, ok := c.pickUp(r, req.Body())
+	body, p, ok := c.pickUp(r, req.Body())
 	if !ok {
 		ep.Close()
 		s.reply(req, tx, 480, "The parked call could not be picked up")
 		return
 	}
-	out, err := r.localSDP(body, "")
+	out, err := r.localSDP(body, "", p)
 	if err != nil {
 		ep.Close()
 		s.reply(req, tx, 500, "")
@@ -409,14 +411,14 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 // pickUp connects leg n (a retriever or an answered ringback) to the
 // parked party: music stops, the parked party is re-INVITEd with an offer
 // made of n's SDP, and the two anchors are bridged. It returns the parked
-// party's answer for n, and false when the parked party could not be
-// reached (the call is then ended).
-func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, bool) {
+// party's answer for n and the parked party's leg, and false when the
+// parked party could not be reached (the call is then ended).
+func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	if !c.awaitInvite(ctx) {
-		return nil, false
+		return nil, nil, false
 	}
 	defer c.endInvite()
 	c.unpark()
@@ -426,10 +428,10 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, bool) {
 		p, old = c.b, c.a
 	}
 	c.mu.Unlock()
-	body, err := p.localSDP(nSDP, media.SendRecv)
+	body, err := p.localSDP(nSDP, media.SendRecv, n)
 	if err != nil {
 		c.end("retrieve failed", nil)
-		return nil, false
+		return nil, nil, false
 	}
 	req := p.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -438,12 +440,12 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, bool) {
 	if err != nil || !res.IsSuccess() {
 		c.log.Warn().Err(err).Msg("parked party did not accept the retrieve re-INVITE")
 		c.end("retrieve failed", nil)
-		return nil, false
+		return nil, nil, false
 	}
-	answer, err := media.ParseOffer(res.Body())
+	answer, err := p.parse(res.Body())
 	if err != nil {
 		c.end("retrieve failed", nil)
-		return nil, false
+		return nil, nil, false
 	}
 	p.setRemoteMedia(answer)
 	c.mu.Lock()
@@ -456,7 +458,7 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, bool) {
 	c.eps = append(c.eps, n.ep)
 	c.mu.Unlock()
 	media.Bridge(p.ep, n.ep)
-	return res.Body(), true
+	return res.Body(), p, true
 }
 
 // Ring is the lot's ringback: it calls target (the parker, or the
@@ -493,13 +495,16 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 		return park.NoAnswer
 	}
 	w := media.NewSDPWriter(s.opts.AdvertiseIP)
-	offer := w.Offer(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv)
+	// SRTP follows the parked party: forks over TLS are offered it.
+	offerFor := func(f *leg) []byte {
+		return w.OfferKeyed(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv, f.keying(p))
+	}
 	pp := o.ParkedParty()
 	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(o.Code())}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c.log.Info().Int("orbit", o.Code()).Str("target", u.Name).Msg("ringback")
-	r := c.race(rctx, caller, targets, w, ep, offer, nil)
+	r := c.race(rctx, caller, targets, w, ep, offerFor, nil)
 	if r.winner == nil {
 		ep.Close()
 		if ctx.Err() != nil {
@@ -509,7 +514,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	}
 	f := r.winner
 	c.dropFork(f)
-	answer, err := media.ParseOffer(r.answer.Body())
+	answer, err := f.parse(r.answer.Body())
 	if err != nil || !claim() {
 		// Retrieved meanwhile (or nonsense SDP): the answerer gets a BYE.
 		s.bye(f)
@@ -518,7 +523,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	}
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
-	if _, ok := c.pickUp(f, r.answer.Body()); !ok {
+	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {
 		// The parked party is gone; the lot has let go of the orbit and
 		// the call ended without this leg, so hang it up here.
 		s.bye(f)

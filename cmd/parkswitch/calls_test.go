@@ -8,7 +8,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/parkswitch/parkswitch/sip"
 	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
@@ -331,33 +330,4 @@ func TestShutdownHangsUp(t *testing.T) {
 	if ts.ports.InUse() != 0 {
 		t.Errorf("%d RTP port pairs still allocated", ts.ports.InUse())
 	}
-}
-
-// TestMediaTimeout: a call whose relay hears no RTP is ended; a held call
-// is not.
-func TestMediaTimeout(t *testing.T) {
-	ts := startServer(t, "", func(o *sip.Options) { o.MediaTimeout = 1500 * time.Millisecond })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	alice := phone(t, ctx, ts, "1001", "udp")
-	bob := phone(t, ctx, ts, "1002", "udp")
-
-	a, b := call(t, ctx, alice, bob, "1002")
-	if err := a.Hold(ctx); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3 * time.Second)
-	if a.Established() == false || b.Established() == false {
-		t.Fatal("a held call was ended for lack of RTP")
-	}
-	if err := a.Resume(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Silent after resume: both legs get a BYE.
-	select {
-	case <-a.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("silent call was not ended")
-	}
-	waitDone(t, b, "callee")
 }

@@ -959,6 +959,9 @@ func (c *Call) answerOffer(info SDPInfo, body []byte) ([]byte, error) {
 	c.lastRemoteOffer = body
 	c.sdpVer++
 	local := buildSDP(c.sdpSess, c.sdpVer, c.rtp.local, pts, ev, dir)
+	if c.p.cfg.EditSDP != nil {
+		local = c.p.cfg.EditSDP(local)
+	}
 	c.lastLocalSDP = local
 	c.localDir = dir
 	c.rtp.recvEventPT.Store(int32(ev))

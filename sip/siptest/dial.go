@@ -74,6 +74,9 @@ func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string) (*Call, erro
 	c.remoteTarget = *uri.Clone()
 
 	offer := c.offer("sendrecv")
+	if p.cfg.EditSDP != nil {
+		offer = p.cfg.EditSDP(offer)
+	}
 	c.commitLocal(offer, "sendrecv")
 
 	req := sip.NewRequest(sip.INVITE, uri)

@@ -94,6 +94,13 @@ type Config struct {
 	// ManualRing stops the phone from answering a new INVITE with 180
 	// Ringing on its own; call Incoming.Ring instead.
 	ManualRing bool
+
+	// EditSDP, when set, rewrites the SDP offer of each call the phone
+	// dials and each answer it gives before they are sent: a test's way
+	// to make SDP this phone would not (SRTP keys, alternative streams,
+	// media on a socket of the test's own). The phone's own RTP still
+	// follows the far end's SDP.
+	EditSDP func(body []byte) []byte
 }
 
 // Phone is one SIP user agent bound to an ephemeral 127.0.0.1 port.

@@ -31,7 +31,8 @@ type SDPInfo struct {
 	EventPT int
 }
 
-// ParseSDP extracts the first audio stream of body.
+// ParseSDP extracts the first live audio stream of body (the first audio
+// stream when all are disabled, port 0).
 func ParseSDP(body []byte) (SDPInfo, error) {
 	info := SDPInfo{EventPT: noEventPT}
 	var sd sdp.SessionDescription
@@ -40,8 +41,13 @@ func ParseSDP(body []byte) (SDPInfo, error) {
 	}
 	var md *sdp.MediaDescription
 	for _, m := range sd.MediaDescriptions {
-		if m.MediaName.Media == "audio" {
+		if m.MediaName.Media != "audio" {
+			continue
+		}
+		if md == nil || md.MediaName.Port.Value == 0 {
 			md = m
+		}
+		if m.MediaName.Port.Value != 0 {
 			break
 		}
 	}
