@@ -57,10 +57,13 @@ func configFlag(fset *flag.FlagSet) (path *string, explicit func() bool) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("check", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := newFlagSet("check")
 	path, explicit := configFlag(fset)
-	if err := fset.Parse(args); err != nil {
+	if code, ok := parseFlags(fset, args, "parkswitch check [--config FILE]", stdout, stderr); !ok {
+		return code
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "parkswitch check: unexpected argument %q; usage: parkswitch check [--config FILE]\n", fset.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*path, explicit())
@@ -72,13 +75,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
-	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	const usage = "parkswitch serve [--config FILE] [--log-level debug|info|warn|error] [--log-pretty]"
+	fset := newFlagSet("serve")
 	path, explicit := configFlag(fset)
 	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
 	pretty := fset.Bool("log-pretty", false, "human-readable logs instead of JSON")
-	if err := fset.Parse(args); err != nil {
+	if code, ok := parseFlags(fset, args, usage, stdout, stderr); !ok {
+		return code
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "parkswitch serve: unexpected argument %q; usage: %s\n", fset.Arg(0), usage)
 		return 2
 	}
 	cfg, err := loadConfig(*path, explicit())

@@ -4,6 +4,7 @@
 //	parkswitch serve   [--config FILE]   run the switch
 //	parkswitch check   [--config FILE]   validate the configuration and exit
 //	parkswitch policy  new|set|get|remove|grant ...   manage call park policies
+//	parkswitch passwd  [--stdin]         hash an admin API password for http.users
 //	parkswitch version                   print the version
 package main
 
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdCheck(args[1:], stdout, stderr)
 	case "policy":
 		return cmdPolicy(args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "parkswitch", version)
 		return 0
@@ -59,6 +62,7 @@ func usage(w io.Writer) {
   parkswitch check   [--config FILE]   validate the configuration and exit
   parkswitch policy  new|set|get|remove|grant ...
                                        manage call park policies (parkswitch policy help)
+  parkswitch passwd  [--stdin]         read a password, print its bcrypt hash for http.users
   parkswitch version                   print the version
 
 --config defaults to `+defaultConfig+`; when that file does not exist the
