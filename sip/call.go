@@ -431,7 +431,7 @@ func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- fork
 	defer cancelTx()
 	tx, err := s.transaction(txCtx, req)
 	if err != nil {
-		c.log.Info().Err(err).Str("leg", "b").Str("dest", f.dest).Msg("cannot send INVITE")
+		c.log.Warn().Err(err).Str("leg", "b").Str("dest", f.dest).Msg("cannot send INVITE")
 		c.report(forkResult{leg: f, err: err}, events, decided)
 		return
 	}
@@ -620,7 +620,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	s := c.s
 	answer, err := media.ParseOffer(res.Body())
 	if err != nil {
-		c.log.Info().Err(err).Msg("callee answer has no usable SDP")
+		c.log.Warn().Err(err).Msg("callee answer has no usable SDP")
 		s.respond(tx, s.response(req, 488, ""))
 		c.mu.Lock()
 		c.b = f
@@ -673,7 +673,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		out, err := f.localSDP(answer, "")
 		if err != nil {
 			f.sendAck(f.sdpAnswerEcho(res.Body()))
-			c.log.Info().Err(err).Msg("caller's ACK has no usable SDP answer")
+			c.log.Warn().Err(err).Msg("caller's ACK has no usable SDP answer")
 			c.end("bad answer", nil)
 			return
 		}
@@ -780,7 +780,7 @@ func (c *call) end(why string, from *leg) {
 		}
 		c.s.removeCall(c)
 		c.s.metrics.callsEnded.WithLabelValues(metricWord(why)).Inc()
-		c.log.Info().Str("reason", why).Msg("call ended")
+		c.log.WithLevel(endLevel(why)).Str("reason", why).Msg("call ended")
 	})
 }
 
@@ -822,7 +822,7 @@ func (s *Switch) bye(l *leg) {
 			}
 		}()
 		if _, err := s.do(ctx, req); err != nil {
-			l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("BYE failed")
+			l.c.log.Warn().Err(err).Str("leg", l.String()).Msg("BYE failed")
 		}
 	}()
 }

@@ -136,6 +136,15 @@ wait:
 	return 0
 }
 
+// logTimeFormat is RFC 3339 with the date and milliseconds, in both the
+// JSON and the console output: a line must say when, not only what time.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() {
+	// A process-wide setting of zerolog; set once, before any logger runs.
+	zerolog.TimeFieldFormat = logTimeFormat
+}
+
 // newLogger builds the process logger: JSON lines by default, console
 // output for people reading a terminal.
 func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
@@ -144,7 +153,7 @@ func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
 		return zerolog.Logger{}, fmt.Errorf("unknown log level %q", level)
 	}
 	if pretty {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: logTimeFormat}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
