@@ -59,7 +59,12 @@ func (d *NodeDecoder) Document(data []byte) *yaml.Node {
 			if parserProblems[msg] {
 				reported++ // yaml.v3 numbers parser (not scanner) errors from 0
 			}
-			line = errorLine(data, err)
+			// Scanner errors are reported at their line or the one before.
+			from := max(reported-1, 1)
+			if parserProblems[msg] {
+				from = reported
+			}
+			line = errorLine(data, err, from)
 			switch {
 			case line == 0:
 				line = reported
@@ -84,25 +89,26 @@ func (d *NodeDecoder) Document(data []byte) *yaml.Node {
 	return &doc
 }
 
-// maxErrorSearchLines bounds errorLine, which parses the input once per line.
-const maxErrorSearchLines = 2000
+// maxErrorSearch bounds the prefixes errorLine parses.
+const maxErrorSearch = 100
 
-// errorLine finds the line of a syntax error. yaml.v3 reports the line
+// errorLine finds the line of a parser error. yaml.v3 reports the line
 // where the enclosing construct began (for "did not find expected key",
 // the first key of the mapping, often far above the mistake), not where
 // the parser gave up. The parser is streaming, so the first prefix of
 // whole lines that fails with the very same error ends at the line where
-// the offending token is. 0 when no prefix reproduces it.
-func errorLine(data []byte, full error) int {
-	if bytes.Count(data, []byte("\n")) > maxErrorSearchLines {
-		return 0
-	}
+// the offending token is; it is not above from, the reported line. 0 when
+// no prefix within reach reproduces it.
+func errorLine(data []byte, full error, from int) int {
 	end := 0
-	for line := 1; end < len(data); line++ {
+	for line := 1; end < len(data) && line < from+maxErrorSearch; line++ {
 		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
 			end += i + 1
 		} else {
 			end = len(data)
+		}
+		if line < from {
+			continue
 		}
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data[:end], &doc); err != nil && err.Error() == full.Error() {
