@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 CONFIG   ?= configs/parkswitch.yaml
 
-.PHONY: all build run test unit e2e bench lint deps-test deps-interop interop clean
+.PHONY: all build run test unit e2e bench lint fuzz deps-test deps-interop interop clean
 
 all: build
 
@@ -63,6 +63,19 @@ lint:
 bench: deps-test build
 	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./park/ ./sip/... ./cmd/parkswitch/
 	./testdata/bench/callrate.sh $(BIN)
+
+# Fuzz every fuzz target in turn for FUZZTIME each (go test runs one
+# target per invocation). Crashers land in the package's testdata/fuzz and
+# then run as seeds in every go test.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzRequest:./sip/sipcheck FuzzVerify:./sip/digest FuzzSDP:./media FuzzParse:./cmd/parkswitch/internal/config
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg; \
+	done
 
 clean:
 	rm -rf bin

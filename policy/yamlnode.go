@@ -54,10 +54,24 @@ func (d *NodeDecoder) Document(data []byte) *yaml.Node {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		line, msg := 0, strings.TrimPrefix(err.Error(), "yaml: ")
 		if m := syntaxLine.FindStringSubmatch(err.Error()); m != nil {
-			line, _ = strconv.Atoi(m[1])
 			msg = m[2]
+			reported, _ := strconv.Atoi(m[1])
 			if parserProblems[msg] {
-				line++ // yaml.v3 numbers parser (not scanner) errors from 0
+				reported++ // yaml.v3 numbers parser (not scanner) errors from 0
+			}
+			// Scanner errors are reported at their line or the one before.
+			from := max(reported-1, 1)
+			if parserProblems[msg] {
+				from = reported
+			}
+			line = errorLine(data, err, from)
+			switch {
+			case line == 0:
+				line = reported
+			case parserProblems[msg] && reported < line:
+				// The parser names the block it was in: the mistake may be
+				// where that block began (an indentation slip) as well.
+				msg += fmt.Sprintf("; the block it belongs to starts at line %d", reported)
 			}
 			// An error at the end of the input may be placed past the last line.
 			lines := bytes.Count(data, []byte("\n"))
@@ -73,6 +87,35 @@ func (d *NodeDecoder) Document(data []byte) *yaml.Node {
 		return nil
 	}
 	return &doc
+}
+
+// maxErrorSearch bounds the prefixes errorLine parses.
+const maxErrorSearch = 100
+
+// errorLine finds the line of a parser error. yaml.v3 reports the line
+// where the enclosing construct began (for "did not find expected key",
+// the first key of the mapping, often far above the mistake), not where
+// the parser gave up. The parser is streaming, so the first prefix of
+// whole lines that fails with the very same error ends at the line where
+// the offending token is; it is not above from, the reported line. 0 when
+// no prefix within reach reproduces it.
+func errorLine(data []byte, full error, from int) int {
+	end := 0
+	for line := 1; end < len(data) && line < from+maxErrorSearch; line++ {
+		if i := bytes.IndexByte(data[end:], '\n'); i >= 0 {
+			end += i + 1
+		} else {
+			end = len(data)
+		}
+		if line < from {
+			continue
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data[:end], &doc); err != nil && err.Error() == full.Error() {
+			return line
+		}
+	}
+	return 0
 }
 
 // Field is one known key of a mapping and how to decode its value.

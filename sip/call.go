@@ -456,7 +456,7 @@ func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- fork
 	defer cancelTx()
 	tx, err := s.transaction(txCtx, req)
 	if err != nil {
-		c.log.Info().Err(err).Str("leg", "b").Str("dest", f.dest).Msg("cannot send INVITE")
+		c.log.Warn().Err(err).Str("leg", "b").Str("dest", f.dest).Msg("cannot send INVITE")
 		c.report(forkResult{leg: f, err: err}, events, decided)
 		return
 	}
@@ -645,7 +645,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	s := c.s
 	answer, err := f.parse(res.Body())
 	if err != nil {
-		c.log.Info().Err(err).Msg("callee answer has no usable SDP")
+		c.log.Warn().Err(err).Msg("callee answer has no usable SDP")
 		s.respond(tx, s.response(req, 488, ""))
 		c.mu.Lock()
 		c.b = f
@@ -698,7 +698,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		out, err := f.localSDP(answer, "", c.a)
 		if err != nil {
 			f.sendAck(f.sdpAnswerEcho(res.Body()))
-			c.log.Info().Err(err).Msg("caller's ACK has no usable SDP answer")
+			c.log.Warn().Err(err).Msg("caller's ACK has no usable SDP answer")
 			c.end("bad answer", nil)
 			return
 		}
@@ -805,7 +805,7 @@ func (c *call) end(why string, from *leg) {
 		}
 		c.s.removeCall(c)
 		c.s.metrics.callsEnded.WithLabelValues(metricWord(why)).Inc()
-		c.log.Info().Str("reason", why).Msg("call ended")
+		c.log.WithLevel(endLevel(why)).Str("reason", why).Msg("call ended")
 	})
 }
 
@@ -847,7 +847,7 @@ func (s *Switch) bye(l *leg) {
 			}
 		}()
 		if _, err := s.do(ctx, req); err != nil {
-			l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("BYE failed")
+			l.c.log.Warn().Err(err).Str("leg", l.String()).Msg("BYE failed")
 		}
 	}()
 }

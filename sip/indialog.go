@@ -204,7 +204,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	out.SetBody(peerBody)
 	res, err := c.inviteLeg(peer, out)
 	if err != nil || res == nil {
-		c.log.Info().Err(err).Str("leg", peer.String()).Msg("re-INVITE got no answer")
+		c.log.Warn().Err(err).Str("leg", peer.String()).Msg("re-INVITE got no answer")
 		s.reply(req, tx, 408, "")
 		return
 	}

@@ -50,20 +50,24 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s := c.s
 	rt := req.ReferTo()
 	if rt == nil {
+		s.logRefusal("park", req, 400, "", 0, "no Refer-To")
 		s.reply(req, tx, 400, "Missing Refer-To")
 		return
 	}
 	if pu := s.numbers.Load().ParkUser; !strings.EqualFold(rt.Address.User, pu) {
+		s.logRefusal("park", req, 403, "", 0, "transfer target is not "+pu)
 		s.reply(req, tx, 403, "Only transfers to "+pu+" are supported")
 		return
 	}
 	parked := c.other(l)
 	if parked == nil {
+		s.logRefusal("park", req, 403, "", 0, "nothing to park")
 		s.reply(req, tx, 403, "Nothing to park")
 		return
 	}
 	if l.user == nil {
 		s.metrics.refused.WithLabelValues("park_not_allowed").Inc()
+		s.logRefusal("park", req, 403, "", 0, "not a user")
 		s.reply(req, tx, 403, "Only users can park")
 		return
 	}
@@ -73,6 +77,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	ok := c.awaitInvite(ctx)
 	cancel()
 	if !ok {
+		s.logRefusal("park", req, 491, "", 0, "re-INVITE in progress")
 		res := s.response(req, 491, "")
 		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
 		s.respond(tx, res)
@@ -84,13 +89,15 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.endInvite()
 		switch {
 		case errors.Is(err, park.ErrNotAllowed):
+			s.logRefusal("park", req, 403, pol.Identity, 0, park.ReasonNotAllowed)
 			s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
 		case errors.Is(err, park.ErrRangeFull):
+			s.logRefusal("park", req, 503, pol.Identity, 0, park.ReasonRangeFull)
 			res := s.response(req, 503, "No free park code in policy "+pol.Identity)
 			res.AppendHeader(sip.NewHeader("Retry-After", "30"))
 			s.respond(tx, res)
 		default:
-			c.log.Warn().Err(err).Msg("park failed")
+			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park failed")
 			s.reply(req, tx, 500, "")
 		}
 		return
@@ -344,24 +351,27 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	pol := s.policyOf(caller.user)
 	if !pol.AllowCallPark {
 		s.metrics.refused.WithLabelValues("retrieve_not_allowed").Inc()
+		s.logRefusal("retrieve", req, 403, pol.Identity, code, park.ReasonNotAllowed)
 		s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
 		return
 	}
 	if s.retrieveThrottled(caller.user.Name) {
 		// Dialing code after code: refused for a while, hit or miss.
 		s.metrics.refused.WithLabelValues("retrieve_throttled").Inc()
-		s.log.Info().Str("user", caller.user.Name).Int("orbit", code).Msg("retrieve refused: too many empty codes dialed")
+		s.logRefusal("retrieve", req, 403, pol.Identity, code, "too many empty codes dialed")
 		s.reply(req, tx, 403, "Too many retrieves of empty codes")
 		return
 	}
 	offer, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
 	if err != nil {
+		s.logRefusal("retrieve", req, 488, pol.Identity, code, "unusable SDP offer")
 		s.reply(req, tx, 488, truncate(err.Error(), 80))
 		return
 	}
 	ep, err := s.opts.Ports.Open()
 	if err != nil {
 		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
+		s.logRefusal("retrieve", req, 503, pol.Identity, code, "no media ports")
 		s.reply(req, tx, 503, "No media ports")
 		return
 	}
@@ -370,11 +380,14 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		ep.Close()
 		switch {
 		case errors.Is(err, park.ErrNotAllowed):
+			s.logRefusal("retrieve", req, 403, pol.Identity, code, park.ReasonNotAllowed)
 			s.reply(req, tx, 403, "")
 		case errors.Is(err, park.ErrNoOrbit):
 			s.retrieveMissed(caller.user.Name)
+			s.logRefusal("retrieve", req, 404, pol.Identity, code, park.ReasonNoOrbit)
 			s.reply(req, tx, 404, "No call parked at "+strconv.Itoa(code))
 		default:
+			s.logRefusal("retrieve", req, 503, pol.Identity, code, err.Error())
 			s.reply(req, tx, 503, "")
 		}
 		return
@@ -386,6 +399,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	body, p, ok := c.pickUp(r, req.Body())
 	if !ok {
 		ep.Close()
+		s.logRefusal("retrieve", req, 480, o.Policy(), code, "the parked call could not be picked up")
 		s.reply(req, tx, 480, "The parked call could not be picked up")
 		return
 	}
@@ -577,7 +591,13 @@ func (s *Switch) onParkEvent(e park.Event) {
 	case park.EventRefused:
 		s.metrics.refused.WithLabelValues("park_" + e.Reason).Inc()
 	}
-	s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy).
-		Str("parker", e.Orbit.Parker.User).Str("parked_party", e.Orbit.ParkedParty.User).
-		Str("state", string(e.Orbit.State)).Str("target", e.Target).Str("reason", e.Reason).Msg("park")
+	if e.Kind == park.EventRefused {
+		return // logRefusal wrote the line, with the call
+	}
+	ev := s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy)
+	ev = strIf(ev, "parker", e.Orbit.Parker.User)
+	ev = strIf(ev, "parked_party", e.Orbit.ParkedParty.User)
+	ev = strIf(ev, "state", string(e.Orbit.State))
+	ev = strIf(ev, "target", e.Target)
+	strIf(ev, "reason", e.Reason).Msg("park")
 }

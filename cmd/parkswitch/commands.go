@@ -61,10 +61,13 @@ func configFlag(fset *flag.FlagSet) (path *string, explicit func() bool) {
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("check", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	fset := newFlagSet("check")
 	path, explicit := configFlag(fset)
-	if err := fset.Parse(args); err != nil {
+	if code, ok := parseFlags(fset, args, "parkswitch check [--config FILE]", stdout, stderr); !ok {
+		return code
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "parkswitch check: unexpected argument %q; usage: parkswitch check [--config FILE]\n", fset.Arg(0))
 		return 2
 	}
 	cfg, err := loadConfig(*path, explicit())
@@ -76,13 +79,17 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func cmdServe(ctx context.Context, args []string, _, stderr io.Writer) int {
-	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	const usage = "parkswitch serve [--config FILE] [--log-level debug|info|warn|error] [--log-pretty]"
+	fset := newFlagSet("serve")
 	path, explicit := configFlag(fset)
 	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
 	pretty := fset.Bool("log-pretty", false, "human-readable logs instead of JSON")
-	if err := fset.Parse(args); err != nil {
+	if code, ok := parseFlags(fset, args, usage, stdout, stderr); !ok {
+		return code
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "parkswitch serve: unexpected argument %q; usage: %s\n", fset.Arg(0), usage)
 		return 2
 	}
 	cfg, err := loadConfig(*path, explicit())
@@ -133,6 +140,15 @@ wait:
 	return 0
 }
 
+// logTimeFormat is RFC 3339 with the date and milliseconds, in both the
+// JSON and the console output: a line must say when, not only what time.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() {
+	// A process-wide setting of zerolog; set once, before any logger runs.
+	zerolog.TimeFieldFormat = logTimeFormat
+}
+
 // newLogger builds the process logger: JSON lines by default, console
 // output for people reading a terminal.
 func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
@@ -141,7 +157,7 @@ func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
 		return zerolog.Logger{}, fmt.Errorf("unknown log level %q", level)
 	}
 	if pretty {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: logTimeFormat}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }

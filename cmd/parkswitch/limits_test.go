@@ -148,24 +148,6 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer for a child process's output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestBinarySurvivesEMFILE runs the real binary with few file descriptors
 // (RLIMIT_NOFILE, soft and hard, so Go cannot raise it) and exhausts them
 // with TCP connections: the listener reports itself down in /healthz

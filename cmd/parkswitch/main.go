@@ -5,6 +5,7 @@
 //	parkswitch check   [--config FILE]   validate the configuration and exit
 //	parkswitch policy  new|set|get|remove|grant ...   manage call park policies
 //	parkswitch unban   [--config FILE] IP   lift the ban on a source address
+//	parkswitch passwd  [--stdin]         hash an admin API password for http.users
 //	parkswitch version                   print the version
 package main
 
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cmdPolicy(args[1:], stdout, stderr)
 	case "unban":
 		return cmdUnban(ctx, args[1:], stdout, stderr)
+	case "passwd":
+		return cmdPasswd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "parkswitch", version)
 		return 0
@@ -64,6 +67,7 @@ func usage(w io.Writer) {
                                        manage call park policies (parkswitch policy help)
   parkswitch unban   [--config FILE] [--token T] IP
                                        lift a running switch's ban on a source address
+  parkswitch passwd  [--stdin]         read a password, print its bcrypt hash for http.users
   parkswitch version                   print the version
 
 --config defaults to `+defaultConfig+`; when that file does not exist the

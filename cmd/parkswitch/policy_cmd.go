@@ -106,7 +106,7 @@ func (pc *policyCmd) parse(args []string) ([]string, int, bool) {
 				pc.fset.PrintDefaults()
 				return nil, 0, false
 			}
-			return nil, pc.usageError("%v", err), false
+			return nil, pc.usageError("%s", flagProblem(pc.fset, err)), false
 		}
 		rest := pc.fset.Args()
 		if len(rest) == 0 {
@@ -127,8 +127,8 @@ func (pc *policyCmd) given(name string) bool {
 }
 
 func (pc *policyCmd) usageError(format string, args ...any) int {
-	fmt.Fprintf(pc.stderr, "parkswitch policy %s: %s\n", pc.name, fmt.Sprintf(format, args...))
-	fmt.Fprintln(pc.stderr, "usage: "+policyUsages[pc.name])
+	fmt.Fprintf(pc.stderr, "parkswitch policy %s: %s; usage: %s\n", pc.name, fmt.Sprintf(format, args...),
+		strings.Join(strings.Fields(strings.ReplaceAll(policyUsages[pc.name], "\n", " or ")), " "))
 	return 2
 }
 

@@ -261,8 +261,8 @@ func TestPolicyCLIUsage(t *testing.T) {
 	}{
 		{[]string{"new"}, "give exactly one policy identity"},
 		{[]string{"new", "A", "B"}, "give exactly one policy identity"},
-		{[]string{"new", "A", "--pickup-range-start", "ten"}, `invalid value "ten" for flag -pickup-range-start`},
-		{[]string{"new", "A", "--colour", "red"}, "flag provided but not defined: -colour"},
+		{[]string{"new", "A", "--pickup-range-start", "ten"}, `bad value "ten" for --pickup-range-start: write a whole number`},
+		{[]string{"new", "A", "--colour", "red"}, "unknown flag --colour; usage: parkswitch policy new <identity>"},
 		{[]string{"set", "A"}, "give at least one of"},
 		{[]string{"set", "A", "--allow-call-park", "false"}, "write --allow-call-park=false, with an equals sign"},
 		{[]string{"remove"}, "give exactly one policy identity"},

@@ -83,6 +83,7 @@ func (r *reloader) reload(why string) error {
 		return err
 	}
 	sw := r.srv.sw
+	r.srv.api.set(cfg.HTTP)
 	sw.SetPolicies(cfg.Policies)
 	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix})
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})

@@ -35,6 +35,7 @@ type server struct {
 	sw       *sip.Switch
 	registry *prometheus.Registry
 	http     *http.Server
+	api      *apiAuth // authentication in front of every admin handler
 	httpLn   net.Listener
 	httpDone chan struct{}
 	reloader *reloader
@@ -130,14 +131,14 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg}
+	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
 	s.reloader = newReloader(s, reg)
 	httpListen := cfg.Server.HTTPListen
 	if o.httpListen != "" {
 		httpListen = o.httpListen
 	}
 	if httpListen != "-" {
-		s.http = &http.Server{Addr: httpListen, Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second}
+		s.http = &http.Server{Addr: httpListen, Handler: s.api.wrap(s.routes()), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return s, nil
 }
@@ -216,7 +217,12 @@ func (s *server) start() error {
 			s.log.Error().Err(err).Msg("http server stopped")
 		}
 	}()
-	s.log.Info().Str("http", ln.Addr().String()).Msg("admin API listening")
+	ev := s.log.Info().Str("http", ln.Addr().String())
+	if !s.cfg.HTTP.Configured() {
+		// Only allowed on loopback (config.Parse refuses it elsewhere).
+		ev = ev.Bool("open", true)
+	}
+	ev.Msg("admin API listening")
 	return nil
 }
 

@@ -49,7 +49,11 @@ func strictAddress(def sip.HeaderParser, canonical string, contact bool) sip.Hea
 			elem = firstElement(text)
 		}
 		if validAddress(elem, contact) {
-			return def(name, text)
+			h, err := def(name, text)
+			if err == nil {
+				trimParamLWS(h)
+			}
+			return h, err
 		}
 		// Demote only what sipgo can parse on its own; otherwise keep
 		// sipgo's verdict.
@@ -58,4 +62,35 @@ func strictAddress(def sip.HeaderParser, canonical string, contact bool) sip.Hea
 		}
 		return sip.NewHeader(canonical, text), nil
 	}
+}
+
+// trimParamLWS removes the linear white space RFC 3261 allows around ";" and
+// "=" (§25.1, SEMI and EQUAL), which sipgo keeps in parameter names and
+// values and after an unbracketed URI's host. Left in, "; tag = x" has no
+// "tag" parameter: the transaction layer cannot key an RFC 2543 request
+// (RFC 4475 §3.1.1.1 is answered 400) and dialogs do not match.
+func trimParamLWS(h sip.Header) {
+	var (
+		params *sip.HeaderParams
+		uri    *sip.Uri
+	)
+	switch h := h.(type) {
+	case *sip.FromHeader:
+		params, uri = &h.Params, &h.Address
+	case *sip.ToHeader:
+		params, uri = &h.Params, &h.Address
+	case *sip.ContactHeader:
+		params, uri = &h.Params, &h.Address
+	default:
+		return
+	}
+	uri.Host = trimLWS(uri.Host)
+	out := (*params)[:0]
+	for _, kv := range *params {
+		kv.K, kv.V = trimLWS(kv.K), trimLWS(kv.V)
+		if kv.K != "" { // an empty parameter is what sipgo makes of the blanks before ";"
+			out = append(out, kv)
+		}
+	}
+	*params = out
 }

@@ -158,3 +158,36 @@ func TestBadDisplayNameFramed(t *testing.T) {
 		t.Errorf("strict parser: %s (%v), want rejected 400 Malformed From", got, err)
 	}
 }
+
+// TestParamsWithoutLWS: the white space RFC 3261 allows around ";" and "="
+// is not part of parameter names and values (RFC 4475 §3.1.1.1), so the
+// transaction layer finds the From tag of an RFC 2543-style request.
+func TestParamsWithoutLWS(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(corpusDir, "wsinv.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := NewParser().ParseSIP(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tag, _ := msg.From().Params.Get("tag"); tag != "98asjd8" {
+		t.Errorf("From tag %q, want 98asjd8 (params %#v)", tag, msg.From().Params)
+	}
+	if tag, _ := msg.To().Params.Get("tag"); tag != "1918181833n" || msg.To().Address.Host != "chair-dnrc.example.com" {
+		t.Errorf("To %q: tag %q, host %q", msg.To().Value(), tag, msg.To().Address.Host)
+	}
+	c := msg.(*sip.Request).Contact()
+	if c == nil {
+		t.Fatal("no Contact")
+	}
+	if v, _ := c.Params.Get("newparam"); v != "newvalue" || !c.Params.Has("secondparam") {
+		t.Errorf("Contact params %#v", c.Params)
+	}
+	if q, _ := c.Params.Get("q"); q != "0.33" {
+		t.Errorf("Contact q %q, want 0.33", q)
+	}
+	if _, err := sip.ServerTxKeyMake(msg); err != nil {
+		t.Errorf("no transaction key: %v", err)
+	}
+}

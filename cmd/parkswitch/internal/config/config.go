@@ -48,6 +48,7 @@ type Config struct {
 	Security Security
 	Users    []User
 	Trunks   []Trunk
+	HTTP     HTTP
 	Policies *policy.Set
 
 	// Where keys were, for the checks ParsePolicies repeats on reloads.
@@ -69,6 +70,40 @@ type Server struct {
 	TLSCert, TLSKey string
 	Certificate     *tls.Certificate
 }
+
+// HTTP holds the credentials of the admin API (the http section). With
+// none, the API is open, which is only allowed on a loopback http_listen.
+type HTTP struct {
+	Users  []HTTPUser  // HTTP Basic credentials
+	Tokens []HTTPToken // bearer tokens
+}
+
+// Configured reports whether any credential is configured.
+func (h HTTP) Configured() bool { return len(h.Users)+len(h.Tokens) > 0 }
+
+// Roles of admin API credentials.
+const (
+	RoleAdmin  = "admin"  // every method
+	RoleViewer = "viewer" // GET and HEAD only
+)
+
+// HTTPUser is a person who signs in to the admin API with HTTP Basic.
+type HTTPUser struct {
+	Name         string
+	PasswordHash string // bcrypt, as printed by parkswitch passwd
+	Role         string // RoleAdmin or RoleViewer
+}
+
+// HTTPToken is a bearer token for scripts and monitoring.
+type HTTPToken struct {
+	Name  string // who holds it, for logs
+	Token string // at least MinTokenLength characters
+	Role  string // RoleAdmin or RoleViewer
+}
+
+// MinTokenLength is the shortest accepted bearer token: 24 characters
+// of a random base64 string are 144 bits.
+const MinTokenLength = 24
 
 // Listen is one SIP listening socket.
 type Listen struct {

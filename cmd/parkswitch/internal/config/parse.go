@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/parkswitch/parkswitch/policy"
@@ -59,9 +60,20 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 			},
 		},
 	}
-	p.decode(p.d.Document(data))
+	doc := p.d.Document(data)
+	if doc == nil && len(p.d.Problems) > 0 {
+		// Not YAML: every other check would report the defaults left in
+		// place of what could not be read.
+		return nil, p.d.Problems.Err()
+	}
+	p.decode(doc)
+	if doc != nil && len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode && len(p.d.Problems) > 0 {
+		// Not a mapping at all: there is nothing the other checks could say.
+		return nil, p.d.Problems.Err()
+	}
 	p.checkServer()
 	p.checkTLS(readFile)
+	p.checkHTTP()
 	p.checkMedia()
 	p.checkUsers()
 	p.checkPark()
@@ -100,11 +112,12 @@ type parser struct {
 	d *policy.NodeDecoder
 	c *Config
 
-	root, server, media policy.Keys
-	security            policy.Keys
-	listenLines         []int // line of each c.Server.SIPListen entry
-	trunkKeys           []policy.Keys
-	policyFile          string // park.policy_file as written
+	root, server, media, http policy.Keys
+	security                  policy.Keys
+	listenLines               []int // line of each c.Server.SIPListen entry
+	trunkKeys                 []policy.Keys
+	httpUserKeys, tokenKeys   []policy.Keys
+	policyFile                string // park.policy_file as written
 }
 
 func (p *parser) decode(doc *yaml.Node) {
@@ -166,6 +179,34 @@ func (p *parser) decode(doc *yaml.Node) {
 				}
 			})
 		}},
+		section("http", &p.http,
+			policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
+				return d.Sequence(v, "http.users", func(item *yaml.Node) {
+					var u HTTPUser
+					k := d.Mapping(item, "http user",
+						policy.StringField("name", &u.Name).Require(),
+						policy.StringField("password_hash", &u.PasswordHash).Require(),
+						policy.StringField("role", &u.Role).Require(),
+					)
+					if item.Kind == yaml.MappingNode {
+						c.HTTP.Users, p.httpUserKeys = append(c.HTTP.Users, u), append(p.httpUserKeys, k)
+					}
+				})
+			}},
+			policy.Field{Name: "tokens", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
+				return d.Sequence(v, "http.tokens", func(item *yaml.Node) {
+					var t HTTPToken
+					k := d.Mapping(item, "http token",
+						policy.StringField("name", &t.Name).Require(),
+						policy.StringField("token", &t.Token).Require(),
+						policy.StringField("role", &t.Role).Require(),
+					)
+					if item.Kind == yaml.MappingNode {
+						c.HTTP.Tokens, p.tokenKeys = append(c.HTTP.Tokens, t), append(p.tokenKeys, k)
+					}
+				})
+			}},
+		),
 		policy.Field{Name: "trunks", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
 			return d.Sequence(v, "trunks", func(item *yaml.Node) {
 				t := Trunk{Line: item.Line}
@@ -173,7 +214,7 @@ func (p *parser) decode(doc *yaml.Node) {
 					policy.StringField("name", &t.Name).Require(),
 					policy.StringField("address", &t.Address).Require(),
 					policy.StringField("transport", &t.Transport),
-					policy.StringField("outbound_prefix", &t.OutboundPrefix).Require(),
+					policy.StringField("outbound_prefix", &t.OutboundPrefix),
 				)
 				if item.Kind == yaml.MappingNode {
 					c.Trunks, p.trunkKeys = append(c.Trunks, t), append(p.trunkKeys, k)
@@ -236,22 +277,31 @@ func parseListen(s string) (l Listen, msg string) {
 		return l, fmt.Sprintf("sip_listen transport %q is unknown: use udp://, tcp:// or tls://", scheme)
 	}
 	host, _, bad := splitHostPort(addr)
-	if bad != "" || (host != "" && !validHost(host)) {
+	switch {
+	case bad == badPort:
+		return l, fmt.Sprintf("sip_listen entry %q has a port out of range: use a port 1–65535, e.g. %s://0.0.0.0:5060", s, l.Network)
+	case bad != "" || (host != "" && !validHost(host)):
 		return l, fmt.Sprintf("sip_listen entry %q does not end in host:port: write e.g. %s://0.0.0.0:5060", s, l.Network)
 	}
 	l.Addr = addr
 	return l, ""
 }
 
+// What splitHostPort found wrong.
+const (
+	notHostPort = "not host:port"
+	badPort     = "port out of range"
+)
+
 // splitHostPort splits host:port, requiring a port 1–65535.
 func splitHostPort(s string) (host string, port int, msg string) {
 	host, ps, err := net.SplitHostPort(s)
-	if err != nil {
-		return "", 0, "not host:port"
+	if err != nil || ps == "" || !isDigits(ps) {
+		return "", 0, notHostPort
 	}
 	port, err = strconv.Atoi(ps)
 	if err != nil || port < 1 || port > 65535 {
-		return "", 0, "bad port"
+		return "", 0, badPort
 	}
 	return host, port, ""
 }
@@ -270,7 +320,10 @@ func (p *parser) checkServer() {
 		d.Addf(p.server.Line("domain"), "domain %q is not a host name or IP address: write the domain phones register to, e.g. contoso.com", s.Domain)
 	}
 	if !p.server.Bad("http_listen") {
-		if _, _, msg := splitHostPort(s.HTTPListen); msg != "" {
+		switch _, _, msg := splitHostPort(s.HTTPListen); msg {
+		case badPort:
+			d.Addf(p.server.Line("http_listen"), "http_listen %q has a port out of range: use a port 1–65535, e.g. %s", s.HTTPListen, DefaultHTTPListen)
+		case notHostPort:
 			d.Addf(p.server.Line("http_listen"), "http_listen %q is not host:port: write e.g. %s", s.HTTPListen, DefaultHTTPListen)
 		}
 	}
@@ -350,6 +403,83 @@ func (p *parser) checkTLS(readFile func(string) ([]byte, error)) {
 		return
 	}
 	s.Certificate = &cert
+}
+
+// checkHTTP validates the admin API credentials and refuses an API that
+// other hosts can reach without any.
+func (p *parser) checkHTTP() {
+	d, h := p.d, &p.c.HTTP
+	names := map[string]int{}
+	name := func(k policy.Keys, n string) {
+		switch line, dup := names[strings.ToLower(n)]; {
+		case k.Bad("name"):
+		case strings.TrimSpace(n) == "" || strings.ContainsAny(n, ":\r\n"):
+			d.Addf(k.Line("name"), "http name %q is empty or has a colon or line break: name the person or script, e.g. admin", n)
+		case dup:
+			d.Addf(k.Line("name"), "http name %q is already used at line %d: give each user and token its own name", n, line)
+		default:
+			names[strings.ToLower(n)] = k.Line("name")
+		}
+	}
+	role := func(k policy.Keys, r *string) {
+		if k.Bad("role") {
+			return
+		}
+		switch low := strings.ToLower(*r); low {
+		case RoleAdmin, RoleViewer:
+			*r = low
+		default:
+			d.Addf(k.Line("role"), "role %q is unknown: use admin (may change things) or viewer (may only read)", *r)
+		}
+	}
+	for i := range h.Users {
+		u, k := &h.Users[i], p.httpUserKeys[i]
+		name(k, u.Name)
+		role(k, &u.Role)
+		if !k.Bad("password_hash") {
+			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+				d.Addf(k.Line("password_hash"), "password_hash of %s is not a bcrypt hash: paste what `parkswitch passwd` prints", u.Name)
+			}
+		}
+	}
+	tokens := map[string]int{}
+	for i := range h.Tokens {
+		t, k := &h.Tokens[i], p.tokenKeys[i]
+		name(k, t.Name)
+		role(k, &t.Role)
+		if k.Bad("token") {
+			continue
+		}
+		switch line, dup := tokens[t.Token]; {
+		case len(t.Token) < MinTokenLength || strings.ContainsAny(t.Token, " \t\r\n"):
+			d.Addf(k.Line("token"), "token of %s is shorter than %d characters or has blanks: use a random secret, e.g. the output of `openssl rand -base64 32`", t.Name, MinTokenLength)
+		case dup:
+			d.Addf(k.Line("token"), "token of %s is the same as the one at line %d: give each holder its own", t.Name, line)
+		default:
+			tokens[t.Token] = k.Line("token")
+		}
+	}
+	s := p.c.Server
+	if p.server.Bad("http_listen") || h.Configured() {
+		return
+	}
+	if host, _, msg := splitHostPort(s.HTTPListen); msg == "" && !loopbackHost(host) {
+		line := p.server.Line("http_listen")
+		if line == 0 {
+			line = p.root.Line("server")
+		}
+		d.Addf(line, "http_listen %s is reachable from other hosts but the admin API has no credentials: add http.users (hash a password with `parkswitch passwd`) or http.tokens, or listen on 127.0.0.1", s.HTTPListen)
+	}
+}
+
+// loopbackHost reports whether an http_listen host only accepts local
+// connections. An empty host means every interface.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (p *parser) checkMedia() {
@@ -581,10 +711,12 @@ func (p *parser) checkTrunks() {
 				d.Addf(k.Line("transport"), "trunk transport %q is unknown: use udp, tcp or tls", t.Transport)
 			}
 		}
-		if !k.Bad("outbound_prefix") {
+		// Without outbound_prefix a trunk is inbound only: its calls come
+		// in, none is sent out through it.
+		if !k.Bad("outbound_prefix") && (k.Has("outbound_prefix") || t.OutboundPrefix != "") {
 			switch line, dup := prefixes[t.OutboundPrefix]; {
 			case t.OutboundPrefix == "" || !isDigits(t.OutboundPrefix):
-				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %q must be one or more digits: write e.g. \"9\"", t.OutboundPrefix)
+				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %q must be one or more digits: write e.g. \"9\", or remove the key for a trunk that only brings calls in", t.OutboundPrefix)
 			case dup:
 				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %s is already used by the trunk at line %d: give each trunk its own", t.OutboundPrefix, line)
 			default:

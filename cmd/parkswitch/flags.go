@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// newFlagSet returns a flag set that prints nothing itself: parseFlags
+// turns its errors into one line that says what to do.
+func newFlagSet(name string) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	return fset
+}
+
+// parseFlags parses args. On --help it prints usage and the flags to
+// stdout; on a mistake, one line to stderr. ok is false when the command
+// must stop, with code its exit status.
+func parseFlags(fset *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (code int, ok bool) {
+	err := fset.Parse(args)
+	switch {
+	case err == nil:
+		return 0, true
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintln(stdout, "usage: "+usage)
+		fset.SetOutput(stdout)
+		fset.PrintDefaults()
+		return 0, false
+	}
+	fmt.Fprintf(stderr, "parkswitch %s: %s; usage: %s\n", fset.Name(), flagProblem(fset, err), usage)
+	return 2, false
+}
+
+// flagProblem rewrites the flag package's messages ("flag provided but
+// not defined: -confg") for people, with the nearest known flag.
+func flagProblem(fset *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		name = strings.TrimPrefix(name, "-")
+		if near := nearestFlag(fset, name); near != "" {
+			return fmt.Sprintf("unknown flag --%s (did you mean --%s?)", name, near)
+		}
+		return fmt.Sprintf("unknown flag --%s", name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return fmt.Sprintf("--%s needs a value, e.g. --%s=VALUE", strings.TrimPrefix(name, "-"), strings.TrimPrefix(name, "-"))
+	}
+	// invalid value "x" for flag -n: parse error
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if val, flagPart, ok := strings.Cut(rest, " for flag -"); ok {
+			name, why, _ := strings.Cut(flagPart, ": ")
+			name = strings.TrimPrefix(name, "-")
+			if f := fset.Lookup(name); f != nil && why == "parse error" && isNumber(f.DefValue) {
+				why = "write a whole number"
+			}
+			return fmt.Sprintf("bad value %s for --%s: %s", val, name, why)
+		}
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		if val, flagPart, ok := strings.Cut(rest, " for -"); ok {
+			name, _, _ := strings.Cut(flagPart, ": ")
+			return fmt.Sprintf("bad value %s for --%s: write --%s=true or --%s=false", val, name, name, name)
+		}
+	}
+	return msg
+}
+
+// nearestFlag returns the defined flag closest to name, if it is close.
+func nearestFlag(fset *flag.FlagSet, name string) string {
+	best, bestD := "", 3
+	fset.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(name, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func isNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
