@@ -52,7 +52,7 @@ var rfc4475 = map[string]int{
 	"unksm2":   401,
 	"bext01":   420,
 	"invut":    415,
-	"regaut01": 403, // an Authorization the switch cannot verify
+	"regaut01": 401, // unknown Authorization scheme: challenged with one it supports (RFC 4475 §3.3.7)
 	"multi01":  400,
 	"mcl01":    400,
 	"bcast":    0, // a response
