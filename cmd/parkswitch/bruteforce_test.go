@@ -197,8 +197,12 @@ func TestSipviciousScanAndCrack(t *testing.T) {
 	}
 	stdout.Reset()
 	stderr.Reset()
-	if code := run(ctx, []string{"unban", "--config", cfg, "127.0.0.1"}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "not banned") {
-		t.Errorf("second unban: exit %d, %q; want 1 and not banned", code, stderr.String())
+	if code := run(ctx, []string{"unban", "--config", cfg, "127.0.0.1"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "not banned") {
+		t.Errorf("second unban: exit %d, %q; want 0 and not banned", code, stdout.String())
+	}
+	stderr.Reset()
+	if code := run(ctx, []string{"unban", "--confg", cfg, "127.0.0.1"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "did you mean --config") {
+		t.Errorf("mistyped flag: exit %d, %q; want 2 and a hint", code, stderr.String())
 	}
 	if err := crackerPhone.Register(ctx, 300); err != nil {
 		t.Fatalf("REGISTER after the ban was lifted: %v", err)

@@ -165,15 +165,15 @@ func newLogger(w io.Writer, level string, pretty bool) (zerolog.Logger, error) {
 // cmdUnban asks the running switch, over the admin API at the configured
 // server.http_listen, to lift the ban on an IP address.
 func cmdUnban(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fset := flag.NewFlagSet("unban", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+	const usage = "parkswitch unban [--config FILE] [--token T] IP"
+	fset := newFlagSet("unban")
 	path, explicit := configFlag(fset)
 	token := fset.String("token", os.Getenv("PARKSWITCH_TOKEN"), "admin API bearer token (default $PARKSWITCH_TOKEN)")
-	if err := fset.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fset, args, usage, stdout, stderr); !ok {
+		return code
 	}
 	if fset.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: parkswitch unban [--config FILE] [--token T] IP")
+		fmt.Fprintln(stderr, "usage: "+usage)
 		return 2
 	}
 	ip, err := netip.ParseAddr(fset.Arg(0))
@@ -186,7 +186,12 @@ func cmdUnban(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := unban(ctx, adminURL(cfg.Server.HTTPListen), *token, ip); err != nil {
+	switch err := unban(ctx, adminURL(cfg.Server.HTTPListen), *token, ip); {
+	case errors.Is(err, errNotBanned):
+		// Lifting what is not there leaves the wanted state: not an error.
+		fmt.Fprintf(stdout, "%s is not banned: nothing to lift\n", ip)
+		return 0
+	case err != nil:
 		fmt.Fprintln(stderr, "parkswitch unban:", err)
 		return 1
 	}
