@@ -222,6 +222,7 @@ func (s *Switch) inboundLeg(c *call, req *sip.Request, user *User, ep *media.End
 		remote: *from.Address.Clone(), remoteName: from.DisplayName,
 		remoteCSeq: req.CSeq().SeqNo,
 		transport:  strings.ToUpper(req.Transport()),
+		sips:       isSIPS(req),
 		dest:       flowOf(req),
 		sdes:       mayUseSDES(req.Transport()),
 		ep:         ep,
@@ -431,6 +432,7 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 	if f.transport == "" {
 		f.transport = "UDP"
 	}
+	f.sips = strings.EqualFold(t.uri.Scheme, "sips")
 	if f.sdes = mayUseSDES(f.transport); f.sdes {
 		f.srtpKey = key
 	}
@@ -625,7 +627,7 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 		code = 180
 	}
 	out := c.s.response(req, code, "")
-	out.AppendHeader(c.s.contact(c.a.local.User, c.a.transport))
+	out.AppendHeader(c.s.contact(c.a.local.User, c.a))
 	if len(res.Body()) > 0 {
 		if d, err := f.parse(res.Body()); err == nil {
 			f.setRemoteMedia(d)
@@ -676,7 +678,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	s.dialogs.add(c.a)
 
 	ok := s.response(req, 200, "")
-	ok.AppendHeader(s.contact(c.a.local.User, c.a.transport))
+	ok.AppendHeader(s.contact(c.a.local.User, c.a))
 	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(body)

@@ -232,7 +232,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // okWithSDP builds our 2xx on leg l carrying body.
 func (c *call) okWithSDP(req *sip.Request, l *leg, body []byte) *sip.Response {
 	ok := c.s.response(req, 200, "")
-	ok.AppendHeader(c.s.contact(l.local.User, l.transport))
+	ok.AppendHeader(c.s.contact(l.local.User, l))
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(body)
 	return ok

@@ -45,6 +45,7 @@ type leg struct {
 	remoteCSeq   uint32 // 0 = none seen yet
 	inviteCSeq   uint32 // UAC: the CSeq of the INVITE our ACK answers
 	transport    string // "UDP", "TCP" or "TLS": of the request that created the leg, or the target's
+	sips         bool   // a SIPS dialog (RFC 3261 §12.1.1): our Contact is a sips: URI
 	dest         string // host:port where this dialog's requests go (the flow it came on)
 	answered     bool   // UAS: our 2xx is sent
 	confirmed    bool   // 2xx exchanged and ACKed
@@ -119,19 +120,34 @@ func (s *Switch) via(transport string) *sip.ViaHeader {
 	return v
 }
 
-// contact builds our Contact for a dialog on transport, with user as the
-// user part so that a phone displays something sensible.
-func (s *Switch) contact(user, transport string) *sip.ContactHeader {
-	network := strings.ToLower(transport)
+// contact builds our Contact for a leg's dialog, with user as the user part
+// so that a phone displays something sensible. A SIPS dialog gets a sips:
+// URI (RFC 3261 §12.1.1), which implies TLS without a transport parameter
+// (RFC 5630 §3.2); any other dialog names its transport when it is not UDP.
+func (s *Switch) contact(user string, l *leg) *sip.ContactHeader {
+	network := strings.ToLower(l.transport)
 	port := int(s.Addr(network).Port())
 	if port == 0 {
 		port = int(s.Addr("udp").Port())
 	}
 	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: s.opts.AdvertiseIP.String(), Port: port}}
-	if network == "tcp" || network == "tls" {
+	switch {
+	case l.sips && network == "tls":
+		c.Address.Scheme = "sips"
+	case network == "tcp" || network == "tls":
 		c.Address.UriParams.Add("transport", network)
 	}
 	return c
+}
+
+// isSIPS reports whether a dialog-creating request makes a SIPS dialog: a
+// sips: Request-URI or top Record-Route (RFC 3261 §12.1.1).
+func isSIPS(req *sip.Request) bool {
+	if strings.EqualFold(req.Recipient.Scheme, "sips") {
+		return true
+	}
+	rr := req.RecordRoute()
+	return rr != nil && strings.EqualFold(rr.Address.Scheme, "sips")
 }
 
 // newRequest builds an in-dialog request (RFC 3261 §12.2.1.1). ACK reuses the
@@ -163,7 +179,7 @@ func (l *leg) newRequest(method sip.RequestMethod, inviteCSeq uint32) *sip.Reque
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
 	if method == sip.INVITE || method == sip.UPDATE || method == sip.REFER || method == sip.NOTIFY {
-		req.AppendHeader(l.s.contact(l.local.User, l.transport))
+		req.AppendHeader(l.s.contact(l.local.User, l))
 	}
 	l.s.addressRequest(req, l.transport, l.dest)
 	return req

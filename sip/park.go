@@ -412,7 +412,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	}
 	s.dialogs.add(r)
 	res := s.response(req, 200, "")
-	res.AppendHeader(s.contact(r.local.User, r.transport))
+	res.AppendHeader(s.contact(r.local.User, r))
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody(out)

@@ -125,8 +125,14 @@ func TestTLSCall(t *testing.T) {
 				"caller's 200":    a.FinalResponse().Contact().Address.String(),
 				"callee's INVITE": in.Req.Contact().Address.String(),
 			} {
-				if !strings.Contains(contact, "transport=tls") || !strings.Contains(contact, ts.sw.Addr("tls").String()) {
-					t.Errorf("switch Contact in the %s is %s, want the TLS listener with transport=tls", who, contact)
+				switch {
+				case !strings.Contains(contact, ts.sw.Addr("tls").String()):
+					t.Errorf("switch Contact in the %s is %s, want the TLS listener", who, contact)
+				case sips && !strings.HasPrefix(contact, "sips:"):
+					// RFC 3261 §12.1.1: a SIPS dialog's Contact is a SIPS URI.
+					t.Errorf("switch Contact in the %s of a SIPS dialog is %s, want a sips: URI", who, contact)
+				case !sips && !strings.Contains(contact, "transport=tls"):
+					t.Errorf("switch Contact in the %s is %s, want transport=tls", who, contact)
 				}
 			}
 			if got := in.Req.Recipient.Scheme; sips && got != "sips" {
