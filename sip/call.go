@@ -87,7 +87,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	// Only now: a 100 to an unverified source would double what it draws.
-	s.respond(tx, s.response(req, 100, ""))
+	s.respond(tx, s.response(req, sip.StatusTrying, ""))
 	if caller.user != nil {
 		if code, ok := s.parkCode(req.Recipient.User); ok {
 			if _, isUser := s.dir.Load().Dialed(req.Recipient.User); !isUser {
@@ -106,7 +106,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if len(req.Body()) > 0 {
 		d, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
 		if err != nil {
-			s.reply(req, tx, 488, truncate(err.Error(), 80))
+			s.reply(req, tx, sip.StatusNotAcceptableHere, truncate(err.Error(), 80))
 			return
 		}
 		offer = &d
@@ -115,7 +115,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if err != nil {
 		s.log.Warn().Err(err).Str("call_id", req.CallID().Value()).Msg("cannot set up media")
 		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
-		s.reply(req, tx, 503, "No media ports")
+		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
 	c.connect(req, tx, caller, targets)
@@ -128,7 +128,7 @@ func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
 		return 0, "", nil
 	}
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-		return 415, "", sip.NewHeader("Accept", "application/sdp")
+		return sip.StatusUnsupportedMediaType, "", sip.NewHeader("Accept", "application/sdp")
 	}
 	return 0, "", nil
 }
@@ -158,16 +158,16 @@ func (s *Switch) identify(req *sip.Request, tx sip.ServerTransaction) (party, bo
 func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
 	dialed := req.Recipient.User
 	if dialed == "" {
-		return nil, 404
+		return nil, sip.StatusNotFound
 	}
 	dir := s.dir.Load()
 	if u, ok := dir.Dialed(dialed); ok {
 		if caller.user != nil && strings.EqualFold(u.Name, caller.user.Name) {
-			return nil, 482 // calling oneself would fork back to the caller
+			return nil, sip.StatusLoopDetected // calling oneself would fork back to the caller
 		}
 		ts := s.targetsOf(u)
 		if len(ts) == 0 {
-			return nil, 480
+			return nil, sip.StatusTemporarilyUnavailable
 		}
 		return ts, 0
 	}
@@ -177,7 +177,7 @@ func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
 			return []target{{uri: uri, to: uri, dest: t.Address.String(), transport: strings.ToUpper(t.Transport)}}, 0
 		}
 	}
-	return nil, 404
+	return nil, sip.StatusNotFound
 }
 
 // newCall allocates the call's two media anchors and its caller leg.
@@ -302,9 +302,9 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 		case ev := <-events:
 			switch res := ev.res; {
 			case res == nil:
-				best = betterFailure(best, 480)
+				best = betterFailure(best, sip.StatusTemporarilyUnavailable)
 				pending--
-			case res.StatusCode == 100:
+			case res.StatusCode == sip.StatusTrying:
 			case res.IsProvisional():
 				if onProvisional != nil {
 					onProvisional(ev.leg, res)
@@ -314,7 +314,7 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 			default:
 				c.dropFork(ev.leg)
 				best = betterFailure(best, res.StatusCode)
-				if res.StatusCode >= 600 {
+				if res.IsGlobalError() {
 					pending = 0 // a global failure ends the search (RFC 3261 §16.7)
 				} else {
 					pending--
@@ -341,7 +341,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	offerFor := func(*leg) []byte { return nil }
 	if len(req.Body()) > 0 {
 		if _, err := bSDP.RewriteKeyed(req.Body(), int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
-			s.respond(tx, s.response(req, 488, ""))
+			s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
 			c.end("bad offer", nil)
 			return
 		}
@@ -387,11 +387,11 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		c.log.Info().Msg("caller cancelled")
 		c.end("cancelled", nil)
 	case isClosed(c.done):
-		s.respond(tx, s.response(req, 503, ""))
+		s.respond(tx, s.response(req, sip.StatusServiceUnavailable, ""))
 	default:
 		code := r.status
 		if code == 0 {
-			code = 480 // nobody answered in time
+			code = sip.StatusTemporarilyUnavailable // nobody answered in time
 		}
 		s.respond(tx, s.response(req, code, ""))
 		c.log.Info().Int("status", code).Msg("call not answered")
@@ -623,8 +623,8 @@ func (c *call) dropFork(f *leg) {
 // relayProvisional passes ringing and early media on to the caller.
 func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response) {
 	code := res.StatusCode
-	if code != 183 && code != 180 {
-		code = 180
+	if code != sip.StatusSessionInProgress && code != sip.StatusRinging {
+		code = sip.StatusRinging
 	}
 	out := c.s.response(req, code, "")
 	out.AppendHeader(c.s.contact(c.a.local.User, c.a))
@@ -648,7 +648,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	answer, err := f.parse(res.Body())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("callee answer has no usable SDP")
-		s.respond(tx, s.response(req, 488, ""))
+		s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
 		c.mu.Lock()
 		c.b = f
 		c.mu.Unlock()
@@ -658,7 +658,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	f.setRemoteMedia(answer)
 	body, err := c.a.localSDP(res.Body(), "", f)
 	if err != nil {
-		s.respond(tx, s.response(req, 500, ""))
+		s.respond(tx, s.response(req, sip.StatusInternalServerError, ""))
 		c.mu.Lock()
 		c.b = f
 		c.mu.Unlock()
@@ -677,7 +677,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	media.Bridge(c.epA, c.epB)
 	s.dialogs.add(c.a)
 
-	ok := s.response(req, 200, "")
+	ok := s.response(req, sip.StatusOK, "")
 	ok.AppendHeader(s.contact(c.a.local.User, c.a))
 	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -892,11 +892,11 @@ func betterFailure(cur, code int) int {
 		switch {
 		case c >= 600:
 			return 5
-		case c == 486:
+		case c == sip.StatusBusyHere:
 			return 4
-		case c >= 400 && c < 500 && c != 408 && c != 487 && c != 480:
+		case c >= 400 && c < 500 && c != sip.StatusRequestTimeout && c != sip.StatusRequestTerminated && c != sip.StatusTemporarilyUnavailable:
 			return 3
-		case c == 480 || c == 408:
+		case c == sip.StatusTemporarilyUnavailable || c == sip.StatusRequestTimeout:
 			return 2
 		case c == 0:
 			return 0
@@ -904,11 +904,11 @@ func betterFailure(cur, code int) int {
 		return 1
 	}
 	norm := func(c int) int {
-		if c >= 500 && c < 600 || c == 408 || c == 487 {
-			return 480
+		if c >= 500 && c < 600 || c == sip.StatusRequestTimeout || c == sip.StatusRequestTerminated {
+			return sip.StatusTemporarilyUnavailable
 		}
-		if c == 600 {
-			return 486
+		if c == sip.StatusGlobalBusyEverywhere {
+			return sip.StatusBusyHere
 		}
 		return c
 	}

@@ -13,17 +13,17 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	l := s.dialogs.forRequest(req)
 	if l == nil {
 		s.log.Debug().Str("call_id", req.CallID().Value()).Str("method", string(req.Method)).Msg("no such dialog")
-		s.reply(req, tx, 481, "")
+		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 		return
 	}
 	if !l.checkRemoteCSeq(req) {
-		s.reply(req, tx, 500, "CSeq out of order")
+		s.reply(req, tx, sip.StatusInternalServerError, "CSeq out of order")
 		return
 	}
 	c := l.c
 	switch req.Method {
 	case sip.BYE:
-		s.reply(req, tx, 200, "")
+		s.reply(req, tx, sip.StatusOK, "")
 		l.mu.Lock()
 		crossing := l.ended
 		l.mu.Unlock()
@@ -96,12 +96,12 @@ func (s *Switch) onUnmatchedResponse(res *sip.Response) {
 
 // onStrayCancel answers a CANCEL that matches no transaction (RFC 3261 §9.2).
 func (s *Switch) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
-	s.reply(req, tx, 481, "")
+	s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 }
 
 // onOptions answers capability queries and keep-alives.
 func (s *Switch) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	res := s.response(req, 200, "")
+	res := s.response(req, sip.StatusOK, "")
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	res.AppendHeader(sip.NewHeader("Accept-Language", "en"))
@@ -115,7 +115,7 @@ func (s *Switch) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(req, tx)
 		return
 	}
-	res := s.response(req, 405, "")
+	res := s.response(req, sip.StatusMethodNotAllowed, "")
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	s.respond(tx, res)
 }
@@ -158,7 +158,7 @@ func (c *call) endInvite() { <-c.inviting }
 func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s := c.s
 	if !c.beginInvite() {
-		res := s.response(req, 491, "")
+		res := s.response(req, sip.StatusRequestPending, "")
 		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
 		s.respond(tx, res)
 		return
@@ -171,7 +171,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		// Released, or no offer to answer: no one to pass it to.
-		s.reply(req, tx, 491, "")
+		s.reply(req, tx, sip.StatusRequestPending, "")
 		return
 	}
 	l.mu.Lock()
@@ -190,12 +190,12 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	offer, err := l.parse(req.Body())
 	if err != nil {
-		s.reply(req, tx, 488, truncate(err.Error(), 80))
+		s.reply(req, tx, sip.StatusNotAcceptableHere, truncate(err.Error(), 80))
 		return
 	}
 	peerBody, err := peer.localSDP(req.Body(), "", l)
 	if err != nil {
-		s.reply(req, tx, 488, "")
+		s.reply(req, tx, sip.StatusNotAcceptableHere, "")
 		return
 	}
 	l.setRemoteMedia(offer)
@@ -205,7 +205,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	res, err := c.inviteLeg(peer, out)
 	if err != nil || res == nil {
 		c.log.Warn().Err(err).Str("leg", peer.String()).Msg("re-INVITE got no answer")
-		s.reply(req, tx, 408, "")
+		s.reply(req, tx, sip.StatusRequestTimeout, "")
 		return
 	}
 	if !res.IsSuccess() {
@@ -214,13 +214,13 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	answer, err := peer.parse(res.Body())
 	if err != nil {
-		s.reply(req, tx, 488, "")
+		s.reply(req, tx, sip.StatusNotAcceptableHere, "")
 		return
 	}
 	peer.setRemoteMedia(answer)
 	body, err := l.localSDP(res.Body(), "", peer)
 	if err != nil {
-		s.reply(req, tx, 500, "")
+		s.reply(req, tx, sip.StatusInternalServerError, "")
 		return
 	}
 	c.log.Info().Str("leg", l.String()).Str("direction", string(offer.Direction)).Msg("re-INVITE")
@@ -231,7 +231,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 // okWithSDP builds our 2xx on leg l carrying body.
 func (c *call) okWithSDP(req *sip.Request, l *leg, body []byte) *sip.Response {
-	ok := c.s.response(req, 200, "")
+	ok := c.s.response(req, sip.StatusOK, "")
 	ok.AppendHeader(c.s.contact(l.local.User, l))
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(body)
@@ -288,7 +288,7 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s := c.s
 	peer := c.other(l)
 	if peer == nil {
-		s.reply(req, tx, 481, "")
+		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 		return
 	}
 	out := peer.newRequest(req.Method, 0)
@@ -302,11 +302,11 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	if isSDP {
 		d, err := l.parse(body)
 		if err != nil {
-			s.reply(req, tx, 488, "")
+			s.reply(req, tx, sip.StatusNotAcceptableHere, "")
 			return
 		}
 		if body, err = peer.localSDP(body, "", l); err != nil {
-			s.reply(req, tx, 488, "")
+			s.reply(req, tx, sip.StatusNotAcceptableHere, "")
 			return
 		}
 		l.setRemoteMedia(d)
@@ -317,7 +317,7 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	res, err := s.do(ctx, out)
 	if err != nil {
 		c.log.Debug().Err(err).Str("method", string(req.Method)).Str("leg", peer.String()).Msg("forward failed")
-		s.reply(req, tx, 408, "")
+		s.reply(req, tx, sip.StatusRequestTimeout, "")
 		return
 	}
 	back := s.response(req, res.StatusCode, res.Reason)

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -67,11 +68,11 @@ func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 // reasonLabel names a refusal status for the refusals metric.
 func reasonLabel(code int) string {
 	switch code {
-	case 404:
+	case sip.StatusNotFound:
 		return "not_found"
-	case 480:
+	case sip.StatusTemporarilyUnavailable:
 		return "unavailable"
-	case 482:
+	case sip.StatusLoopDetected:
 		return "loop"
 	}
 	return "status_" + strconv.Itoa(code)

@@ -50,25 +50,25 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s := c.s
 	rt := req.ReferTo()
 	if rt == nil {
-		s.logRefusal("park", req, 400, "", 0, "no Refer-To")
-		s.reply(req, tx, 400, "Missing Refer-To")
+		s.logRefusal("park", req, sip.StatusBadRequest, "", 0, "no Refer-To")
+		s.reply(req, tx, sip.StatusBadRequest, "Missing Refer-To")
 		return
 	}
 	if pu := s.numbers.Load().ParkUser; !strings.EqualFold(rt.Address.User, pu) {
-		s.logRefusal("park", req, 403, "", 0, "transfer target is not "+pu)
-		s.reply(req, tx, 403, "Only transfers to "+pu+" are supported")
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "transfer target is not "+pu)
+		s.reply(req, tx, sip.StatusForbidden, "Only transfers to "+pu+" are supported")
 		return
 	}
 	parked := c.other(l)
 	if parked == nil {
-		s.logRefusal("park", req, 403, "", 0, "nothing to park")
-		s.reply(req, tx, 403, "Nothing to park")
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "nothing to park")
+		s.reply(req, tx, sip.StatusForbidden, "Nothing to park")
 		return
 	}
 	if l.user == nil {
 		s.metrics.refused.WithLabelValues("park_not_allowed").Inc()
-		s.logRefusal("park", req, 403, "", 0, "not a user")
-		s.reply(req, tx, 403, "Only users can park")
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "not a user")
+		s.reply(req, tx, sip.StatusForbidden, "Only users can park")
 		return
 	}
 	// A desk phone often holds the call and transfers it at once: let the
@@ -77,8 +77,8 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	ok := c.awaitInvite(ctx)
 	cancel()
 	if !ok {
-		s.logRefusal("park", req, 491, "", 0, "re-INVITE in progress")
-		res := s.response(req, 491, "")
+		s.logRefusal("park", req, sip.StatusRequestPending, "", 0, "re-INVITE in progress")
+		res := s.response(req, sip.StatusRequestPending, "")
 		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
 		s.respond(tx, res)
 		return
@@ -89,16 +89,16 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.endInvite()
 		switch {
 		case errors.Is(err, park.ErrNotAllowed):
-			s.logRefusal("park", req, 403, pol.Identity, 0, park.ReasonNotAllowed)
-			s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
+			s.logRefusal("park", req, sip.StatusForbidden, pol.Identity, 0, park.ReasonNotAllowed)
+			s.reply(req, tx, sip.StatusForbidden, "Call park is not allowed by policy "+pol.Identity)
 		case errors.Is(err, park.ErrRangeFull):
-			s.logRefusal("park", req, 503, pol.Identity, 0, park.ReasonRangeFull)
-			res := s.response(req, 503, "No free park code in policy "+pol.Identity)
+			s.logRefusal("park", req, sip.StatusServiceUnavailable, pol.Identity, 0, park.ReasonRangeFull)
+			res := s.response(req, sip.StatusServiceUnavailable, "No free park code in policy "+pol.Identity)
 			res.AppendHeader(sip.NewHeader("Retry-After", "30"))
 			s.respond(tx, res)
 		default:
 			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park failed")
-			s.reply(req, tx, 500, "")
+			s.reply(req, tx, sip.StatusInternalServerError, "")
 		}
 		return
 	}
@@ -108,7 +108,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
-	s.reply(req, tx, 202, "")
+	s.reply(req, tx, sip.StatusAccepted, "")
 
 	s.wg.Add(1)
 	go func() {
@@ -218,7 +218,7 @@ func (c *call) parkedLeg() *leg {
 func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	offer, err := l.parse(req.Body())
 	if err != nil {
-		c.s.reply(req, tx, 488, truncate(err.Error(), 80))
+		c.s.reply(req, tx, sip.StatusNotAcceptableHere, truncate(err.Error(), 80))
 		return
 	}
 	l.mu.Lock()
@@ -351,28 +351,28 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	pol := s.policyOf(caller.user)
 	if !pol.AllowCallPark {
 		s.metrics.refused.WithLabelValues("retrieve_not_allowed").Inc()
-		s.logRefusal("retrieve", req, 403, pol.Identity, code, park.ReasonNotAllowed)
-		s.reply(req, tx, 403, "Call park is not allowed by policy "+pol.Identity)
+		s.logRefusal("retrieve", req, sip.StatusForbidden, pol.Identity, code, park.ReasonNotAllowed)
+		s.reply(req, tx, sip.StatusForbidden, "Call park is not allowed by policy "+pol.Identity)
 		return
 	}
 	if s.retrieveThrottled(caller.user.Name) {
 		// Dialing code after code: refused for a while, hit or miss.
 		s.metrics.refused.WithLabelValues("retrieve_throttled").Inc()
-		s.logRefusal("retrieve", req, 403, pol.Identity, code, "too many empty codes dialed")
-		s.reply(req, tx, 403, "Too many retrieves of empty codes")
+		s.logRefusal("retrieve", req, sip.StatusForbidden, pol.Identity, code, "too many empty codes dialed")
+		s.reply(req, tx, sip.StatusForbidden, "Too many retrieves of empty codes")
 		return
 	}
 	offer, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
 	if err != nil {
-		s.logRefusal("retrieve", req, 488, pol.Identity, code, "unusable SDP offer")
-		s.reply(req, tx, 488, truncate(err.Error(), 80))
+		s.logRefusal("retrieve", req, sip.StatusNotAcceptableHere, pol.Identity, code, "unusable SDP offer")
+		s.reply(req, tx, sip.StatusNotAcceptableHere, truncate(err.Error(), 80))
 		return
 	}
 	ep, err := s.opts.Ports.Open()
 	if err != nil {
 		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
-		s.logRefusal("retrieve", req, 503, pol.Identity, code, "no media ports")
-		s.reply(req, tx, 503, "No media ports")
+		s.logRefusal("retrieve", req, sip.StatusServiceUnavailable, pol.Identity, code, "no media ports")
+		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
 	o, err := s.lot.Retrieve(pol, code)
@@ -380,15 +380,15 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		ep.Close()
 		switch {
 		case errors.Is(err, park.ErrNotAllowed):
-			s.logRefusal("retrieve", req, 403, pol.Identity, code, park.ReasonNotAllowed)
-			s.reply(req, tx, 403, "")
+			s.logRefusal("retrieve", req, sip.StatusForbidden, pol.Identity, code, park.ReasonNotAllowed)
+			s.reply(req, tx, sip.StatusForbidden, "")
 		case errors.Is(err, park.ErrNoOrbit):
 			s.retrieveMissed(caller.user.Name)
-			s.logRefusal("retrieve", req, 404, pol.Identity, code, park.ReasonNoOrbit)
-			s.reply(req, tx, 404, "No call parked at "+strconv.Itoa(code))
+			s.logRefusal("retrieve", req, sip.StatusNotFound, pol.Identity, code, park.ReasonNoOrbit)
+			s.reply(req, tx, sip.StatusNotFound, "No call parked at "+strconv.Itoa(code))
 		default:
-			s.logRefusal("retrieve", req, 503, pol.Identity, code, err.Error())
-			s.reply(req, tx, 503, "")
+			s.logRefusal("retrieve", req, sip.StatusServiceUnavailable, pol.Identity, code, err.Error())
+			s.reply(req, tx, sip.StatusServiceUnavailable, "")
 		}
 		return
 	}
@@ -399,19 +399,19 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	body, p, ok := c.pickUp(r, req.Body())
 	if !ok {
 		ep.Close()
-		s.logRefusal("retrieve", req, 480, o.Policy(), code, "the parked call could not be picked up")
-		s.reply(req, tx, 480, "The parked call could not be picked up")
+		s.logRefusal("retrieve", req, sip.StatusTemporarilyUnavailable, o.Policy(), code, "the parked call could not be picked up")
+		s.reply(req, tx, sip.StatusTemporarilyUnavailable, "The parked call could not be picked up")
 		return
 	}
 	out, err := r.localSDP(body, "", p)
 	if err != nil {
 		ep.Close()
-		s.reply(req, tx, 500, "")
+		s.reply(req, tx, sip.StatusInternalServerError, "")
 		c.end("retrieve failed", nil)
 		return
 	}
 	s.dialogs.add(r)
-	res := s.response(req, 200, "")
+	res := s.response(req, sip.StatusOK, "")
 	res.AppendHeader(s.contact(r.local.User, r))
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))

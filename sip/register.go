@@ -23,7 +23,7 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 		defer func() {
 			if r := recover(); r != nil {
 				s.log.Error().Interface("panic", r).Str("method", string(req.Method)).Msg("request handler panicked")
-				s.reply(req, tx, 500, "")
+				s.reply(req, tx, sip.StatusInternalServerError, "")
 			}
 		}()
 		if s.ignored(req) {
@@ -39,7 +39,7 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 			if hs := req.GetHeaders("Require"); len(hs) > 0 {
 				// The switch supports no option tags (no 100rel, no timer):
 				// RFC 3261 §8.2.2.3.
-				res := s.response(req, 420, "")
+				res := s.response(req, sip.StatusBadExtension, "")
 				for _, h := range hs {
 					res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
 				}
@@ -58,9 +58,9 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 // an unknown user and a wrong password get the same 403, which counts
 // against the source (see ignored).
 func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy bool) *User {
-	hdrName, challengeName, code := "Authorization", "WWW-Authenticate", 401
+	hdrName, challengeName, code := "Authorization", "WWW-Authenticate", sip.StatusUnauthorized
 	if proxy {
-		hdrName, challengeName, code = "Proxy-Authorization", "Proxy-Authenticate", 407
+		hdrName, challengeName, code = "Proxy-Authorization", "Proxy-Authenticate", sip.StatusProxyAuthRequired
 	}
 	dir := s.dir.Load()
 	src := sourceIP(req)
@@ -100,7 +100,7 @@ func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 		if u, ok := dir.UserByName(name); ok {
 			return u
 		}
-		refused(403, "user removed")
+		refused(sip.StatusForbidden, "user removed")
 	case errors.Is(err, digest.ErrStaleNonce):
 		challenge(true)
 	case errors.Is(err, digest.ErrNoCredentials):
@@ -108,9 +108,9 @@ func (s *Switch) authenticate(req *sip.Request, tx sip.ServerTransaction, proxy 
 	case errors.Is(err, digest.ErrMalformed):
 		s.metrics.refused.WithLabelValues("auth").Inc()
 		s.log.Info().Str("source", req.Source()).Str("method", string(req.Method)).Err(err).Msg("authentication refused: malformed credentials")
-		s.replyOnce(req, tx, 400, "Malformed credentials")
+		s.replyOnce(req, tx, sip.StatusBadRequest, "Malformed credentials")
 	default:
-		refused(403, "bad credentials")
+		refused(sip.StatusForbidden, "bad credentials")
 		s.authFailed(req)
 	}
 	return nil
@@ -191,14 +191,14 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		// Credentials of one user may not register another's address.
 		s.metrics.refused.WithLabelValues("auth").Inc()
 		s.log.Info().Str("user", u.Name).Str("source", req.Source()).Msg("register refused: credentials do not match the To user")
-		s.reply(req, tx, 403, "Credentials do not match the To user")
+		s.reply(req, tx, sip.StatusForbidden, "Credentials do not match the To user")
 		return
 	}
 	defExpires := 3600
 	if h := req.GetHeader("Expires"); h != nil {
 		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
 		if err != nil || n < 0 {
-			s.reply(req, tx, 400, "Bad Expires")
+			s.reply(req, tx, sip.StatusBadRequest, "Bad Expires")
 			return
 		}
 		defExpires = n
@@ -216,7 +216,7 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	for _, h := range req.GetHeaders("Contact") {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
-			s.reply(req, tx, 400, "Bad Contact")
+			s.reply(req, tx, sip.StatusBadRequest, "Bad Contact")
 			return
 		}
 		if c.Address.Wildcard {
@@ -227,7 +227,7 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		if v, ok := c.Params.Get("expires"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				s.reply(req, tx, 400, "Bad Contact expires")
+				s.reply(req, tx, sip.StatusBadRequest, "Bad Contact expires")
 				return
 			}
 			exp = n
@@ -237,11 +237,11 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if r.wildcard && (len(r.contacts) > 0 || defExpires != 0) {
 		// RFC 3261 §10.3 step 6.
-		s.reply(req, tx, 400, "Wildcard Contact needs Expires: 0 and no other contact")
+		s.reply(req, tx, sip.StatusBadRequest, "Wildcard Contact needs Expires: 0 and no other contact")
 		return
 	}
 	bindings := s.reg.apply(r)
-	res := s.response(req, 200, "")
+	res := s.response(req, sip.StatusOK, "")
 	now := s.opts.Now()
 	for _, b := range bindings {
 		if b.Static {

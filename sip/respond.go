@@ -11,6 +11,10 @@ import (
 // allowMethods is what the switch answers in Allow headers.
 const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, MESSAGE, REGISTER"
 
+// statusBadEvent is RFC 6665 §8.3.2's 489, which sipgo does not name.
+const statusBadEvent = 489
+
+// reasons are RFC 3261 §21 phrases: sipgo names the codes but has no phrases.
 var reasons = map[int]string{
 	100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued", 183: "Session Progress",
 	200: "OK", 202: "Accepted",
@@ -50,7 +54,7 @@ func (s *Switch) response(req *sip.Request, code int, phrase string) *sip.Respon
 		phrase = reason(code)
 	}
 	res := sip.NewResponseFromRequest(req, code, phrase, nil)
-	if to := res.To(); to != nil && code > 100 {
+	if to := res.To(); to != nil && code > sip.StatusTrying {
 		if tag, _ := req.To().Params.Get("tag"); tag == "" {
 			to.Params.Add("tag", s.toTag(req))
 		}

@@ -409,12 +409,12 @@ func (s *Switch) routes() {
 	s.srv.OnCancel(s.guard(s.onStrayCancel))
 	s.srv.OnSubscribe(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		// No event packages are offered (RFC 6665 §8.2.1).
-		res := s.response(req, 489, "")
+		res := s.response(req, statusBadEvent, "")
 		res.AppendHeader(sip.NewHeader("Allow-Events", "refer"))
 		s.respond(tx, res)
 	}))
 	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		res := s.response(req, 405, "")
+		res := s.response(req, sip.StatusMethodNotAllowed, "")
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 		s.respond(tx, res)
 	}))

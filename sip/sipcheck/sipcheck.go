@@ -28,17 +28,21 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Reason }
 
+// statusUnsupportedURIScheme is SIP's 416; sipgo names that code after
+// HTTP's "Requested Range Not Satisfiable".
+const statusUnsupportedURIScheme = 416
+
 // Sentinels for refusals that are not 400 Bad Request.
 var (
 	// ErrTooManyHops: Max-Forwards is 0 (483). Request reports it only
 	// after every other check passed, so a caller that is itself the
 	// target (REGISTER to the registrar, or OPTIONS as RFC 3261 §16.3
 	// allows) may still answer the request.
-	ErrTooManyHops error = &Error{Code: 483, Reason: "Too Many Hops"}
+	ErrTooManyHops error = &Error{Code: sip.StatusTooManyHops, Reason: "Too Many Hops"}
 	// ErrVersionNotSupported: the request line is not SIP/2.0 (505).
-	ErrVersionNotSupported error = &Error{Code: 505, Reason: "Version Not Supported"}
+	ErrVersionNotSupported error = &Error{Code: sip.StatusVersionNotSupported, Reason: "Version Not Supported"}
 	// ErrUnsupportedURIScheme: the Request-URI is not sip, sips or tel (416).
-	ErrUnsupportedURIScheme error = &Error{Code: 416, Reason: "Unsupported URI Scheme"}
+	ErrUnsupportedURIScheme error = &Error{Code: statusUnsupportedURIScheme, Reason: "Unsupported URI Scheme"}
 )
 
 // StatusCode returns the response status for an error from Request:
@@ -51,11 +55,11 @@ func StatusCode(err error) int {
 	case errors.As(err, &e):
 		return e.Code
 	default:
-		return 400
+		return sip.StatusBadRequest
 	}
 }
 
-func bad(reason string) error { return &Error{Code: 400, Reason: reason} }
+func bad(reason string) error { return &Error{Code: sip.StatusBadRequest, Reason: reason} }
 
 const maxCSeq = 1<<31 - 1 // RFC 3261 §8.1.1.5
 
