@@ -127,7 +127,7 @@ func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
 	if len(req.Body()) == 0 {
 		return 0, "", nil
 	}
-	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+	if !isSDPContent(req) {
 		return sip.StatusUnsupportedMediaType, "", sip.NewHeader("Accept", "application/sdp")
 	}
 	return 0, "", nil
@@ -677,11 +677,9 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	media.Bridge(c.epA, c.epB)
 	s.dialogs.add(c.a)
 
-	ok := s.response(req, sip.StatusOK, "")
+	ok := s.sdpResponse(req, body)
 	ok.AppendHeader(s.contact(c.a.local.User, c.a))
 	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ok.SetBody(body)
 	c.log.Info().Str("leg", "b").Str("callee", f.remote.User).Msg("answered")
 	late := len(req.Body()) == 0
 	if !c.a.sendAnswer(tx, ok) {

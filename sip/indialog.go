@@ -231,10 +231,8 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 
 // okWithSDP builds our 2xx on leg l carrying body.
 func (c *call) okWithSDP(req *sip.Request, l *leg, body []byte) *sip.Response {
-	ok := c.s.response(req, sip.StatusOK, "")
+	ok := c.s.sdpResponse(req, body)
 	ok.AppendHeader(c.s.contact(l.local.User, l))
-	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	ok.SetBody(body)
 	return ok
 }
 
@@ -333,7 +331,13 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s.respond(tx, back)
 }
 
+// isSDPContent tells whether m's Content-Type is application/sdp, whatever
+// its parameters and case (RFC 3261 §7.3.1, RFC 2045 §5.1).
 func isSDPContent(m interface{ ContentType() *sip.ContentTypeHeader }) bool {
 	ct := m.ContentType()
-	return ct != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct.Value())), "application/sdp")
+	if ct == nil {
+		return false
+	}
+	mediaType, _, _ := strings.Cut(ct.Value(), ";")
+	return strings.EqualFold(strings.TrimSpace(mediaType), "application/sdp")
 }

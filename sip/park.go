@@ -411,11 +411,9 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		return
 	}
 	s.dialogs.add(r)
-	res := s.response(req, sip.StatusOK, "")
+	res := s.sdpResponse(req, out)
 	res.AppendHeader(s.contact(r.local.User, r))
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	res.SetBody(out)
 	if !r.sendAnswer(tx, res) {
 		c.log.Info().Msg("no ACK from retriever: ending call")
 		c.end("no ACK", nil)

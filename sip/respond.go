@@ -53,8 +53,18 @@ func (s *Switch) response(req *sip.Request, code int, phrase string) *sip.Respon
 	if phrase == "" {
 		phrase = reason(code)
 	}
-	res := sip.NewResponseFromRequest(req, code, phrase, nil)
-	if to := res.To(); to != nil && code > sip.StatusTrying {
+	return s.finish(req, sip.NewResponseFromRequest(req, code, phrase, nil))
+}
+
+// sdpResponse builds a 200 to req carrying an SDP body, like response.
+func (s *Switch) sdpResponse(req *sip.Request, body []byte) *sip.Response {
+	return s.finish(req, sip.NewSDPResponseFromRequest(req, body))
+}
+
+// finish adds what every response of the switch carries: the To tag, the
+// Server header and the rport-style destination.
+func (s *Switch) finish(req *sip.Request, res *sip.Response) *sip.Response {
+	if to := res.To(); to != nil && res.StatusCode > sip.StatusTrying {
 		if tag, _ := req.To().Params.Get("tag"); tag == "" {
 			to.Params.Add("tag", s.toTag(req))
 		}
