@@ -327,23 +327,9 @@ func (c *call) releaseParker(l *leg) {
 	}
 }
 
-// parkCode reads a retrieve code from a dialed string: the retrieve prefix
-// followed by 2 to 4 digits.
+// parkCode reads a retrieve code from a dialed string (policy.ParseCode).
 func (s *Switch) parkCode(dialed string) (int, bool) {
-	rest, ok := strings.CutPrefix(dialed, s.numbers.Load().RetrievePrefix)
-	if !ok || len(rest) < 2 || len(rest) > 4 {
-		return 0, false
-	}
-	for _, r := range rest {
-		if r < '0' || r > '9' {
-			return 0, false
-		}
-	}
-	code, err := strconv.Atoi(rest)
-	if err != nil || code < policy.MinPickupCode || code > policy.MaxPickupCode {
-		return 0, false
-	}
-	return code, true
+	return policy.ParseCode(dialed, s.numbers.Load().RetrievePrefix)
 }
 
 // retrieve answers an INVITE to a park code (SPEC §4 "Retrieve").

@@ -771,7 +771,7 @@ func (c *Config) checkPolicies(filename string, set *policy.Set) policy.Problems
 
 	prefix := c.Park.RetrievePrefix
 	clash := func(line int, what, dialed string) {
-		code, ok := retrieveCode(dialed, prefix)
+		code, ok := policy.ParseCode(dialed, prefix)
 		if !ok {
 			return
 		}
@@ -813,16 +813,6 @@ func (c *Config) userByID(id string) bool {
 		}
 	}
 	return false
-}
-
-// retrieveCode returns the park code a dialed string would retrieve.
-func retrieveCode(dialed, prefix string) (int, bool) {
-	rest, ok := strings.CutPrefix(dialed, prefix)
-	if !ok || !isDigits(rest) || len(rest) > 4 {
-		return 0, false
-	}
-	code, err := strconv.Atoi(rest)
-	return code, err == nil
 }
 
 func isDigits(s string) bool {
