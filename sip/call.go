@@ -342,7 +342,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	if len(req.Body()) > 0 {
 		if _, err := bSDP.RewriteKeyed(req.Body(), int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
 			s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
-			c.end("bad offer", nil)
+			c.end(endBadOffer, nil)
 			return
 		}
 		offerFor = func(f *leg) []byte {
@@ -385,7 +385,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		c.answered(req, tx, r.winner, r.answer)
 	case isClosed(cancelled):
 		c.log.Info().Msg("caller cancelled")
-		c.end("cancelled", nil)
+		c.end(endCancelled, nil)
 	case isClosed(c.done):
 		s.respond(tx, s.response(req, sip.StatusServiceUnavailable, ""))
 	default:
@@ -395,7 +395,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		}
 		s.respond(tx, s.response(req, code, ""))
 		c.log.Info().Int("status", code).Msg("call not answered")
-		c.end("not answered", nil)
+		c.end(endNotAnswered, nil)
 	}
 }
 
@@ -652,7 +652,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.mu.Lock()
 		c.b = f
 		c.mu.Unlock()
-		c.end("bad answer", nil)
+		c.end(endBadAnswer, nil)
 		return
 	}
 	f.setRemoteMedia(answer)
@@ -662,7 +662,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.mu.Lock()
 		c.b = f
 		c.mu.Unlock()
-		c.end("bad answer", nil)
+		c.end(endBadAnswer, nil)
 		return
 	}
 	c.mu.Lock()
@@ -687,7 +687,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 			f.sendAck(f.sdpAnswerEcho(res.Body())) // then BYE, in end
 		}
 		c.log.Info().Msg("no ACK from caller: ending call")
-		c.end("no ACK", nil)
+		c.end(endNoACK, nil)
 		return
 	}
 	if late {
@@ -699,7 +699,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		if err != nil {
 			f.sendAck(f.sdpAnswerEcho(res.Body()))
 			c.log.Warn().Err(err).Msg("caller's ACK has no usable SDP answer")
-			c.end("bad answer", nil)
+			c.end(endBadAnswer, nil)
 			return
 		}
 		f.sendAck(out)
@@ -763,7 +763,7 @@ func (c *call) CallID() string { return c.id }
 
 // end tears the call down once: BYE to every answered leg except the one
 // that hung up, dialogs forgotten, media ports returned.
-func (c *call) end(why string, from *leg) {
+func (c *call) end(why endReason, from *leg) {
 	c.endOnce.Do(func() {
 		c.mu.Lock()
 		legs := append([]*leg{c.a}, c.released...)
@@ -804,8 +804,8 @@ func (c *call) end(why string, from *leg) {
 			ep.Close()
 		}
 		c.s.removeCall(c)
-		c.s.metrics.callsEnded.WithLabelValues(metricWord(why)).Inc()
-		c.log.WithLevel(endLevel(why)).Str("reason", why).Msg("call ended")
+		c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
+		c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
 	})
 }
 

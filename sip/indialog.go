@@ -35,7 +35,7 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		c.log.Info().Str("leg", l.String()).Msg("hangup")
-		c.end("bye from "+l.String(), l)
+		c.end(byeFrom(l), l)
 	case sip.INVITE:
 		c.reinvite(l, req, tx)
 	case sip.REFER:
@@ -225,7 +225,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.log.Info().Str("leg", l.String()).Str("direction", string(offer.Direction)).Msg("re-INVITE")
 	if !l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
-		c.end("no ACK for re-INVITE", nil)
+		c.end(endNoReinviteACK, nil)
 	}
 }
 

@@ -5,25 +5,6 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// abnormalEnds are the reasons of call ends that point at a fault (a
-// phone gone silent, a leg that failed): they are logged as warnings.
-var abnormalEnds = map[string]bool{
-	"rtp timeout":          true,
-	"bad offer":            true,
-	"bad answer":           true,
-	"no ACK":               true,
-	"no ACK for re-INVITE": true,
-	"retrieve failed":      true,
-}
-
-// endLevel is the level of the "call ended" line for reason why.
-func endLevel(why string) zerolog.Level {
-	if abnormalEnds[why] {
-		return zerolog.WarnLevel
-	}
-	return zerolog.InfoLevel
-}
-
 // strIf adds key only when val is set, so that lines carry no empty fields.
 func strIf(ev *zerolog.Event, key, val string) *zerolog.Event {
 	if val == "" {

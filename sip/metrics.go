@@ -2,7 +2,6 @@ package sip
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,13 +75,6 @@ func reasonLabel(code int) string {
 		return "loop"
 	}
 	return "status_" + strconv.Itoa(code)
-}
-
-// metricWord turns an end reason ("bye from a", "no ACK") into a label
-// value: which side hung up is left to the logs, spaces become underscores.
-func metricWord(why string) string {
-	why, _, _ = strings.Cut(why, " from ")
-	return strings.ToLower(strings.ReplaceAll(why, " ", "_"))
 }
 
 // orbitsCollector reports the orbits in use per policy at scrape time.

@@ -1,19 +1,36 @@
 package sip
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
-func TestMetricWord(t *testing.T) {
-	for in, want := range map[string]string{
-		"bye from a":      "bye",
-		"no ACK":          "no_ack",
-		"not answered":    "not_answered",
-		"park abandoned":  "park_abandoned",
-		"cancelled":       "cancelled",
-		"rtp timeout":     "rtp_timeout",
-		"retrieve failed": "retrieve_failed",
+// TestEndReasonLabels pins the parkswitch_calls_ended label values: the
+// reason's words up to " from ", lower case, spaces as underscores.
+func TestEndReasonLabels(t *testing.T) {
+	for _, tt := range []struct {
+		why        endReason
+		text, want string
+	}{
+		{byeFrom(&leg{role: roleCaller}), "bye from a", "bye"},
+		{byeFrom(&leg{role: roleCallee}), "bye from b", "bye"},
+		{endNoACK, "no ACK", "no_ack"},
+		{endNoReinviteACK, "no ACK for re-INVITE", "no_ack_for_re-invite"},
+		{endNotAnswered, "not answered", "not_answered"},
+		{endParkAbandoned, "park abandoned", "park_abandoned"},
+		{endCancelled, "cancelled", "cancelled"},
+		{endRTPTimeout, "rtp timeout", "rtp_timeout"},
+		{endRetrieveFailed, "retrieve failed", "retrieve_failed"},
+		{endBadOffer, "bad offer", "bad_offer"},
+		{endBadAnswer, "bad answer", "bad_answer"},
+		{endShutdown, "shutdown", "shutdown"},
 	} {
-		if got := metricWord(in); got != want {
-			t.Errorf("metricWord(%q) = %q, want %q", in, got, want)
+		if tt.why.text != tt.text || tt.why.label != tt.want {
+			t.Errorf("end reason %+v, want text %q label %q", tt.why, tt.text, tt.want)
+		}
+		words, _, _ := strings.Cut(tt.why.text, " from ")
+		if rule := strings.ToLower(strings.ReplaceAll(words, " ", "_")); rule != tt.why.label {
+			t.Errorf("label %q of %q does not follow the rule (%q)", tt.why.label, tt.why.text, rule)
 		}
 	}
 }

@@ -393,7 +393,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	if err != nil {
 		ep.Close()
 		s.reply(req, tx, sip.StatusInternalServerError, "")
-		c.end("retrieve failed", nil)
+		c.end(endRetrieveFailed, nil)
 		return
 	}
 	s.dialogs.add(r)
@@ -402,7 +402,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	if !r.sendAnswer(tx, res) {
 		c.log.Info().Msg("no ACK from retriever: ending call")
-		c.end("no ACK", nil)
+		c.end(endNoACK, nil)
 	}
 }
 
@@ -428,7 +428,7 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	c.mu.Unlock()
 	body, err := p.localSDP(nSDP, media.SendRecv, n)
 	if err != nil {
-		c.end("retrieve failed", nil)
+		c.end(endRetrieveFailed, nil)
 		return nil, nil, false
 	}
 	req := p.newRequest(sip.INVITE, 0)
@@ -437,12 +437,12 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	res, err := c.inviteLeg(p, req)
 	if err != nil || !res.IsSuccess() {
 		c.log.Warn().Err(err).Msg("parked party did not accept the retrieve re-INVITE")
-		c.end("retrieve failed", nil)
+		c.end(endRetrieveFailed, nil)
 		return nil, nil, false
 	}
 	answer, err := p.parse(res.Body())
 	if err != nil {
-		c.end("retrieve failed", nil)
+		c.end(endRetrieveFailed, nil)
 		return nil, nil, false
 	}
 	p.setRemoteMedia(answer)
@@ -538,7 +538,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 func (s *Switch) Abandon(o *park.Orbit) {
 	if c, ok := o.Call().(*call); ok {
 		c.log.Info().Int("orbit", o.Code()).Msg("nobody picked up the parked call: disconnecting")
-		c.end("park abandoned", nil)
+		c.end(endParkAbandoned, nil)
 	}
 }
 

@@ -442,7 +442,7 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	for _, c := range calls {
-		c.end("shutdown", nil)
+		c.end(endShutdown, nil)
 	}
 	// Let the BYEs be answered before the transports close, but do not
 	// wait long for phones that never answer.
@@ -532,7 +532,7 @@ func (s *Switch) janitor() {
 		for _, c := range calls {
 			if c.mediaSilent(now, s.opts.MediaTimeout) {
 				c.log.Info().Dur("timeout", s.opts.MediaTimeout).Msg("no RTP: ending call")
-				c.end("rtp timeout", nil)
+				c.end(endRTPTimeout, nil)
 			}
 		}
 	}
