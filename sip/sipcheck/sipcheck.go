@@ -94,7 +94,7 @@ func checkRequestLine(req *sip.Request) error {
 	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
 		if v, ok := strings.CutPrefix(strings.ToUpper(req.SipVersion), "SIP/"); ok {
 			major, minor, ok := strings.Cut(v, ".")
-			if ok && isDigits(major) && isDigits(minor) {
+			if ok && IsDigits(major) && IsDigits(minor) {
 				return ErrVersionNotSupported
 			}
 		}
@@ -367,7 +367,7 @@ func checkMisc(req *sip.Request) error {
 	case len(exp) == 1:
 		// Any number of digits: RFC 3261 §20.19 caps large values rather
 		// than refusing them.
-		if !isDigits(trimLWS(exp[0].Value())) {
+		if !IsDigits(trimLWS(exp[0].Value())) {
 			return bad("Bad Expires")
 		}
 	}

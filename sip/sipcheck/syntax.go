@@ -83,7 +83,8 @@ func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
-func isDigits(s string) bool {
+// IsDigits reports whether s is 1*DIGIT (RFC 5234): ASCII digits only.
+func IsDigits(s string) bool {
 	if s == "" {
 		return false
 	}

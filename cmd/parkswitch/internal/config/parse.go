@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/parkswitch/parkswitch/policy"
+	"github.com/parkswitch/parkswitch/sip/sipcheck"
 )
 
 // Ranges of the numeric keys.
@@ -296,7 +297,7 @@ const (
 // splitHostPort splits host:port, requiring a port 1–65535.
 func splitHostPort(s string) (host string, port int, msg string) {
 	host, ps, err := net.SplitHostPort(s)
-	if err != nil || ps == "" || !isDigits(ps) {
+	if err != nil || ps == "" || !sipcheck.IsDigits(ps) {
 		return "", 0, notHostPort
 	}
 	port, err = strconv.Atoi(ps)
@@ -622,7 +623,7 @@ func (p *parser) checkUsers() {
 		line := k.Line("extension")
 		if !k.Bad("extension") && u.Extension != "" {
 			switch prev, dup := exts[u.Extension]; {
-			case !isDigits(u.Extension):
+			case !sipcheck.IsDigits(u.Extension):
 				d.Addf(line, "extension %q must be digits only: write e.g. \"2001\" or leave it out", u.Extension)
 			case dup:
 				d.Addf(line, "extension %s of %s is already used by %s (line %d): give each user its own", u.Extension, u.ID, prev.id, prev.line)
@@ -715,7 +716,7 @@ func (p *parser) checkTrunks() {
 		// in, none is sent out through it.
 		if !k.Bad("outbound_prefix") && (k.Has("outbound_prefix") || t.OutboundPrefix != "") {
 			switch line, dup := prefixes[t.OutboundPrefix]; {
-			case t.OutboundPrefix == "" || !isDigits(t.OutboundPrefix):
+			case t.OutboundPrefix == "" || !sipcheck.IsDigits(t.OutboundPrefix):
 				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %q must be one or more digits: write e.g. \"9\", or remove the key for a trunk that only brings calls in", t.OutboundPrefix)
 			case dup:
 				d.Addf(k.Line("outbound_prefix"), "outbound_prefix %s is already used by the trunk at line %d: give each trunk its own", t.OutboundPrefix, line)
@@ -796,10 +797,10 @@ func (c *Config) checkPolicies(filename string, set *policy.Set) policy.Problems
 		if i < len(c.userKeys) {
 			idLine, extLine = c.userKeys[i].Line("id"), c.userKeys[i].Line("extension")
 		}
-		if name := u.Name(); isDigits(name) && name != u.Extension {
+		if name := u.Name(); sipcheck.IsDigits(name) && name != u.Extension {
 			clash(idLine, fmt.Sprintf("user name %s of %s", name, u.ID), name)
 		}
-		if isDigits(u.Extension) {
+		if sipcheck.IsDigits(u.Extension) {
 			clash(extLine, fmt.Sprintf("extension %s of %s", u.Extension, u.ID), u.Extension)
 		}
 	}
@@ -813,10 +814,6 @@ func (c *Config) userByID(id string) bool {
 		}
 	}
 	return false
-}
-
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // validSIPUser reports whether s can be the user part of a SIP URI without
