@@ -246,34 +246,24 @@ func (c *call) inviteLeg(l *leg, req *sip.Request) (*sip.Response, error) {
 		return nil, err
 	}
 	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			if res.IsSuccess() {
-				l.mu.Lock()
-				if ct := res.Contact(); ct != nil {
-					l.remoteTarget = *ct.Address.Clone()
-				}
-				l.mu.Unlock()
-				ack := l.newRequest(sip.ACK, req.CSeq().SeqNo)
-				ack.SetBody(nil)
-				l.mu.Lock()
-				l.ackReq = ack
-				l.mu.Unlock()
-				if err := c.s.writeAck(ack); err != nil {
-					c.log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
-				}
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, tx.Err()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+	res, err := finalResponse(ctx, tx)
+	if err != nil || !res.IsSuccess() {
+		return res, err
 	}
+	l.mu.Lock()
+	if ct := res.Contact(); ct != nil {
+		l.remoteTarget = *ct.Address.Clone()
+	}
+	l.mu.Unlock()
+	ack := l.newRequest(sip.ACK, req.CSeq().SeqNo)
+	ack.SetBody(nil)
+	l.mu.Lock()
+	l.ackReq = ack
+	l.mu.Unlock()
+	if err := c.s.writeAck(ack); err != nil {
+		c.log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
+	}
+	return res, nil
 }
 
 // forwardHeaders are copied from a request to its counterpart on the other

@@ -219,6 +219,12 @@ func (s *Switch) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 		return nil, err
 	}
 	defer tx.Terminate()
+	return finalResponse(ctx, tx)
+}
+
+// finalResponse waits for tx's final response, skipping provisional ones.
+// The caller terminates tx, so it can still act (ACK a 2xx) while tx lives.
+func finalResponse(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, error) {
 	for {
 		select {
 		case res := <-tx.Responses():
