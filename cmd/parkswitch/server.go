@@ -255,7 +255,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		down := s.sw.ListenersDown()
-		refused, at := s.reloader.status()
+		at, refused := s.reloader.status()
 		if len(down) == 0 && refused == nil {
 			fmt.Fprintln(w, "ok")
 			return
