@@ -1,4 +1,4 @@
-// Gen writes the built-in music on hold, configs/music_on_hold.wav: 24
+// Moh renders the built-in music on hold, configs/music_on_hold.wav: 24
 // seconds of gentle music synthesised from scratch, so that the switch ships
 // audio it has every right to. configs/music.go runs it through go generate:
 //
