@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -61,6 +60,25 @@ func runBinary(t *testing.T, args ...string) (string, int) {
 	return string(out), code
 }
 
+// startBinary starts cmd, a run of the binary that lasts, with its output
+// in the returned buffer. It is killed when the test ends, unless the test
+// has waited for it.
+func startBinary(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	logs := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return logs
+}
+
 func TestBinaryCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
@@ -114,18 +132,8 @@ func TestBinaryServe(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "parkswitch.yaml"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	logs := startBinary(t, cmd)
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
 	waitUntil(t, 10*time.Second, "/healthz", func() bool {
 		res, err := http.Get(base + "/healthz")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,11 +43,11 @@ func TestPolicyReload(t *testing.T) {
 	writeFile(t, policies, strings.Replace(string(before), "allow_call_park: true\n  - identity: SalesPolicy",
 		"allow_call_park: true\n    pickup_range_end: 10000\n  - identity: SalesPolicy", 1))
 	waitUntil(t, 3*time.Second, "the bad edit to be refused", func() bool { _, err := ts.reloader.status(); return err != nil })
-	health := httpGet(t, "http://"+ts.httpAddr()+"/healthz")
+	health := getText(t, "http://"+ts.httpAddr()+"/healthz")
 	if !strings.Contains(health, "refused") || !strings.Contains(health, "policies.yaml:") {
 		t.Errorf("/healthz does not say the reload was refused:\n%s", health)
 	}
-	if m := httpGet(t, "http://"+ts.httpAddr()+"/metrics"); !strings.Contains(m, "parkswitch_config_last_reload_successful 0") {
+	if m := getText(t, "http://"+ts.httpAddr()+"/metrics"); !strings.Contains(m, "parkswitch_config_last_reload_successful 0") {
 		t.Error("metrics do not show the refused reload")
 	}
 	if p, _ := ts.sw.Policies().Lookup("DemoPark"); p.PickupRangeEnd != 99 {
@@ -86,17 +84,6 @@ func TestPolicyReload(t *testing.T) {
 	c.Hangup(ctx)
 	a2.Hangup(ctx)
 	waitDone(t, a, "retrieved party")
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
 }
 
 // TestUserReload: users added to the main configuration can register once
