@@ -60,6 +60,22 @@ func runBinary(t *testing.T, args ...string) (string, int) {
 	return string(out), code
 }
 
+// expectRun runs the binary and checks its exit status and that its output
+// has every string of want. It returns the output for further checks.
+func expectRun(t *testing.T, args []string, code int, want []string) string {
+	t.Helper()
+	out, got := runBinary(t, args...)
+	if got != code {
+		t.Errorf("exit %d, want %d\n%s", got, code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	return out
+}
+
 // startBinary starts cmd, a run of the binary that lasts, with its output
 // in the returned buffer. It is killed when the test ends, unless the test
 // has waited for it.
@@ -103,15 +119,7 @@ func TestBinaryCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := runBinary(t, tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit %d, want %d\n%s", code, tt.wantCode, out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
+			expectRun(t, tt.args, tt.wantCode, tt.want)
 		})
 	}
 }
