@@ -1,5 +1,8 @@
-// Package configs holds the default configuration: parkswitch.yaml and the
-// policy file it names, policies.yaml.
+// Package configs embeds what the binary runs on with no files of its own:
+// the demo configuration parkswitch.yaml, the policy file it names
+// (policies.yaml) and the built-in music on hold, which moh/ renders. The
+// file parkswitch.yaml on disk is also the default --config, each key
+// commented.
 package configs
 
 import "embed"

@@ -361,12 +361,12 @@ func TestMusicClosedEndpoint(t *testing.T) {
 		t.Errorf("the other listener got %d packets, want 2", n)
 	}
 	// The endpoint may be attached again once detached.
-	detach, err := m.Attach(b.e, PCMU)
-	if !errors.Is(err, ErrMusicAttached) {
+	if _, err := m.Attach(b.e, PCMU); !errors.Is(err, ErrMusicAttached) {
 		t.Errorf("Attach of an attached endpoint: %v", err)
 	}
 	b.detach()
-	if detach, err = m.Attach(b.e, PCMU); err != nil {
+	detach, err := m.Attach(b.e, PCMU)
+	if err != nil {
 		t.Fatal(err)
 	}
 	detach()

@@ -17,6 +17,31 @@ const (
 	wavBits             = 16
 )
 
+// EncodeWAV returns samples as a canonical RIFF/WAVE file (a 44-byte header,
+// then the data) in the one layout music on hold takes, so that what it
+// writes NewMusicOnHold reads.
+func EncodeWAV(samples []int16) []byte {
+	const blockAlign = wavChannels * wavBits / 8
+	data := blockAlign * len(samples)
+	b := make([]byte, 44, 44+data)
+	copy(b[0:], "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16) // fmt chunk size
+	binary.LittleEndian.PutUint16(b[20:], wavFormatPCM)
+	binary.LittleEndian.PutUint16(b[22:], wavChannels)
+	binary.LittleEndian.PutUint32(b[24:], wavRate)
+	binary.LittleEndian.PutUint32(b[28:], wavRate*blockAlign) // bytes per second
+	binary.LittleEndian.PutUint16(b[32:], blockAlign)
+	binary.LittleEndian.PutUint16(b[34:], wavBits)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(data))
+	for _, s := range samples {
+		b = binary.LittleEndian.AppendUint16(b, uint16(s))
+	}
+	return b
+}
+
 const errWAVFormat = "media: music on hold must be 8 kHz mono 16-bit PCM WAV, got %s"
 
 // parseWAV returns the samples of a RIFF/WAVE file holding 8 kHz mono 16-bit

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net"
@@ -63,14 +62,6 @@ type loginFailures struct {
 // principal is who made an authenticated request.
 type principal struct{ name, role string }
 
-type principalKey struct{}
-
-// requestPrincipal returns who made r, when credentials were checked.
-func requestPrincipal(r *http.Request) (principal, bool) {
-	p, ok := r.Context().Value(principalKey{}).(principal)
-	return p, ok
-}
-
 // dummyHash keeps a login for an unknown user as slow as one for a known
 // user, so response times do not tell which names exist.
 // It is made on first use: commands other than serve never need it.
@@ -131,7 +122,7 @@ func (a *apiAuth) wrap(next http.Handler) http.Handler {
 			http.Error(w, "forbidden: this credential may only read (role viewer)", http.StatusForbidden)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, *p)))
+		next.ServeHTTP(w, r)
 	})
 }
 

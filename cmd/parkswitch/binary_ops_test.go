@@ -86,15 +86,7 @@ func TestBinaryMessages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := runBinary(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d\n%s", code, tt.code, out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
+			out := expectRun(t, tt.args, tt.code, tt.want)
 			for _, n := range tt.not {
 				if strings.Contains(out, n) {
 					t.Errorf("output has %q:\n%s", n, out)

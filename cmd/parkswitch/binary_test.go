@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -61,6 +60,41 @@ func runBinary(t *testing.T, args ...string) (string, int) {
 	return string(out), code
 }
 
+// expectRun runs the binary and checks its exit status and that its output
+// has every string of want. It returns the output for further checks.
+func expectRun(t *testing.T, args []string, code int, want []string) string {
+	t.Helper()
+	out, got := runBinary(t, args...)
+	if got != code {
+		t.Errorf("exit %d, want %d\n%s", got, code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	return out
+}
+
+// startBinary starts cmd, a run of the binary that lasts, with its output
+// in the returned buffer. It is killed when the test ends, unless the test
+// has waited for it.
+func startBinary(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	logs := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return logs
+}
+
 func TestBinaryCheck(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
@@ -85,15 +119,7 @@ func TestBinaryCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, code := runBinary(t, tt.args...)
-			if code != tt.wantCode {
-				t.Errorf("exit %d, want %d\n%s", code, tt.wantCode, out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
+			expectRun(t, tt.args, tt.wantCode, tt.want)
 		})
 	}
 }
@@ -114,18 +140,8 @@ func TestBinaryServe(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "parkswitch.yaml"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
+	logs := startBinary(t, cmd)
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
 	waitUntil(t, 10*time.Second, "/healthz", func() bool {
 		res, err := http.Get(base + "/healthz")

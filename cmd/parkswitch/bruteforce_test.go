@@ -337,13 +337,8 @@ func TestDigestPerUser(t *testing.T) {
 // never 403, and nothing counts toward a ban.
 func TestForgedNonceIsNotJudged(t *testing.T) {
 	ts := startServer(t, "", nil)
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, dst := rawUDP(t, ts)
 	local := conn.LocalAddr().String()
-	dst, _ := net.ResolveUDPAddr("udp", ts.udpAddr())
 	buf := make([]byte, 8192)
 	for i := range 15 { // more than ban_after
 		callID := "forged-" + strconv.Itoa(i)

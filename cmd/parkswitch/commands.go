@@ -53,11 +53,7 @@ func baseName(p string) string {
 // configFlag registers --config and reports whether it was given.
 func configFlag(fset *flag.FlagSet) (path *string, explicit func() bool) {
 	path = fset.String("config", defaultConfig, "configuration file")
-	return path, func() bool {
-		set := false
-		fset.Visit(func(f *flag.Flag) { set = set || f.Name == "config" })
-		return set
-	}
+	return path, func() bool { return flagGiven(fset, "config") }
 }
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {

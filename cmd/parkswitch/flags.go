@@ -16,22 +16,64 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fset
 }
 
-// parseFlags parses args. On --help it prints usage and the flags to
-// stdout; on a mistake, one line to stderr. ok is false when the command
-// must stop, with code its exit status.
+// parseFlags parses args, flags first as the flag package has it. On
+// --help it prints usage and the flags to stdout; on a mistake, one line to
+// stderr. ok is false when the command must stop, with code its exit status.
 func parseFlags(fset *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (code int, ok bool) {
-	err := fset.Parse(args)
-	switch {
-	case err == nil:
-		return 0, true
-	case errors.Is(err, flag.ErrHelp):
+	if err := fset.Parse(args); err != nil {
+		return flagStop(fset, err, usage, stdout, stderr), false
+	}
+	return 0, true
+}
+
+// parseInterspersed is parseFlags for commands whose flags may come before
+// or after their positional arguments ("policy set X --allow-call-park=false"
+// and "policy set --allow-call-park=false X"), which it returns in order.
+// The flag package stops at the first argument that is not a flag, so each
+// such argument is set aside and the rest parsed again; after "--" all that
+// remains is positional.
+func parseInterspersed(fset *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (pos []string, code int, ok bool) {
+	for {
+		if err := fset.Parse(args); err != nil {
+			return nil, flagStop(fset, err, usage, stdout, stderr), false
+		}
+		rest := fset.Args()
+		if len(rest) == 0 {
+			return pos, 0, true
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), 0, true
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// flagStop answers a Parse error: usage and the flags on stdout for
+// --help (exit 0), else one line on stderr (exit 2). A usage of several
+// lines is joined with "or" to keep the error on one line.
+func flagStop(fset *flag.FlagSet, err error, usage string, stdout, stderr io.Writer) int {
+	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stdout, "usage: "+usage)
 		fset.SetOutput(stdout)
 		fset.PrintDefaults()
-		return 0, false
+		return 0
 	}
-	fmt.Fprintf(stderr, "parkswitch %s: %s; usage: %s\n", fset.Name(), flagProblem(fset, err), usage)
-	return 2, false
+	fmt.Fprintf(stderr, "parkswitch %s: %s; usage: %s\n", fset.Name(), flagProblem(fset, err), oneLine(usage))
+	return 2
+}
+
+// oneLine joins the lines of a usage with "or" and collapses the spaces
+// that align them.
+func oneLine(usage string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(usage, "\n", " or ")), " ")
+}
+
+// flagGiven reports whether flag name was on the command line, as opposed
+// to holding its default.
+func flagGiven(fset *flag.FlagSet, name string) bool {
+	given := false
+	fset.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // flagProblem rewrites the flag package's messages ("flag provided but

@@ -454,11 +454,6 @@ func (b *baresipPhone) hangupStats() []rtpStats {
 	return out
 }
 
-var (
-	challengeAlgorithm = regexp.MustCompile(`(?i)[\s,]algorithm=`)
-	md5Challenge       = regexp.MustCompile(`(?i)[\s,]algorithm="?MD5"?(,|$|\s)`)
-)
-
 // audioState is what baresip's audio_debug says about the current call.
 type audioState struct {
 	dir    string // the negotiated direction of the audio stream

@@ -17,7 +17,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	binenc "encoding/binary"
 	"fmt"
 	"io"
 	"math"
@@ -230,25 +229,11 @@ func writeLinphoneRC(t *testing.T, path string, rc linphoneRC) {
 func writeToneWAV(t *testing.T, path string, d time.Duration) {
 	t.Helper()
 	const rate = 8000
-	n := int(d.Seconds() * rate)
-	var b bytes.Buffer
-	w := func(v any) { binenc.Write(&b, binenc.LittleEndian, v) }
-	b.WriteString("RIFF")
-	w(uint32(36 + 2*n))
-	b.WriteString("WAVEfmt ")
-	w(uint32(16))
-	w(uint16(1)) // PCM
-	w(uint16(1)) // mono
-	w(uint32(rate))
-	w(uint32(2 * rate))
-	w(uint16(2))
-	w(uint16(16))
-	b.WriteString("data")
-	w(uint32(2 * n))
-	for i := range n {
-		w(int16(8000 * math.Sin(2*math.Pi*440*float64(i)/rate)))
+	samples := make([]int16, int(d.Seconds()*rate))
+	for i := range samples {
+		samples[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/rate))
 	}
-	writeFile(t, path, b.String())
+	writeFile(t, path, string(media.EncodeWAV(samples)))
 }
 
 // prompt is what linphonec prints before reading a command; events printed

@@ -55,7 +55,7 @@ func flood(t *testing.T, src, addr string, n int, payload string) []net.Conn {
 
 func metric(t *testing.T, ts *testServer, series string) float64 {
 	t.Helper()
-	m := httpGet(t, "http://"+ts.httpAddr()+"/metrics")
+	m := getText(t, "http://"+ts.httpAddr()+"/metrics")
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
 	sub := re.FindStringSubmatch(m)
 	if sub == nil {
@@ -176,17 +176,9 @@ func TestBinarySurvivesEMFILE(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var logs syncBuffer
 	const nofile = 64
 	cmd := exec.CommandContext(ctx, "sh", "-c", fmt.Sprintf("ulimit -n %d && exec \"$0\" serve --config \"$1\"", nofile), bin, filepath.Join(dir, "parkswitch.yaml"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	}()
+	logs := startBinary(t, cmd)
 	// One kept-alive HTTP connection: during the exhaustion a new one
 	// could not be accepted either.
 	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}

@@ -86,49 +86,22 @@ type policyCmd struct {
 }
 
 func (pc *policyCmd) flags() *flag.FlagSet {
-	pc.fset = flag.NewFlagSet("policy "+pc.name, flag.ContinueOnError)
-	pc.fset.SetOutput(io.Discard)
+	pc.fset = newFlagSet("policy " + pc.name)
 	pc.config, pc.configGiven = configFlag(pc.fset)
 	return pc.fset
 }
 
-// parse parses flags and positional arguments in any order (the flag
-// package alone stops at the first argument that is not a flag). It returns
-// the positional arguments, or an exit status when there is nothing more to
-// do.
+// parse parses flags and positional arguments in any order. It returns the
+// positional arguments, or an exit status when there is nothing more to do.
 func (pc *policyCmd) parse(args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if err := pc.fset.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(pc.stdout, "usage: "+policyUsages[pc.name])
-				pc.fset.SetOutput(pc.stdout)
-				pc.fset.PrintDefaults()
-				return nil, 0, false
-			}
-			return nil, pc.usageError("%s", flagProblem(pc.fset, err)), false
-		}
-		rest := pc.fset.Args()
-		if len(rest) == 0 {
-			return pos, 0, true
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), 0, true
-		}
-		pos, args = append(pos, rest[0]), rest[1:]
-	}
+	return parseInterspersed(pc.fset, args, policyUsages[pc.name], pc.stdout, pc.stderr)
 }
 
 // given reports whether flag name was on the command line.
-func (pc *policyCmd) given(name string) bool {
-	set := false
-	pc.fset.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
+func (pc *policyCmd) given(name string) bool { return flagGiven(pc.fset, name) }
 
 func (pc *policyCmd) usageError(format string, args ...any) int {
-	fmt.Fprintf(pc.stderr, "parkswitch policy %s: %s; usage: %s\n", pc.name, fmt.Sprintf(format, args...),
-		strings.Join(strings.Fields(strings.ReplaceAll(policyUsages[pc.name], "\n", " or ")), " "))
+	fmt.Fprintf(pc.stderr, "parkswitch policy %s: %s; usage: %s\n", pc.name, fmt.Sprintf(format, args...), oneLine(policyUsages[pc.name]))
 	return 2
 }
 

@@ -8,18 +8,29 @@ import (
 	"time"
 )
 
+// rawUDP is a UDP socket for hand-written SIP to the listener of ts, at dst;
+// it closes when the test ends.
+func rawUDP(t *testing.T, ts *testServer) (conn net.PacketConn, dst *net.UDPAddr) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	dst, err = net.ResolveUDPAddr("udp", ts.udpAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, dst
+}
+
 // TestRawRequests sends hand-written requests the way phones really write
 // them (compact headers, odd Contact parameters, methods the switch does
 // not offer) and checks each gets the status a PBX gives: never silence.
 func TestRawRequests(t *testing.T) {
 	ts := startServer(t, "", nil)
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn, dst := rawUDP(t, ts)
 	local := conn.LocalAddr().String()
-	dst, _ := net.ResolveUDPAddr("udp", ts.udpAddr())
 	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtcp-mux\r\n"
 
 	tests := []struct {

@@ -163,16 +163,7 @@ func TestREADMECurl(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var logs syncBuffer
-	srv := exec.CommandContext(ctx, bin, "serve", "--config", cfgPath)
-	srv.Stdout, srv.Stderr = &logs, &logs
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		srv.Process.Kill()
-		srv.Wait()
-	}()
+	logs := startBinary(t, exec.CommandContext(ctx, bin, "serve", "--config", cfgPath))
 	waitUntil(t, 10*time.Second, "the admin API", func() bool {
 		return exec.Command(curl, "-sf", "-o", "/dev/null", "http://"+httpAddr+"/healthz").Run() == nil
 	})

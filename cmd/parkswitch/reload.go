@@ -51,11 +51,12 @@ func newReloader(srv *server, reg prometheus.Registerer) *reloader {
 	return r
 }
 
-// status reports the last refused reload, if the last reload was refused.
-func (r *reloader) status() (error, time.Time) {
+// status reports when the last reload was tried and, if it was refused,
+// why.
+func (r *reloader) status() (time.Time, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.lastErr, r.lastTime
+	return r.lastTime, r.lastErr
 }
 
 // reload re-reads the configuration files and applies them when valid.

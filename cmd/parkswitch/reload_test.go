@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,12 +42,12 @@ func TestPolicyReload(t *testing.T) {
 	before, _ := os.ReadFile(policies)
 	writeFile(t, policies, strings.Replace(string(before), "allow_call_park: true\n  - identity: SalesPolicy",
 		"allow_call_park: true\n    pickup_range_end: 10000\n  - identity: SalesPolicy", 1))
-	waitUntil(t, 3*time.Second, "the bad edit to be refused", func() bool { err, _ := ts.reloader.status(); return err != nil })
-	health := httpGet(t, "http://"+ts.httpAddr()+"/healthz")
+	waitUntil(t, 3*time.Second, "the bad edit to be refused", func() bool { _, err := ts.reloader.status(); return err != nil })
+	health := getText(t, "http://"+ts.httpAddr()+"/healthz")
 	if !strings.Contains(health, "refused") || !strings.Contains(health, "policies.yaml:") {
 		t.Errorf("/healthz does not say the reload was refused:\n%s", health)
 	}
-	if m := httpGet(t, "http://"+ts.httpAddr()+"/metrics"); !strings.Contains(m, "parkswitch_config_last_reload_successful 0") {
+	if m := getText(t, "http://"+ts.httpAddr()+"/metrics"); !strings.Contains(m, "parkswitch_config_last_reload_successful 0") {
 		t.Error("metrics do not show the refused reload")
 	}
 	if p, _ := ts.sw.Policies().Lookup("DemoPark"); p.PickupRangeEnd != 99 {
@@ -67,7 +65,7 @@ func TestPolicyReload(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the edit took %v to apply, want under a second", d)
 	}
-	if err, _ := ts.reloader.status(); err != nil {
+	if _, err := ts.reloader.status(); err != nil {
 		t.Errorf("reload status still failed: %v", err)
 	}
 
@@ -88,17 +86,6 @@ func TestPolicyReload(t *testing.T) {
 	waitDone(t, a, "retrieved party")
 }
 
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return string(b)
-}
-
 // TestUserReload: users added to the main configuration can register once
 // the file is saved; a broken main configuration is refused and the users
 // in force keep working.
@@ -113,7 +100,7 @@ func TestUserReload(t *testing.T) {
 	phone(t, ctx, ts, "1007", "udp")
 
 	writeFile(t, ts.cfg.Path, string(main)+"  - id: 1008@contoso.com\n    pasword: demo1008\n")
-	waitUntil(t, 3*time.Second, "the broken file to be refused", func() bool { err, _ := ts.reloader.status(); return err != nil })
+	waitUntil(t, 3*time.Second, "the broken file to be refused", func() bool { _, err := ts.reloader.status(); return err != nil })
 	if _, ok := ts.sw.Directory().UserByName("1007"); !ok {
 		t.Fatal("a refused reload dropped user 1007")
 	}

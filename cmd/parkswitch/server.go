@@ -57,25 +57,10 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if o.sipListen != nil {
 		listens = o.sipListen
 	}
-	bindIP := netip.IPv4Unspecified()
-	var sipListen []sip.Listen
-	for i, l := range listens {
-		sipListen = append(sipListen, sip.Listen{Network: l.Network, Addr: l.Addr})
-		if i == 0 {
-			if host, _, err := net.SplitHostPort(l.Addr); err == nil {
-				if ip, err := netip.ParseAddr(host); err == nil {
-					bindIP = ip
-				}
-			}
-		}
-	}
-	var advertise netip.Addr
-	if cfg.Server.AdvertiseIP != "" {
-		ip, err := netip.ParseAddr(cfg.Server.AdvertiseIP)
-		if err != nil {
-			return nil, fmt.Errorf("advertise_ip: %w", err)
-		}
-		advertise = ip
+	sipListen, bindIP := sipListens(listens)
+	advertise, err := advertiseIP(cfg.Server.AdvertiseIP)
+	if err != nil {
+		return nil, err
 	}
 	ports, err := media.NewPortPool(bindIP, cfg.Media.RTPPortMin, cfg.Media.RTPPortMax)
 	if err != nil {
@@ -92,14 +77,66 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMediaMetrics(reg, ports)
+	opts := switchOptions(cfg, dir, ports, music)
+	opts.Listen, opts.AdvertiseIP, opts.Logger, opts.Registry = sipListen, advertise, log, reg
+	if o.tune != nil {
+		o.tune(&opts)
+	}
+	sw, err := sip.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
+	s.reloader = newReloader(s, reg)
+	httpListen := cfg.Server.HTTPListen
+	if o.httpListen != "" {
+		httpListen = o.httpListen
+	}
+	if httpListen != "-" {
+		s.http = &http.Server{Addr: httpListen, Handler: s.api.wrap(s.routes()), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// sipListens converts the listen addresses for the switch. RTP binds to
+// the address of the first, so that media leaves where signaling does; a
+// host name or no host binds every address.
+func sipListens(listens []config.Listen) ([]sip.Listen, netip.Addr) {
+	bindIP := netip.IPv4Unspecified()
+	var out []sip.Listen
+	for i, l := range listens {
+		out = append(out, sip.Listen{Network: l.Network, Addr: l.Addr})
+		if i == 0 {
+			if host, _, err := net.SplitHostPort(l.Addr); err == nil {
+				if ip, err := netip.ParseAddr(host); err == nil {
+					bindIP = ip
+				}
+			}
+		}
+	}
+	return out, bindIP
+}
+
+// advertiseIP parses server.advertise_ip; without one the switch picks the
+// address to put in SIP and SDP itself.
+func advertiseIP(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("advertise_ip: %w", err)
+	}
+	return ip, nil
+}
+
+// switchOptions is the configuration as the SIP switch takes it, but for
+// the listen addresses, logger and registry newServer supplies.
+func switchOptions(cfg *config.Config, dir *sip.Directory, ports *media.PortPool, music *media.MusicOnHold) sip.Options {
 	opts := sip.Options{
 		Domain:       cfg.Server.Domain,
-		Listen:       sipListen,
-		AdvertiseIP:  advertise,
 		Directory:    dir,
 		Ports:        ports,
-		Logger:       log,
-		Registry:     reg,
 		MediaTimeout: cfg.Media.RTPTimeout(),
 
 		DigestAlgorithms: cfg.Server.DigestAlgorithms,
@@ -124,23 +161,7 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if c := cfg.Server.Certificate; c != nil {
 		opts.TLS = &tls.Config{Certificates: []tls.Certificate{*c}, MinVersion: tls.VersionTLS12}
 	}
-	if o.tune != nil {
-		o.tune(&opts)
-	}
-	sw, err := sip.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
-	s.reloader = newReloader(s, reg)
-	httpListen := cfg.Server.HTTPListen
-	if o.httpListen != "" {
-		httpListen = o.httpListen
-	}
-	if httpListen != "-" {
-		s.http = &http.Server{Addr: httpListen, Handler: s.api.wrap(s.routes()), ReadHeaderTimeout: 5 * time.Second}
-	}
-	return s, nil
+	return opts
 }
 
 // loadMusic reads the configured music on hold, or the built-in one.
@@ -252,104 +273,123 @@ func (s *server) shutdown(ctx context.Context) error {
 // routes is the admin HTTP API.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		down := s.sw.ListenersDown()
-		refused, at := s.reloader.status()
-		if len(down) == 0 && refused == nil {
-			fmt.Fprintln(w, "ok")
-			return
-		}
-		// Monitoring must see both: a listener that cannot accept, and a
-		// configuration change that is not in force.
-		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, l := range down {
-			fmt.Fprintf(w, "listener %s is not accepting connections\n", l)
-		}
-		if refused != nil {
-			fmt.Fprintf(w, "last configuration reload refused at %s:\n%s\n", at.UTC().Format(time.RFC3339), refused)
-		}
-	})
+	mux.HandleFunc("GET /healthz", s.serveHealthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /api/v1/orbits", func(w http.ResponseWriter, _ *http.Request) {
-		out := s.sw.Lot().Orbits()
-		if out == nil {
-			out = []park.OrbitInfo{}
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("GET /api/v1/policies", func(w http.ResponseWriter, _ *http.Request) {
-		set := s.sw.Policies()
-		type groupGrant struct {
-			Group  string `json:"group"`
-			Policy string `json:"policy"`
-			Rank   int    `json:"rank"`
-		}
-		type userGrant struct {
-			User   string `json:"user"`
-			Policy string `json:"policy"`
-		}
-		out := struct {
-			Policies []policy.Policy `json:"policies"`
-			Users    []userGrant     `json:"user_grants"`
-			Groups   []groupGrant    `json:"group_grants"`
-		}{Policies: set.Policies(), Users: []userGrant{}, Groups: []groupGrant{}}
-		for _, g := range set.UserGrants() {
-			out.Users = append(out.Users, userGrant{User: g.User, Policy: g.Policy})
-		}
-		for _, g := range set.GroupGrants() {
-			out.Groups = append(out.Groups, groupGrant{Group: g.Group, Policy: g.Policy, Rank: g.Rank})
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("GET /api/v1/registrations", func(w http.ResponseWriter, _ *http.Request) {
-		type registration struct {
-			User      string     `json:"user"`
-			Contact   string     `json:"contact"`
-			Source    string     `json:"source"`
-			Transport string     `json:"transport"`
-			Expires   *time.Time `json:"expires,omitempty"`
-			UserAgent string     `json:"user_agent,omitempty"`
-			Static    bool       `json:"static"`
-		}
-		out := []registration{}
-		for _, b := range s.sw.Registrations() {
-			r := registration{User: b.User, Contact: b.Contact.String(), Source: b.Source,
-				Transport: strings.ToLower(b.Transport), UserAgent: b.UserAgent, Static: b.Static}
-			if !b.Expires.IsZero() {
-				e := b.Expires.UTC()
-				r.Expires = &e
-			}
-			out = append(out, r)
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("GET /api/v1/bans", func(w http.ResponseWriter, _ *http.Request) {
-		type banJSON struct {
-			IP       string    `json:"ip"`
-			Since    time.Time `json:"since"`
-			Until    time.Time `json:"until"`
-			Failures int       `json:"failures"`
-		}
-		out := []banJSON{}
-		for _, b := range s.sw.Bans() {
-			out = append(out, banJSON{IP: b.IP.String(), Since: b.Since.UTC(), Until: b.Until.UTC(), Failures: b.Failures})
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("DELETE /api/v1/bans/{ip}", func(w http.ResponseWriter, r *http.Request) {
-		ip, err := netip.ParseAddr(r.PathValue("ip"))
-		if err != nil {
-			http.Error(w, "not an IP address: "+r.PathValue("ip"), http.StatusBadRequest)
-			return
-		}
-		if !s.sw.Unban(ip) {
-			http.Error(w, ip.String()+" is not banned", http.StatusNotFound)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})
+	mux.HandleFunc("GET /api/v1/orbits", s.serveOrbits)
+	mux.HandleFunc("GET /api/v1/policies", s.servePolicies)
+	mux.HandleFunc("GET /api/v1/registrations", s.serveRegistrations)
+	mux.HandleFunc("GET /api/v1/bans", s.serveBans)
+	mux.HandleFunc("DELETE /api/v1/bans/{ip}", s.serveUnban)
 	return mux
+}
+
+// serveHealthz answers ok, or 503 with every listener that cannot accept
+// and a refused configuration reload.
+func (s *server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	down := s.sw.ListenersDown()
+	at, refused := s.reloader.status()
+	if len(down) == 0 && refused == nil {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	// Monitoring must see both: a listener that cannot accept, and a
+	// configuration change that is not in force.
+	w.WriteHeader(http.StatusServiceUnavailable)
+	for _, l := range down {
+		fmt.Fprintf(w, "listener %s is not accepting connections\n", l)
+	}
+	if refused != nil {
+		fmt.Fprintf(w, "last configuration reload refused at %s:\n%s\n", at.UTC().Format(time.RFC3339), refused)
+	}
+}
+
+// serveOrbits lists the parked calls.
+func (s *server) serveOrbits(w http.ResponseWriter, _ *http.Request) {
+	out := s.sw.Lot().Orbits()
+	if out == nil {
+		out = []park.OrbitInfo{}
+	}
+	writeJSON(w, out)
+}
+
+// servePolicies lists the call park policies in force and their grants.
+func (s *server) servePolicies(w http.ResponseWriter, _ *http.Request) {
+	set := s.sw.Policies()
+	type groupGrant struct {
+		Group  string `json:"group"`
+		Policy string `json:"policy"`
+		Rank   int    `json:"rank"`
+	}
+	type userGrant struct {
+		User   string `json:"user"`
+		Policy string `json:"policy"`
+	}
+	out := struct {
+		Policies []policy.Policy `json:"policies"`
+		Users    []userGrant     `json:"user_grants"`
+		Groups   []groupGrant    `json:"group_grants"`
+	}{Policies: set.Policies(), Users: []userGrant{}, Groups: []groupGrant{}}
+	for _, g := range set.UserGrants() {
+		out.Users = append(out.Users, userGrant{User: g.User, Policy: g.Policy})
+	}
+	for _, g := range set.GroupGrants() {
+		out.Groups = append(out.Groups, groupGrant{Group: g.Group, Policy: g.Policy, Rank: g.Rank})
+	}
+	writeJSON(w, out)
+}
+
+// serveRegistrations lists the registered and static contacts.
+func (s *server) serveRegistrations(w http.ResponseWriter, _ *http.Request) {
+	type registration struct {
+		User      string     `json:"user"`
+		Contact   string     `json:"contact"`
+		Source    string     `json:"source"`
+		Transport string     `json:"transport"`
+		Expires   *time.Time `json:"expires,omitempty"`
+		UserAgent string     `json:"user_agent,omitempty"`
+		Static    bool       `json:"static"`
+	}
+	out := []registration{}
+	for _, b := range s.sw.Registrations() {
+		r := registration{User: b.User, Contact: b.Contact.String(), Source: b.Source,
+			Transport: strings.ToLower(b.Transport), UserAgent: b.UserAgent, Static: b.Static}
+		if !b.Expires.IsZero() {
+			e := b.Expires.UTC()
+			r.Expires = &e
+		}
+		out = append(out, r)
+	}
+	writeJSON(w, out)
+}
+
+// serveBans lists the source addresses banned now.
+func (s *server) serveBans(w http.ResponseWriter, _ *http.Request) {
+	type banJSON struct {
+		IP       string    `json:"ip"`
+		Since    time.Time `json:"since"`
+		Until    time.Time `json:"until"`
+		Failures int       `json:"failures"`
+	}
+	out := []banJSON{}
+	for _, b := range s.sw.Bans() {
+		out = append(out, banJSON{IP: b.IP.String(), Since: b.Since.UTC(), Until: b.Until.UTC(), Failures: b.Failures})
+	}
+	writeJSON(w, out)
+}
+
+// serveUnban lifts the ban on the address in the path.
+func (s *server) serveUnban(w http.ResponseWriter, r *http.Request) {
+	ip, err := netip.ParseAddr(r.PathValue("ip"))
+	if err != nil {
+		http.Error(w, "not an IP address: "+r.PathValue("ip"), http.StatusBadRequest)
+		return
+	}
+	if !s.sw.Unban(ip) {
+		http.Error(w, ip.String()+" is not banned", http.StatusNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -87,7 +87,7 @@ func TestTLSCall(t *testing.T) {
 			carol := phone(t, ctx, ts, "1003", "udp")
 
 			var regs []struct{ User, Transport string }
-			if err := json.Unmarshal([]byte(httpGet(t, "http://"+ts.httpAddr()+"/api/v1/registrations")), &regs); err != nil {
+			if err := json.Unmarshal([]byte(getText(t, "http://"+ts.httpAddr()+"/api/v1/registrations")), &regs); err != nil {
 				t.Fatal(err)
 			}
 			for _, r := range regs {

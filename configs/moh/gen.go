@@ -1,10 +1,8 @@
-//go:build ignore
-
-// Gen writes the built-in music on hold, configs/music_on_hold.wav: 24
+// Moh renders the built-in music on hold, configs/music_on_hold.wav: 24
 // seconds of gentle music synthesised from scratch, so that the switch ships
-// audio it has every right to. Run it from the module root:
+// audio it has every right to. configs/music.go runs it through go generate:
 //
-//	go run configs/moh/gen.go
+//	go generate ./configs/
 //
 // The piece is a I–vi–IV–V progression in C at 80 beats a minute, played
 // twice: a soft pad, a plucked bass on beats one and three, an arpeggio in
@@ -17,11 +15,12 @@
 package main
 
 import (
-	"encoding/binary"
 	"flag"
 	"log"
 	"math"
 	"os"
+
+	"github.com/parkswitch/parkswitch/media"
 )
 
 const (
@@ -105,7 +104,7 @@ func main() {
 
 	loop = steady(loop, reverb)
 	loop = steady(loop, lowPass(3000))
-	if err := os.WriteFile(*out, wav(normalise(loop, peakDBFS)), 0o644); err != nil {
+	if err := os.WriteFile(*out, media.EncodeWAV(normalise(loop, peakDBFS)), 0o644); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -290,26 +289,4 @@ func normalise(loop []float64, dbfs float64) []int16 {
 		out[i] = int16(math.Round(x * gain))
 	}
 	return out
-}
-
-// wav is a canonical 44-byte-header RIFF/WAVE file of 16-bit mono PCM.
-func wav(samples []int16) []byte {
-	data := 2 * len(samples)
-	b := make([]byte, 44, 44+data)
-	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+data))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)   // fmt chunk size
-	binary.LittleEndian.PutUint16(b[20:], 1)    // PCM
-	binary.LittleEndian.PutUint16(b[22:], 1)    // mono
-	binary.LittleEndian.PutUint32(b[24:], rate) // samples per second
-	binary.LittleEndian.PutUint32(b[28:], 2*rate)
-	binary.LittleEndian.PutUint16(b[32:], 2)  // block align
-	binary.LittleEndian.PutUint16(b[34:], 16) // bits per sample
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(data))
-	for _, s := range samples {
-		b = binary.LittleEndian.AppendUint16(b, uint16(s))
-	}
-	return b
 }
