@@ -556,50 +556,50 @@ func (s *Switch) cancelInvite(inv *sip.Request) {
 
 // confirmDialog completes the outbound leg's dialog from the 2xx and, when
 // ack is set, ACKs it; otherwise the ACK is prepared for sendAck.
-func (f *leg) confirmDialog(inv *sip.Request, res *sip.Response, ack bool) {
-	f.mu.Lock()
-	f.remoteTag, _ = res.To().Params.Get("tag")
+func (l *leg) confirmDialog(inv *sip.Request, res *sip.Response, ack bool) {
+	l.mu.Lock()
+	l.remoteTag, _ = res.To().Params.Get("tag")
 	if ct := res.Contact(); ct != nil {
-		f.remoteTarget = *ct.Address.Clone()
+		l.remoteTarget = *ct.Address.Clone()
 	}
-	f.routeSet = f.routeSet[:0]
+	l.routeSet = l.routeSet[:0]
 	rrs := res.GetHeaders("Record-Route")
 	for i := len(rrs) - 1; i >= 0; i-- {
 		if rr, ok := rrs[i].(*sip.RecordRouteHeader); ok {
-			f.routeSet = append(f.routeSet, *rr.Address.Clone())
+			l.routeSet = append(l.routeSet, *rr.Address.Clone())
 		}
 	}
-	f.confirmed = true
-	f.inviteCSeq = inv.CSeq().SeqNo
-	f.mu.Unlock()
+	l.confirmed = true
+	l.inviteCSeq = inv.CSeq().SeqNo
+	l.mu.Unlock()
 	if ack {
-		f.sendAck(nil)
+		l.sendAck(nil)
 	}
 }
 
 // sendAck ACKs the leg's answered INVITE, with body as the SDP answer to
 // a delayed offer (nil otherwise), and keeps the ACK for retransmitted 2xx.
-func (f *leg) sendAck(body []byte) {
-	f.mu.Lock()
-	seq := f.inviteCSeq
-	f.mu.Unlock()
-	ack := f.newRequest(sip.ACK, seq)
+func (l *leg) sendAck(body []byte) {
+	l.mu.Lock()
+	seq := l.inviteCSeq
+	l.mu.Unlock()
+	ack := l.newRequest(sip.ACK, seq)
 	if len(body) > 0 {
 		ack.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	ack.SetBody(body)
-	f.mu.Lock()
-	f.ackReq = ack
-	f.mu.Unlock()
-	if err := f.s.writeAck(ack); err != nil {
-		f.c.log.Debug().Err(err).Str("leg", f.String()).Msg("ACK failed")
+	l.mu.Lock()
+	l.ackReq = ack
+	l.mu.Unlock()
+	if err := l.s.writeAck(ack); err != nil {
+		l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
 	}
 }
 
 // sdpAnswerEcho answers an offer the switch will not use (a surplus fork's
 // delayed offer, just before its BYE) with the same media on our anchor.
-func (f *leg) sdpAnswerEcho(offer []byte) []byte {
-	out, err := f.localSDP(offer, "", f)
+func (l *leg) sdpAnswerEcho(offer []byte) []byte {
+	out, err := l.localSDP(offer, "", l)
 	if err != nil {
 		return nil
 	}
