@@ -369,7 +369,7 @@ func testAllocateRace(t *testing.T, h Harness) {
 		mu    sync.Mutex
 		codes = make(map[int]string)
 		wg    sync.WaitGroup
-		errs  = make(chan error, len(nodes)*workers)
+		errs  = make(chan error, len(nodes)*workers*perWorker) // never blocks a worker
 	)
 	for _, s := range nodes {
 		for range workers {
