@@ -22,7 +22,7 @@ func testLogger(t testing.TB) zerolog.Logger {
 // open opens a store and closes it when t ends.
 func open(t testing.TB, o Options) *Store {
 	t.Helper()
-	if o.Logger.GetLevel() == zerolog.NoLevel || o.Logger.GetLevel() == zerolog.TraceLevel {
+	if !o.keepLogger {
 		o.Logger = testLogger(t)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -136,7 +136,11 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
-	it, err := cons.Messages()
+	// Short pulls and heartbeats: a pull request sent before the new
+	// consumer's interest crossed the cluster's routes is lost silently,
+	// and only missed heartbeats make the ordered consumer start over
+	// (by default after 30 s).
+	it, err := cons.Messages(jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}

@@ -60,7 +60,8 @@ type Options struct {
 	NodeTTL      time.Duration // a node whose heartbeat is this old is gone (whole seconds, ≥ 1 s)
 	EventsMaxAge time.Duration // how long events are kept for replay
 
-	inProcess *server.Server // tests: connect in process to another store's embedded server
+	inProcess  *server.Server // tests: connect in process to another store's embedded server
+	keepLogger bool           // tests: Logger is set, do not replace it with the test's
 }
 
 func (o *Options) normalize() error {
@@ -296,9 +297,10 @@ func (s *Store) setup(ctx context.Context) error {
 	if s.dialogs, err = kv(BucketDialogs, "parkswitch dialog snapshots", jetstream.FileStorage); err != nil {
 		return err
 	}
-	// Heartbeats are rewritten every second and mean nothing after a
-	// restart of the servers: memory spares the disk.
-	if s.nodes, err = kv(BucketNodes, "parkswitch node heartbeats", jetstream.MemoryStorage); err != nil {
+	// Heartbeats are on file too: a memory stream is gone after its
+	// server restarts, and every heartbeat would then fail with "stream
+	// not found" until a node opened the store again.
+	if s.nodes, err = kv(BucketNodes, "parkswitch node heartbeats", jetstream.FileStorage); err != nil {
 		return err
 	}
 	stream := func(cfg jetstream.StreamConfig) (st jetstream.Stream, err error) {

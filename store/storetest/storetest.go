@@ -127,7 +127,7 @@ func testRegistrations(t *testing.T, h Harness) {
 	if got := must(a.Bindings(ctx, user))(t); len(got) != 2 {
 		t.Fatalf("a failed update changed the bindings: %+v", got)
 	}
-	other := uniq("user.")
+	other := user + "-z" // sorts after user
 	must(b.UpdateBindings(ctx, other, add(binding(other, "sip:x@127.0.0.3", exp))))(t)
 	all := must(a.AllBindings(ctx))(t)
 	var mine []store.Binding
