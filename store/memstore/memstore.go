@@ -427,7 +427,8 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 		for {
 			s.b.mu.Lock()
 			var batch []store.Event
-			if i, ok := slices.BinarySearchFunc(s.b.events, next, func(e store.Event, seq uint64) int { return cmp.Compare(e.Seq, seq) }); ok || i < len(s.b.events) {
+			i, _ := slices.BinarySearchFunc(s.b.events, next, func(e store.Event, seq uint64) int { return cmp.Compare(e.Seq, seq) })
+			if i < len(s.b.events) {
 				batch = slices.Clone(s.b.events[i:])
 			}
 			wake := s.b.notify

@@ -21,6 +21,9 @@ func TestContractEmbedded(t *testing.T) {
 	if !first.Embedded() || first.Replicas() != 1 {
 		t.Fatalf("embedded %v, replicas %d", first.Embedded(), first.Replicas())
 	}
+	if a := first.srv.Addr(); a != nil {
+		t.Fatalf("the embedded server listens on %v", a)
+	}
 	storetest.Run(t, harness(func(t *testing.T, id string) *Store {
 		return open(t, Options{inProcess: first.srv, NodeID: id})
 	}))
