@@ -70,7 +70,7 @@ lint:
 # Benchmarks: relay cost per packet, SDP rewriting, calls per second through
 # the switch driven by SIPp. Figures are printed, not asserted.
 bench: deps-test build
-	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./park/ ./sip/... ./cmd/parkswitch/
+	$(GO) test -run '^$$' -bench . -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/
 	./testdata/bench/callrate.sh $(BIN)
 
 # Fuzz every fuzz target in turn for FUZZTIME each (go test runs one

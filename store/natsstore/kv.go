@@ -1,0 +1,423 @@
+package natsstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/parkswitch/parkswitch/store"
+)
+
+// casAttempts bounds the read-modify-write loops; each lost round means
+// another writer won, so running out is a conflict, not an outage.
+const casAttempts = 50
+
+// backoff waits a little after a lost compare-and-set, so that racing
+// writers spread out (and a lagging replica catches up).
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 4)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type registration struct {
+	Bindings []store.Binding `json:"bindings"`
+}
+
+// Bindings implements store.Registrations.
+func (s *Store) Bindings(ctx context.Context, user string) ([]store.Binding, error) {
+	what := "bindings of " + user
+	if user == "" {
+		return nil, fmt.Errorf("%s: %w: empty user", what, store.ErrInvalid)
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	e, err := s.regs.get(c, userKey(user))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	var r registration
+	if s.regs.decode(e, &r) != nil {
+		return nil, nil // a corrupt registration is no registration; the next REGISTER replaces it
+	}
+	return store.LiveBindings(r.Bindings, time.Now()), nil
+}
+
+// UpdateBindings implements store.Registrations. The key lives as long as
+// its longest binding (a per-message TTL), and each binding is filtered at
+// its own expiry on read.
+func (s *Store) UpdateBindings(ctx context.Context, user string, fn func([]store.Binding) ([]store.Binding, error)) ([]store.Binding, error) {
+	what := "update bindings of " + user
+	if user == "" {
+		return nil, fmt.Errorf("%s: %w: empty user", what, store.ErrInvalid)
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	key := userKey(user)
+	for attempt := range casAttempts {
+		e, err := s.regs.get(c, key)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, s.fail(ctx, what, err)
+		}
+		var r registration
+		if e.rev != 0 {
+			_ = s.regs.decode(e, &r) // corrupt: start afresh over its revision
+		}
+		now := time.Now()
+		out, err := fn(store.LiveBindings(r.Bindings, now))
+		if err != nil {
+			return nil, err
+		}
+		out = store.LiveBindings(slices.Clone(out), now)
+		switch {
+		case len(out) == 0 && e.rev == 0:
+			return nil, nil
+		case len(out) == 0:
+			err = s.regs.remove(c, key, e.rev)
+		default:
+			var data []byte
+			if data, err = json.Marshal(registration{Bindings: out}); err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			ttl := bindingsTTL(out, now)
+			if e.rev == 0 {
+				_, err = s.regs.create(c, key, data, ttl)
+			} else {
+				_, err = s.regs.update(c, key, data, e.rev, ttl)
+			}
+		}
+		if err == nil {
+			return out, nil
+		}
+		if !errors.Is(err, store.ErrExists) && !errors.Is(err, store.ErrConflict) {
+			return nil, s.fail(ctx, what, err)
+		}
+		if err := backoff(c, attempt); err != nil {
+			return nil, s.fail(ctx, what, err)
+		}
+	}
+	return nil, fmt.Errorf("%s: %w: %d writers in a row won the race", what, store.ErrConflict, casAttempts)
+}
+
+// bindingsTTL is how long the key of bs must live: until the last expiry,
+// rounded up to whole seconds as the server counts them.
+func bindingsTTL(bs []store.Binding, now time.Time) time.Duration {
+	var last time.Time
+	for _, b := range bs {
+		if b.Expires.After(last) {
+			last = b.Expires
+		}
+	}
+	d := last.Sub(now)
+	return max((d + time.Second - 1).Truncate(time.Second), time.Second)
+}
+
+// AllBindings implements store.Registrations.
+func (s *Store) AllBindings(ctx context.Context) ([]store.Binding, error) {
+	what := "all bindings"
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	es, err := s.regs.list(c, "u.>")
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	now := time.Now()
+	type user struct {
+		name string
+		bs   []store.Binding
+	}
+	var users []user
+	for _, e := range es {
+		var r registration
+		if s.regs.decode(e, &r) != nil {
+			continue
+		}
+		if bs := store.LiveBindings(r.Bindings, now); len(bs) > 0 {
+			users = append(users, user{bs[0].User, bs})
+		}
+	}
+	slices.SortFunc(users, func(a, b user) int { return compareStrings(a.name, b.name) })
+	var out []store.Binding
+	for _, u := range users {
+		out = append(out, u.bs...)
+	}
+	return out, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// CreateOrbit implements store.Orbits.
+func (s *Store) CreateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, error) {
+	what := fmt.Sprintf("create orbit %s/%d", o.Policy, o.Code)
+	if err := store.CheckOrbitKey(o.Policy, o.Code); err != nil {
+		return store.Orbit{}, err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return store.Orbit{}, err
+	}
+	defer cancel()
+	data, err := json.Marshal(o)
+	if err != nil {
+		return store.Orbit{}, fmt.Errorf("%s: %w", what, err)
+	}
+	rev, err := s.orbits.create(c, orbitKey(o.Policy, o.Code), data, 0)
+	if err != nil {
+		return store.Orbit{}, s.fail(ctx, what, err)
+	}
+	o.Revision = rev
+	return o, nil
+}
+
+// GetOrbit implements store.Orbits.
+func (s *Store) GetOrbit(ctx context.Context, policy string, code int) (store.Orbit, error) {
+	what := fmt.Sprintf("get orbit %s/%d", policy, code)
+	if err := store.CheckOrbitKey(policy, code); err != nil {
+		return store.Orbit{}, err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return store.Orbit{}, err
+	}
+	defer cancel()
+	e, err := s.orbits.get(c, orbitKey(policy, code))
+	if err != nil {
+		return store.Orbit{}, s.fail(ctx, what, err)
+	}
+	var o store.Orbit
+	if err := s.orbits.decode(e, &o); err != nil {
+		return store.Orbit{}, err
+	}
+	o.Revision = e.rev
+	return o, nil
+}
+
+// UpdateOrbit implements store.Orbits.
+func (s *Store) UpdateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, error) {
+	what := fmt.Sprintf("update orbit %s/%d at revision %d", o.Policy, o.Code, o.Revision)
+	if err := store.CheckOrbitKey(o.Policy, o.Code); err != nil {
+		return store.Orbit{}, err
+	}
+	if o.Revision == 0 { // revision 0 would mean "whatever is there"
+		return store.Orbit{}, fmt.Errorf("%s: %w", what, store.ErrConflict)
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return store.Orbit{}, err
+	}
+	defer cancel()
+	data, err := json.Marshal(o)
+	if err != nil {
+		return store.Orbit{}, fmt.Errorf("%s: %w", what, err)
+	}
+	rev, err := s.orbits.update(c, orbitKey(o.Policy, o.Code), data, o.Revision, 0)
+	if err != nil {
+		return store.Orbit{}, s.fail(ctx, what, err)
+	}
+	o.Revision = rev
+	return o, nil
+}
+
+// DeleteOrbit implements store.Orbits.
+func (s *Store) DeleteOrbit(ctx context.Context, o store.Orbit) error {
+	what := fmt.Sprintf("delete orbit %s/%d at revision %d", o.Policy, o.Code, o.Revision)
+	if err := store.CheckOrbitKey(o.Policy, o.Code); err != nil {
+		return err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.orbits.remove(c, orbitKey(o.Policy, o.Code), o.Revision); err != nil {
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
+
+// ListOrbits implements store.Orbits.
+func (s *Store) ListOrbits(ctx context.Context, policy string) ([]store.Orbit, error) {
+	what, filter := "list orbits", "o.>"
+	if policy != "" {
+		what, filter = "list orbits of "+policy, "o."+policyToken(policy)+".*"
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	es, err := s.orbits.list(c, filter)
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	out := make([]store.Orbit, 0, len(es))
+	for _, e := range es {
+		var o store.Orbit
+		if s.orbits.decode(e, &o) != nil {
+			continue
+		}
+		o.Revision = e.rev
+		out = append(out, o)
+	}
+	store.SortOrbits(out)
+	return out, nil
+}
+
+// LastCode implements store.Orbits.
+func (s *Store) LastCode(ctx context.Context, policy string) (int, error) {
+	what := "last code of " + policy
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	e, err := s.orbits.get(c, cursorKey(policy))
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, s.fail(ctx, what, err)
+	}
+	code, err := strconv.Atoi(string(e.value))
+	if err != nil {
+		s.log.Error().Err(err).Str("key", e.key).Msg("corrupt allocation cursor ignored")
+		return 0, nil
+	}
+	return code, nil
+}
+
+// SetLastCode implements store.Orbits.
+func (s *Store) SetLastCode(ctx context.Context, policy string, code int) error {
+	what := fmt.Sprintf("set last code of %s to %d", policy, code)
+	if err := store.CheckOrbitKey(policy, code); err != nil {
+		return err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if _, err := s.orbits.update(c, cursorKey(policy), []byte(strconv.Itoa(code)), 0, 0); err != nil {
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
+
+// PutDialog implements store.Dialogs.
+func (s *Store) PutDialog(ctx context.Context, d store.Dialog) (store.Dialog, error) {
+	what := fmt.Sprintf("put dialog %s/%s", d.CallID, d.LocalTag)
+	if err := store.CheckDialogKey(d.CallID, d.LocalTag); err != nil {
+		return store.Dialog{}, err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return store.Dialog{}, err
+	}
+	defer cancel()
+	data, err := json.Marshal(d)
+	if err != nil {
+		return store.Dialog{}, fmt.Errorf("%s: %w", what, err)
+	}
+	rev, err := s.dialogs.update(c, dialogKey(d.CallID, d.LocalTag), data, d.Revision, 0)
+	if err != nil {
+		return store.Dialog{}, s.fail(ctx, what, err)
+	}
+	d.Revision = rev
+	return d, nil
+}
+
+// GetDialog implements store.Dialogs.
+func (s *Store) GetDialog(ctx context.Context, callID, localTag string) (store.Dialog, error) {
+	what := fmt.Sprintf("get dialog %s/%s", callID, localTag)
+	if err := store.CheckDialogKey(callID, localTag); err != nil {
+		return store.Dialog{}, err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return store.Dialog{}, err
+	}
+	defer cancel()
+	e, err := s.dialogs.get(c, dialogKey(callID, localTag))
+	if err != nil {
+		return store.Dialog{}, s.fail(ctx, what, err)
+	}
+	var d store.Dialog
+	if err := s.dialogs.decode(e, &d); err != nil {
+		return store.Dialog{}, err
+	}
+	d.Revision = e.rev
+	return d, nil
+}
+
+// DeleteDialog implements store.Dialogs.
+func (s *Store) DeleteDialog(ctx context.Context, callID, localTag string) error {
+	what := fmt.Sprintf("delete dialog %s/%s", callID, localTag)
+	if err := store.CheckDialogKey(callID, localTag); err != nil {
+		return err
+	}
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.dialogs.remove(c, dialogKey(callID, localTag), 0); err != nil {
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
+
+// ListDialogs implements store.Dialogs.
+func (s *Store) ListDialogs(ctx context.Context, node string) ([]store.Dialog, error) {
+	what := "list dialogs"
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	es, err := s.dialogs.list(c, "d.>")
+	if err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	var out []store.Dialog
+	for _, e := range es {
+		var d store.Dialog
+		if s.dialogs.decode(e, &d) != nil || node != "" && d.Owner != node {
+			continue
+		}
+		d.Revision = e.rev
+		out = append(out, d)
+	}
+	store.SortDialogs(out)
+	return out, nil
+}

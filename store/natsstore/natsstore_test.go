@@ -1,0 +1,125 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/parkswitch/parkswitch/store"
+	"github.com/parkswitch/parkswitch/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestContractEmbedded runs the contract on one embedded server: the first
+// node owns it, the others connect to it in process.
+func TestContractEmbedded(t *testing.T) {
+	first := open(t, Options{DataDir: t.TempDir(), NodeID: "embedded"})
+	if !first.Embedded() || first.Replicas() != 1 {
+		t.Fatalf("embedded %v, replicas %d", first.Embedded(), first.Replicas())
+	}
+	if a := first.srv.Addr(); a != nil {
+		t.Fatalf("the embedded server listens on %v", a)
+	}
+	storetest.Run(t, harness(func(t *testing.T, id string) *Store {
+		return open(t, Options{inProcess: first.srv, NodeID: id})
+	}))
+}
+
+// TestContractCluster runs the contract on a 3-server cluster, each node
+// of a test on its own server: allocations and claims race across servers.
+func TestContractCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster")
+	}
+	servers := startCluster(t, 3)
+	n := 0
+	storetest.Run(t, harness(func(t *testing.T, id string) *Store {
+		n++
+		// The node's own server first; the rest for reconnects.
+		u := urls(servers)
+		i := n % len(u)
+		s := open(t, Options{URLs: append(u[i:], u[:i]...), NodeID: id})
+		if s.Replicas() != 3 {
+			t.Fatalf("replicas %d on a 3-server cluster", s.Replicas())
+		}
+		return s
+	}))
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestRestart closes the embedded store and opens it again on the same
+// files: registrations, orbits and dialogs survive; expired bindings do not.
+func TestRestart(t *testing.T) {
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	s := open(t, Options{DataDir: dir, NodeID: "a"})
+	now := time.Now()
+	keep := store.Binding{User: "1001", Contact: "sip:1001@127.0.0.1:5062", Expires: now.Add(time.Hour).Truncate(time.Millisecond), Node: "a"}
+	lapse := store.Binding{User: "1002", Contact: "sip:1002@127.0.0.1:5064", Expires: now.Add(1200 * time.Millisecond), Node: "a"}
+	for _, b := range []store.Binding{keep, lapse} {
+		if _, err := s.UpdateBindings(ctx, b.User, func([]store.Binding) ([]store.Binding, error) { return []store.Binding{b}, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := store.Allocate(ctx, s, store.Orbit{Policy: "Sales", CallID: "c1", RingbackAt: now.Add(5 * time.Minute).Truncate(time.Millisecond), State: "parked", Owner: "a"}, 10, 99)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.PutDialog(ctx, store.Dialog{CallID: "c1@h", LocalTag: "t1", RemoteTag: "r1", LocalCSeq: 5, RouteSet: []string{"<sip:p;lr>"}, RelayPort: 20010, Owner: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(lapse.Expires) + 100*time.Millisecond)
+
+	s = open(t, Options{DataDir: dir, NodeID: "a"})
+	if got, err := s.Bindings(ctx, keep.User); err != nil || len(got) != 1 || got[0].Contact != keep.Contact || !got[0].Expires.Equal(keep.Expires) {
+		t.Fatalf("kept binding after restart: %+v, %v", got, err)
+	}
+	if got, err := s.Bindings(ctx, lapse.User); err != nil || len(got) != 0 {
+		t.Fatalf("expired binding after restart: %+v, %v", got, err)
+	}
+	all, err := s.AllBindings(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("all bindings after restart: %+v, %v", all, err)
+	}
+	got, err := s.GetOrbit(ctx, "sales", o.Code)
+	if err != nil || got.Revision != o.Revision || !got.RingbackAt.Equal(o.RingbackAt) || got.CallID != "c1" {
+		t.Fatalf("orbit after restart: %+v, %v; want %+v", got, err, o)
+	}
+	if last, err := s.LastCode(ctx, "Sales"); err != nil || last != o.Code {
+		t.Fatalf("last code after restart: %d, %v", last, err)
+	}
+	if next, err := store.Allocate(ctx, s, store.Orbit{Policy: "Sales", CallID: "c2"}, 10, 99); err != nil || next.Code != o.Code+1 {
+		t.Fatalf("next allocation after restart: %+v, %v", next, err)
+	}
+	gd, err := s.GetDialog(ctx, "c1@h", "t1")
+	if err != nil || gd.Revision != d.Revision || gd.RelayPort != 20010 || gd.LocalCSeq != 5 || len(gd.RouteSet) != 1 {
+		t.Fatalf("dialog after restart: %+v, %v", gd, err)
+	}
+	// The registration's key itself goes from the bucket, not only from
+	// reads: its TTL is the binding's, rounded up to the next second.
+	deadline := lapse.Expires.Add(3 * time.Second)
+	for {
+		_, err := s.regs.get(ctx, userKey(lapse.User))
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("expired registration key still stored 3 s after its expiry: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("registration key gone %v after the binding's expiry", time.Since(lapse.Expires).Round(10*time.Millisecond))
+}
