@@ -29,18 +29,17 @@ type Backend struct {
 	now     func() time.Time
 	cdrDays int
 
-	mu       sync.Mutex
-	rev      uint64 // last revision handed out, across every record
-	regs     map[string]regEntry
-	orbits   map[string]map[int]store.Orbit // by folded policy, then code
-	cursors  map[string]int
-	dialogs  map[dialogKey]store.Dialog
-	nodes    map[string]store.Node // live nodes
-	events   []store.Event         // the last MaxEvents
-	seq      uint64
-	notify   chan struct{} // closed and replaced on every event
-	records  []record
-	recAdded uint64
+	mu      sync.Mutex
+	rev     uint64 // last revision handed out, across every record
+	regs    map[string]regEntry
+	orbits  map[string]map[int]store.Orbit // by folded policy, then code
+	cursors map[string]int
+	dialogs map[dialogKey]store.Dialog
+	nodes   map[string]store.Node // live nodes
+	events  []store.Event         // the last MaxEvents
+	seq     uint64
+	notify  chan struct{} // closed and replaced on every event
+	records []record
 }
 
 type regEntry struct {
