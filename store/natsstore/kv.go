@@ -206,21 +206,9 @@ func (s *Store) GetOrbit(ctx context.Context, policy string, code int) (store.Or
 	if err := store.CheckOrbitKey(policy, code); err != nil {
 		return store.Orbit{}, err
 	}
-	c, cancel, err := s.begin(ctx, what)
-	if err != nil {
-		return store.Orbit{}, err
-	}
-	defer cancel()
-	e, err := s.orbits.get(c, orbitKey(policy, code))
-	if err != nil {
-		return store.Orbit{}, s.fail(ctx, what, err)
-	}
-	var o store.Orbit
-	if err := s.orbits.decode(e, &o); err != nil {
-		return store.Orbit{}, err
-	}
-	o.Revision = e.rev
-	return o, nil
+	o, rev, err := getRecord[store.Orbit](ctx, s, s.orbits, orbitKey(policy, code), what)
+	o.Revision = rev
+	return o, err
 }
 
 // UpdateOrbit implements store.Orbits.
@@ -363,21 +351,29 @@ func (s *Store) GetDialog(ctx context.Context, callID, localTag string) (store.D
 	if err := store.CheckDialogKey(callID, localTag); err != nil {
 		return store.Dialog{}, err
 	}
+	d, rev, err := getRecord[store.Dialog](ctx, s, s.dialogs, dialogKey(callID, localTag), what)
+	d.Revision = rev
+	return d, err
+}
+
+// getRecord reads and decodes one JSON record of b with its revision; on
+// an error the zero record and revision 0.
+func getRecord[T any](ctx context.Context, s *Store, b *bucket, key, what string) (T, uint64, error) {
+	var v T
 	c, cancel, err := s.begin(ctx, what)
 	if err != nil {
-		return store.Dialog{}, err
+		return v, 0, err
 	}
 	defer cancel()
-	e, err := s.dialogs.get(c, dialogKey(callID, localTag))
+	e, err := b.get(c, key)
 	if err != nil {
-		return store.Dialog{}, s.fail(ctx, what, err)
+		return v, 0, s.fail(ctx, what, err)
 	}
-	var d store.Dialog
-	if err := s.dialogs.decode(e, &d); err != nil {
-		return store.Dialog{}, err
+	if err := b.decode(e, &v); err != nil {
+		var zero T
+		return zero, 0, err
 	}
-	d.Revision = e.rev
-	return d, nil
+	return v, e.rev, nil
 }
 
 // DeleteDialog implements store.Dialogs.
