@@ -24,6 +24,8 @@ import (
 	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/sip/digest"
 	"github.com/parkswitch/parkswitch/sip/sipcheck"
+	"github.com/parkswitch/parkswitch/store"
+	"github.com/parkswitch/parkswitch/store/memstore"
 )
 
 // udpSocketBuffer is the receive and send buffer asked for the SIP UDP
@@ -72,6 +74,11 @@ type Options struct {
 	BanWindow      time.Duration // default 60 s
 	BanTime        time.Duration // how long a banned source is ignored (default 600 s)
 	RetrieveMisses int           // retrieves of empty codes per user and minute before 403 (default 10)
+
+	// Store is the shared, durable state (SPEC §10): registrations,
+	// orbits, dialogs, events and call records. Nil: a private in-memory
+	// store, which survives nothing.
+	Store store.Store
 }
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
@@ -152,6 +159,9 @@ func New(opts Options) (*Switch, error) {
 	if opts.IncompleteTimeout <= 0 {
 		opts.IncompleteTimeout = DefaultIncompleteTimeout
 	}
+	if opts.Store == nil {
+		opts.Store = memstore.New(memstore.Options{Now: opts.Now}).Open("local", "")
+	}
 	if opts.Policies == nil {
 		set, err := policy.NewSet(nil, nil, nil)
 		if err != nil {
@@ -183,6 +193,9 @@ func New(opts Options) (*Switch, error) {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
+
+// Store is the state the switch keeps its shared records in.
+func (s *Switch) Store() store.Store { return s.opts.Store }
 
 // SetPolicies replaces the call park policies. Orbits already parked keep
 // their code and ringback deadline (SPEC §2); the next park or retrieve

@@ -24,6 +24,7 @@ import (
 	"github.com/parkswitch/parkswitch/park"
 	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/sip"
+	"github.com/parkswitch/parkswitch/store"
 )
 
 // server is one running parkswitch: the SIP switch, its media port pool and
@@ -33,6 +34,7 @@ type server struct {
 	log      zerolog.Logger
 	ports    *media.PortPool
 	sw       *sip.Switch
+	state    store.Store // closed after the switch
 	registry *prometheus.Registry
 	http     *http.Server
 	api      *apiAuth // authentication in front of every admin handler
@@ -82,11 +84,19 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if o.tune != nil {
 		o.tune(&opts)
 	}
+	if opts.Store == nil {
+		st, err := openState(cfg.State, nodeAddr(advertise, sipListen), log)
+		if err != nil {
+			return nil, err
+		}
+		opts.Store = st
+	}
 	sw, err := sip.New(opts)
 	if err != nil {
+		opts.Store.Close()
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
+	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, state: opts.Store, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
 	s.reloader = newReloader(s, reg)
 	httpListen := cfg.Server.HTTPListen
 	if o.httpListen != "" {
@@ -267,6 +277,7 @@ func (s *server) shutdown(ctx context.Context) error {
 		<-s.httpDone
 	}
 	errs = append(errs, s.sw.Shutdown(ctx))
+	errs = append(errs, s.state.Close())
 	return errors.Join(errs...)
 }
 

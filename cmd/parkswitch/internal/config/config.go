@@ -30,6 +30,9 @@ const (
 	DefaultBanWindowSeconds    = 60
 	DefaultBanSeconds          = 600
 	DefaultRetrieveMisses      = 10
+
+	DefaultDataDir = "data"
+	DefaultCDRDays = 30
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -46,6 +49,7 @@ type Config struct {
 	Media    Media
 	Park     Park
 	Security Security
+	State    State
 	Users    []User
 	Trunks   []Trunk
 	HTTP     HTTP
@@ -153,6 +157,18 @@ func (s Security) BanWindow() time.Duration { return time.Duration(s.BanWindowSe
 
 // BanTime is BanSeconds as a duration.
 func (s Security) BanTime() time.Duration { return time.Duration(s.BanSeconds) * time.Second }
+
+// State holds the state section (SPEC §10): where registrations, orbits,
+// parked dialogs, events and call records are kept.
+type State struct {
+	DataDir  string   // JetStream files of the embedded NATS server, resolved against the config file's directory
+	NATSURLs []string // an existing NATS cluster to use instead of the embedded server
+	NodeID   string   // this node's name in a cluster; default: the host name
+	CDRDays  int      // call records are kept this many days
+}
+
+// Embedded reports whether the switch runs its own NATS server.
+func (s State) Embedded() bool { return len(s.NATSURLs) == 0 }
 
 // User is one configured user.
 type User struct {

@@ -647,3 +647,38 @@ func TestHashedCredentialsAndSecurity(t *testing.T) {
 		t.Errorf("security = %+v, want %+v", c.Security, want)
 	}
 }
+
+func TestStateSection(t *testing.T) {
+	c, err := parse("server:\n  domain: contoso.com\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State.DataDir != filepath.Join(filepath.Dir(c.Path), DefaultDataDir) || c.State.CDRDays != DefaultCDRDays || !c.State.Embedded() || c.State.NodeID != "" {
+		t.Errorf("state defaults = %+v", c.State)
+	}
+	c, err = parse("server:\n  domain: contoso.com\nstate:\n  data_dir: /var/lib/parkswitch\n  nats_urls: [\"nats://10.0.0.5:4222\", \"tls://user:secret@nats.example.com:4222\"]\n  node_id: sw-1.a\n  cdr_days: 7\n", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (State{DataDir: "/var/lib/parkswitch", NATSURLs: []string{"nats://10.0.0.5:4222", "tls://user:secret@nats.example.com:4222"}, NodeID: "sw-1.a", CDRDays: 7}); !reflect.DeepEqual(c.State, want) || c.State.Embedded() {
+		t.Errorf("state = %+v, want %+v", c.State, want)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"  cdr_days: 0", "cdr_days 0 is out of range: use 1–3650"},
+		{"  data_dir: \"\"", "state.data_dir is empty"},
+		{"  node_id: \"sw 1\"", `node_id "sw 1" is not a node name`},
+		{"  nats_urls: [\"10.0.0.5:4222\"]", `"10.0.0.5:4222" has no scheme`},
+		{"  nats_urls: [\"http://10.0.0.5:4222\"]", "has scheme http: use nats:// or tls://"},
+		{"  nats_urls: [\"nats://u:hunter2@10.0.0.5\"]", `"nats://***@10.0.0.5" is not scheme://host:port`},
+		{"  nats_urls: [\"nats://a:1\", \"nats://a:1\"]", "listed twice"},
+		{"  nodes: 3", "nodes"},
+	} {
+		_, err := parse("server:\n  domain: contoso.com\nstate:\n"+tc.yaml+"\n", "")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.yaml, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: the error shows the password: %v", tc.yaml, err)
+		}
+	}
+}

@@ -59,6 +59,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				BanAfter: DefaultBanAfter, BanWindowSeconds: DefaultBanWindowSeconds,
 				BanSeconds: DefaultBanSeconds, RetrieveMisses: DefaultRetrieveMisses,
 			},
+			State: State{DataDir: DefaultDataDir, CDRDays: DefaultCDRDays},
 		},
 	}
 	doc := p.d.Document(data)
@@ -79,6 +80,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 	p.checkUsers()
 	p.checkPark()
 	p.checkSecurity()
+	p.checkState()
 	p.checkTrunks()
 	p.loadPolicies(readFile)
 
@@ -114,7 +116,7 @@ type parser struct {
 	c *Config
 
 	root, server, media, http policy.Keys
-	security                  policy.Keys
+	security, state           policy.Keys
 	listenLines               []int // line of each c.Server.SIPListen entry
 	trunkKeys                 []policy.Keys
 	httpUserKeys, tokenKeys   []policy.Keys
@@ -161,6 +163,12 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.IntField("ban_window_seconds", &c.Security.BanWindowSeconds),
 			policy.IntField("ban_seconds", &c.Security.BanSeconds),
 			policy.IntField("retrieve_misses", &c.Security.RetrieveMisses),
+		),
+		section("state", &p.state,
+			policy.StringField("data_dir", &c.State.DataDir),
+			policy.StringsField("nats_urls", &c.State.NATSURLs),
+			policy.StringField("node_id", &c.State.NodeID),
+			policy.IntField("cdr_days", &c.State.CDRDays),
 		),
 		policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
 			return d.Sequence(v, "users", func(item *yaml.Node) {
@@ -893,4 +901,83 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// Bounds of the state section.
+const (
+	minCDRDays, maxCDRDays = 1, 3650
+	maxNodeIDLen           = 64
+)
+
+func (p *parser) checkState() {
+	d, st, k := p.d, &p.c.State, p.state
+	p.checkRange(k, "cdr_days", st.CDRDays, minCDRDays, maxCDRDays)
+	if !k.Bad("data_dir") {
+		if st.DataDir == "" {
+			d.Addf(k.Line("data_dir"), "state.data_dir is empty: name a directory for the state files, e.g. data_dir: %s", DefaultDataDir)
+		}
+		st.DataDir = resolvePath(p.c.Path, st.DataDir)
+	}
+	if !k.Bad("node_id") && st.NodeID != "" && !ValidNodeID(st.NodeID) {
+		d.Addf(k.Line("node_id"), "node_id %q is not a node name: use 1–%d letters, digits, '.', '-' or '_', e.g. node_id: sw1", st.NodeID, maxNodeIDLen)
+	}
+	if k.Bad("nats_urls") {
+		return
+	}
+	seen := map[string]bool{}
+	for _, u := range st.NATSURLs {
+		switch msg := natsURLProblem(u); {
+		case msg != "":
+			d.Addf(k.Line("nats_urls"), "nats_urls entry %q %s", RedactURL(u), msg)
+		case seen[u]:
+			d.Addf(k.Line("nats_urls"), "nats_urls entry %q is listed twice: remove one", RedactURL(u))
+		}
+		seen[u] = true
+	}
+}
+
+// ValidNodeID reports whether id may name a node: it becomes part of state
+// keys, so it keeps to letters, digits, '.', '-' and '_'.
+func ValidNodeID(id string) bool {
+	if id == "" || len(id) > maxNodeIDLen {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// natsURLProblem says what is wrong with a NATS server URL, or "".
+func natsURLProblem(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return "has no scheme: write nats://host:4222"
+	}
+	switch strings.ToLower(scheme) {
+	case "nats", "tls":
+	default:
+		return "has scheme " + scheme + ": use nats:// or tls://"
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[at+1:] // user:password@ is allowed; it is never logged
+	}
+	host, _, msg := splitHostPort(strings.TrimSuffix(rest, "/"))
+	if msg != "" || !validHost(host) {
+		return "is not scheme://host:port: write e.g. nats://10.0.0.5:4222"
+	}
+	return ""
+}
+
+// RedactURL hides the user information of a URL, so that a NATS password
+// never reaches a log or an error.
+func RedactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	at := strings.LastIndexByte(rest, '@')
+	if !ok || at < 0 {
+		return s
+	}
+	return scheme + "://***@" + rest[at+1:]
 }
