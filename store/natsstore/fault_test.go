@@ -75,7 +75,7 @@ func outageOps(s *Store) map[string]func(context.Context) error {
 // everything works again once the server is back on the same files.
 func TestServerDown(t *testing.T) {
 	n := startServer(t, "single")
-	s := open(t, Options{URLs: []string{n.url()}, NodeID: "a", OpTimeout: time.Second})
+	s := open(t, Options{URLs: []string{n.URL()}, NodeID: "a", OpTimeout: time.Second})
 	ctx := ctxT(t)
 	if _, err := s.CreateOrbit(ctx, store.Orbit{Policy: "Down", Code: 10, CallID: "c10"}); err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestServerDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n.stop()
+	n.Stop()
 	for what, op := range outageOps(s) {
 		within(t, 1500*time.Millisecond, what, op)
 	}
@@ -94,7 +94,7 @@ func TestServerDown(t *testing.T) {
 		t.Fatalf("subscribe with the store down: %v", err)
 	}
 
-	n.start()
+	n.Start()
 	took := eventually(t, "get orbit", func(ctx context.Context) error {
 		o, err := s.GetOrbit(ctx, "Down", 10)
 		if err == nil && o.CallID != "c10" {
@@ -136,13 +136,13 @@ func TestClusterQuorumLost(t *testing.T) {
 		t.Skip("cluster")
 	}
 	servers := startCluster(t, 3)
-	s := open(t, Options{URLs: []string{servers[0].url()}, NodeID: "a", OpTimeout: time.Second})
+	s := open(t, Options{URLs: []string{servers[0].URL()}, NodeID: "a", OpTimeout: time.Second})
 	ctx := ctxT(t)
 	if _, err := s.CreateOrbit(ctx, store.Orbit{Policy: "Down", Code: 10, CallID: "c10"}); err != nil {
 		t.Fatal(err)
 	}
-	servers[1].stop()
-	servers[2].stop()
+	servers[1].Stop()
+	servers[2].Stop()
 	// Writes need a quorum. A read may still be answered, from what the
 	// server left has, until its stream leader steps down; it must not
 	// hang either way.
@@ -156,8 +156,8 @@ func TestClusterQuorumLost(t *testing.T) {
 	if took := time.Since(start); took > 2500*time.Millisecond {
 		t.Fatalf("get orbit without quorum took %v", took)
 	}
-	servers[1].start()
-	servers[2].start()
+	servers[1].Start()
+	servers[2].Start()
 	took := eventually(t, "create orbit", func(ctx context.Context) error {
 		_, err := s.CreateOrbit(ctx, store.Orbit{Policy: "Down", Code: 11})
 		if errors.Is(err, store.ErrExists) { // an earlier try got through after all
@@ -175,8 +175,8 @@ func TestClusterQuorumLost(t *testing.T) {
 // clear error within the connect bound.
 func TestUnreachableAtOpen(t *testing.T) {
 	n := startServer(t, "gone")
-	url := n.url()
-	n.stop()
+	url := n.URL()
+	n.Stop()
 	start := time.Now()
 	_, err := Open(context.Background(), Options{URLs: []string{url}, NodeID: "a", OpTimeout: time.Second, Logger: testLogger(t)})
 	if !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), url) {
