@@ -54,6 +54,7 @@ type Orbit struct {
 	gen        int                // identifies the current timer, so a stale one does nothing
 	attempt    int                // identifies the current Ring call, so a stale claim loses
 	cancel     context.CancelFunc // cancels the ringback in progress while ringing
+	rev        uint64             // revision of the orbit's record in the shared table
 }
 
 // Code is the pickup code a retriever dials.
