@@ -19,6 +19,12 @@ func phone(t testing.TB, ctx context.Context, ts *testServer, user, transport st
 	if transport == "tcp" {
 		server = ts.tcpAddr()
 	}
+	return phoneAt(t, ctx, server, user, transport)
+}
+
+// phoneAt is a registered phone of user on the switch at server.
+func phoneAt(t testing.TB, ctx context.Context, server, user, transport string) *siptest.Phone {
+	t.Helper()
 	p, err := siptest.NewPhone(ctx, siptest.Config{
 		User: user, Password: "demo" + user, Domain: testDomain, Server: server, Transport: transport,
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("phone", user).Logger(),
