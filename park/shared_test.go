@@ -11,6 +11,8 @@ import (
 
 	"github.com/parkswitch/parkswitch/store"
 	"github.com/parkswitch/parkswitch/store/memstore"
+	"github.com/parkswitch/parkswitch/store/natsstore"
+	"github.com/parkswitch/parkswitch/store/natsstore/natstest"
 )
 
 // sharedHarness is a harness whose lot shares its tables through st.
@@ -194,5 +196,68 @@ func TestSharedUnavailable(t *testing.T) {
 	h.ev.expect(t, EventRefused)
 	if len(h.lot.Orbits()) != 0 {
 		t.Error("a refused park left an orbit")
+	}
+}
+
+// TestSharedCodesOnNATSCluster races 200 parks from two lots, each on its
+// own connection to a three-server NATS JetStream cluster: every parked
+// orbit has a code no other holds.
+func TestSharedCodesOnNATSCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	servers := natstest.StartCluster(t, 3)
+	open := func(node string, url string) store.Store {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		st, err := natsstore.Open(ctx, natsstore.Options{URLs: []string{url}, NodeID: node, Logger: zerolog.Nop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	sa, sb := open("a", servers[0].URL()), open("b", servers[1].URL())
+	ha, hb := sharedHarness(t, sa, "a", Config{}), sharedHarness(t, sb, "b", Config{})
+	p := pol("Park", 10, 209) // 200 codes for 220 parks
+	var mu sync.Mutex
+	codes := map[int]string{}
+	full := 0
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range 220 {
+		h, node := ha, "a"
+		if i%2 == 1 {
+			h, node = hb, "b"
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := contextWithTimeout()
+			defer cancel()
+			o, err := h.lot.Park(ctx, p, newCall(), alice, ken)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrRangeFull):
+				full++
+			case err != nil:
+				t.Error(err)
+			case codes[o.Code()] != "":
+				t.Errorf("code %d parked on %s and %s", o.Code(), codes[o.Code()], node)
+			default:
+				codes[o.Code()] = node
+			}
+		}()
+	}
+	wg.Wait()
+	if len(codes) != 200 || full != 20 {
+		t.Errorf("%d codes parked, %d refused; want 200 and 20", len(codes), full)
+	}
+	list, err := sa.ListOrbits(context.Background(), p.Identity)
+	if err != nil || len(list) != 200 {
+		t.Errorf("the shared table holds %d orbits (%v), want 200", len(list), err)
 	}
 }
