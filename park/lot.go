@@ -288,13 +288,19 @@ func (l *Lot) Orbits() []OrbitInfo {
 	for _, o := range l.calls {
 		out = append(out, o.info())
 	}
+	SortInfos(out)
+	return out
+}
+
+// SortInfos sorts orbits by policy (ignoring case), then code, as Orbits
+// returns them.
+func SortInfos(out []OrbitInfo) {
 	slices.SortFunc(out, func(a, b OrbitInfo) int {
 		if c := cmp.Compare(fold(a.Policy), fold(b.Policy)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Code, b.Code)
 	})
-	return out
 }
 
 // InUse is the number of orbits in the table of the policy named identity
