@@ -690,8 +690,8 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.end(endNoACK, nil)
 		return
 	}
-	s.saveDialog(c.a, false)
-	s.saveDialog(f, false)
+	s.saveDialog(c.a)
+	s.saveDialog(f)
 	if late {
 		// The caller's ACK carried its answer: pass it on in our ACK.
 		c.a.mu.Lock()

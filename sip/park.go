@@ -133,7 +133,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		defer s.wg.Done()
 		c.holdParked(parked, o)
 		c.endInvite()
-		s.saveDialog(parked, true)
+		s.saveDialog(parked)
 		s.dropDialog(l)
 		c.notifyReferDone(l)
 		s.tellParker(l.user, o)
@@ -262,7 +262,7 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 	l.lastSDP = body
 	l.mu.Unlock()
 	if l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
-		c.s.saveDialog(l, true) // its CSeq and media moved
+		c.s.saveDialog(l) // its CSeq and media moved
 	}
 }
 
@@ -484,8 +484,8 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	c.eps = append(c.eps, n.ep)
 	c.mu.Unlock()
 	media.Bridge(p.ep, n.ep)
-	s.saveDialog(p, false)
-	s.saveDialog(n, false)
+	s.saveDialog(p)
+	s.saveDialog(n)
 	return res.Body(), p, true
 }
 

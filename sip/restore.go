@@ -223,7 +223,7 @@ func (s *Switch) resume(ctx context.Context, o store.Orbit, d store.Dialog, keep
 		}
 		c.holdParked(l, orb)
 		c.endInvite()
-		s.saveDialog(l, true)
+		s.saveDialog(l)
 	}()
 	return true
 }

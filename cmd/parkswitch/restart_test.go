@@ -34,7 +34,7 @@ func restartConfig(t *testing.T, dir string) (cfgPath, sipAddr, api string) {
 }
 
 // serveBinary starts the real binary on cfg and waits for /healthz.
-func serveBinary(t *testing.T, ctx context.Context, cfg, api string) (*exec.Cmd, *syncBuffer) {
+func serveBinary(t testing.TB, ctx context.Context, cfg, api string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, buildBinary(t), "serve", "--config", cfg)
 	logs := startBinary(t, cmd)
@@ -49,7 +49,7 @@ func serveBinary(t *testing.T, ctx context.Context, cfg, api string) (*exec.Cmd,
 	return cmd, logs
 }
 
-func getOrbits(t *testing.T, api string) []park.OrbitInfo {
+func getOrbits(t testing.TB, api string) []park.OrbitInfo {
 	t.Helper()
 	res, err := http.Get(api + "/api/v1/orbits")
 	if err != nil {
