@@ -230,10 +230,18 @@ func (c *call) parkedLeg() *leg {
 	if c.orbit == nil {
 		return nil
 	}
+	p, _ := c.parkedSide()
+	return p
+}
+
+// parkedSide is the one rule for which leg of a parked call is the parked
+// party: the side that was not released by the park; old is the released
+// side (nil for a call restored from the store). It needs c.mu.
+func (c *call) parkedSide() (p, old *leg) {
 	if c.a.isReleased() {
-		return c.b
+		return c.b, c.a
 	}
-	return c.a
+	return c.a, c.b
 }
 
 // reinviteParked answers a parked phone's own re-INVITE (a session refresh,
@@ -447,10 +455,7 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	defer c.endInvite()
 	c.unpark()
 	c.mu.Lock()
-	p, old := c.a, c.b
-	if p.isReleased() {
-		p, old = c.b, c.a
-	}
+	p, old := c.parkedSide()
 	c.mu.Unlock()
 	body, err := p.localSDP(nSDP, media.SendRecv, n)
 	if err != nil {
@@ -510,10 +515,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 		return park.NoAnswer
 	}
 	c.mu.Lock()
-	p := c.a
-	if p.isReleased() {
-		p = c.b
-	}
+	p, _ := c.parkedSide()
 	c.mu.Unlock()
 	p.mu.Lock()
 	d0 := p.desc
