@@ -114,7 +114,7 @@ func (l *Lot) Park(p policy.Policy, call Call, parked, parker Party) (*Orbit, er
 	l.mu.Lock()
 	defer l.unlock()
 	refuse := func(reason string, err error) (*Orbit, error) {
-		l.emit(EventRefused, OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, "", reason)
+		l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, Reason: reason})
 		return nil, err
 	}
 	switch {
@@ -149,7 +149,7 @@ func (l *Lot) Park(p policy.Policy, call Call, parked, parker Party) (*Orbit, er
 	t.last = code
 	l.calls[id] = o
 	l.schedule(o, o.timeout)
-	l.emit(EventPark, o.info(), "", "")
+	l.emit(o.event(EventPark, ""))
 	return o, nil
 }
 
@@ -176,16 +176,16 @@ func (t *table) allocate(start, end int) (int, bool) {
 }
 
 // Retrieve claims the orbit with code in the table of p, the retriever's
-// effective policy. Of concurrent claims (retrieves, an answered ringback)
-// exactly one gets the orbit; the others get ErrNoOrbit. A ringback in
-// progress is cancelled. On success the code is free and the orbit final.
+// effective policy, for by, the party dialing it. Of concurrent claims
+// (retrieves, an answered ringback) exactly one gets the orbit; the others
+// get ErrNoOrbit. A ringback in progress is cancelled. On success the code is free and the orbit final.
 // The code need not lie in p's current range: an orbit parked before a range
 // edit stays retrievable until it ends.
-func (l *Lot) Retrieve(p policy.Policy, code int) (*Orbit, error) {
+func (l *Lot) Retrieve(p policy.Policy, code int, by Party) (*Orbit, error) {
 	l.mu.Lock()
 	defer l.unlock()
 	refuse := func(reason string, err error) (*Orbit, error) {
-		l.emit(EventRefused, OrbitInfo{Policy: p.Identity, Code: code}, "", reason)
+		l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, Code: code}, Reason: reason, By: by})
 		return nil, err
 	}
 	if l.closed {
@@ -202,7 +202,9 @@ func (l *Lot) Retrieve(p policy.Policy, code int) (*Orbit, error) {
 		return refuse(ReasonNoOrbit, ErrNoOrbit)
 	}
 	l.end(o, StateRetrieved)
-	l.emit(EventRetrieve, o.info(), "", "")
+	e := o.event(EventRetrieve, "")
+	e.By = by
+	l.emit(e)
 	return o, nil
 }
 
@@ -218,7 +220,7 @@ func (l *Lot) Hangup(call Call) {
 		return
 	}
 	l.end(o, StateHungUp)
-	l.emit(EventHangup, o.info(), "", "")
+	l.emit(o.event(EventHangup, ""))
 }
 
 // end takes o out of its table in final state s: the code is free, the
