@@ -157,6 +157,24 @@ func (s *sseStream) quiet(t testing.TB) {
 	}
 }
 
+// bridged waits until RTP from the parked party reaches to: the switch
+// bridges them once the parked phone has answered its re-INVITE, a moment
+// after the phone saw it, and what it sends before is dropped.
+func bridged(t testing.TB, ctx context.Context, parked, to *siptest.Call) {
+	t.Helper()
+	start := to.RTPReceived()
+	deadline := time.Now().Add(5 * time.Second)
+	for to.RTPReceived() == start {
+		if time.Now().After(deadline) {
+			t.Fatal("no RTP across the bridge in 5 s")
+		}
+		if err := parked.SendRTP(ctx, 1, 0); err != nil {
+			t.Fatalf("send RTP: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // records waits until the switch has written n call records and returns
 // them.
 func records(t testing.TB, ts *testServer, n int) []store.CallRecord {
@@ -345,6 +363,7 @@ func TestEventsRingback(t *testing.T) {
 		t.Fatalf("answer ringback: %v", err)
 	}
 	nextReInvite(t, a, "parked party on ringback answer")
+	bridged(t, ctx, a, rb)
 	talk(t, ctx, a, rb, 20)
 	rb.Hangup(ctx)
 	waitDone(t, a, "parked party")
