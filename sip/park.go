@@ -39,9 +39,14 @@ func (s *Switch) partyOf(l *leg) park.Party {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if u := l.user; u != nil {
-		return park.Party{User: u.Name, Display: u.DisplayName, URI: "sip:" + u.Name + "@" + s.opts.Domain}
+		return s.partyOfUser(u)
 	}
 	return park.Party{User: l.remote.User, Display: l.remoteName, URI: l.remote.String()}
+}
+
+// partyOfUser describes user u.
+func (s *Switch) partyOfUser(u *User) park.Party {
+	return park.Party{User: u.Name, Display: u.DisplayName, URI: "sip:" + u.Name + "@" + s.opts.Domain}
 }
 
 // refer handles an in-dialog REFER. A transfer to the park address parks
@@ -123,6 +128,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 		return
 	}
+	c.noteParked(o)
 	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
@@ -352,7 +358,7 @@ func (c *call) releaseParker(l *leg) {
 	case <-t.C:
 		l.mu.Lock()
 		alive := !l.ended
-		l.ended = true
+		l.endLocked()
 		l.mu.Unlock()
 		if alive {
 			c.log.Info().Msg("parker did not hang up: sending BYE")
@@ -395,7 +401,8 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
-	o, err := s.lot.Retrieve(pol, code)
+	by := s.partyOfUser(caller.user)
+	o, err := s.lot.Retrieve(pol, code, by)
 	if err != nil {
 		ep.Close()
 		switch {
@@ -413,7 +420,9 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		return
 	}
 	c := o.Call().(*call)
+	c.noteClaimed(o, storeParty(by))
 	r := s.inboundLeg(c, req, caller.user, ep)
+	r.part = partRetriever
 	r.setRemoteMedia(offer)
 	c.log.Info().Int("orbit", code).Str("policy", o.Policy()).Str("retriever", caller.name).Msg("retrieve")
 	body, p, ok := c.pickUp(r, req.Body())
@@ -503,6 +512,9 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	if !ok {
 		return park.NoAnswer
 	}
+	if strings.EqualFold(target, o.Parker().User) {
+		c.noteRingback(o) // a cycle, which rings the parker first
+	}
 	u, ok := s.dir.Load().Dialed(target)
 	if !ok {
 		if u, ok = s.userByID(target); !ok {
@@ -551,6 +563,10 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 		ep.Close()
 		return park.Lost
 	}
+	f.mu.Lock()
+	f.part = partRingback
+	f.mu.Unlock()
+	c.noteClaimed(o, storeParty(s.partyOf(f)))
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
 	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {
@@ -610,6 +626,7 @@ func (s *Switch) onParkEvent(e park.Event) {
 	if e.Kind == park.EventRefused {
 		return // logRefusal wrote the line, with the call
 	}
+	s.publishParkEvent(e)
 	ev := s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy)
 	ev = strIf(ev, "parker", e.Orbit.Parker.User)
 	ev = strIf(ev, "parked_party", e.Orbit.ParkedParty.User)
