@@ -72,7 +72,7 @@ func TestRegistrarApply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-			g := newRegistrar(clk.now, 3600)
+			g := newRegistrar(clk.now, 3600, "n1")
 			for _, st := range tt.steps(t) {
 				clk.advance(st.advance)
 				if st.reg.callID != "" || st.reg.wildcard {

@@ -92,6 +92,8 @@ type Switch struct {
 	auth     *digest.Server
 	tagKey   [32]byte // keys toTag
 	reg      *Registrar
+	storeLog rateLimit // store failures on the SIP path, logged rate-limited
+	cluster  cluster
 	dialogs  dialogStore
 	metrics  *metrics
 	lot      *park.Lot
@@ -183,7 +185,7 @@ func New(opts Options) (*Switch, error) {
 	}
 	s.auth = digest.NewServer(opts.Domain, nil, opts.NonceTTL, opts.Now)
 	s.auth.Offer(opts.DigestAlgorithms...)
-	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
+	s.reg = newRegistrar(opts.Now, opts.MaxExpires, opts.Store.NodeID())
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
@@ -326,6 +328,15 @@ func (s *Switch) Start() error {
 	}
 	s.ua, s.srv, s.client = ua, srv, client
 	s.routes()
+	// Before the first request: the phones registered here before a
+	// restart, and the other nodes.
+	loaded := s.loadBindings()
+	ctx, cancel := context.WithTimeout(s.ctx, loadTimeout)
+	s.publishAddr(ctx)
+	if err := s.refreshNodes(ctx); err != nil {
+		s.storeTrouble("live nodes not read", err)
+	}
+	cancel()
 
 	for _, pc := range udpConns {
 		s.serve(&listenerState{name: "udp://" + pc.LocalAddr().String()}, func() error { return srv.ServeUDP(pc) }, pc.Close)
@@ -337,8 +348,10 @@ func (s *Switch) Start() error {
 		}
 		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
 	}
-	s.wg.Add(1)
+	s.wg.Add(3)
 	go s.janitor()
+	go s.syncRegistrations(loaded)
+	go s.watchNodes()
 	if m := s.opts.Music; m != nil {
 		s.wg.Add(1)
 		go func() {

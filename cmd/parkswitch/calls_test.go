@@ -19,6 +19,17 @@ func phone(t testing.TB, ctx context.Context, ts *testServer, user, transport st
 	if transport == "tcp" {
 		server = ts.tcpAddr()
 	}
+	p := newPhone(t, ctx, server, user, transport)
+	if err := p.Register(ctx, 300); err != nil {
+		t.Fatalf("register %s: %v", user, err)
+	}
+	return p
+}
+
+// newPhone starts a test phone for user that sends to the switch at
+// server, closed when the test ends; it does not register.
+func newPhone(t testing.TB, ctx context.Context, server, user, transport string) *siptest.Phone {
+	t.Helper()
 	p, err := siptest.NewPhone(ctx, siptest.Config{
 		User: user, Password: "demo" + user, Domain: testDomain, Server: server, Transport: transport,
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("phone", user).Logger(),
@@ -27,9 +38,6 @@ func phone(t testing.TB, ctx context.Context, ts *testServer, user, transport st
 		t.Fatalf("phone %s: %v", user, err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if err := p.Register(ctx, 300); err != nil {
-		t.Fatalf("register %s: %v", user, err)
-	}
 	return p
 }
 
@@ -52,6 +60,13 @@ func answerNext(t *testing.T, ctx context.Context, p *siptest.Phone) *siptest.Ca
 // talk sends n packets each way and checks that each end counted them.
 func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 	t.Helper()
+	talkVia(t, ctx, a, b, n, "127.0.0.1", "127.0.0.1")
+}
+
+// talkVia is talk through relays on two addresses: a hears the relay on
+// relayA, b the one on relayB (calls between nodes of a cluster).
+func talkVia(t *testing.T, ctx context.Context, a, b *siptest.Call, n int, relayA, relayB string) {
+	t.Helper()
 	a0, b0 := a.RTPReceived(), b.RTPReceived()
 	errs := make(chan error, 2)
 	go func() { errs <- a.SendRTP(ctx, n, 2*time.Millisecond) }()
@@ -73,9 +88,9 @@ func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 		t.Errorf("callee received %d of %d RTP packets", got, n)
 	}
 	// The media must come from the switch, not straight from the peer.
-	for _, c := range []*siptest.Call{a, b} {
-		if src := c.RTPSource(); src.Addr().String() != "127.0.0.1" || src == b.LocalMedia() || src == a.LocalMedia() {
-			t.Errorf("RTP source %v is not the switch's relay", src)
+	for c, relay := range map[*siptest.Call]string{a: relayA, b: relayB} {
+		if src := c.RTPSource(); src.Addr().String() != relay || src == b.LocalMedia() || src == a.LocalMedia() {
+			t.Errorf("RTP source %v is not the switch's relay on %s", src, relay)
 		}
 	}
 }

@@ -82,7 +82,8 @@ assignments:
 // testServer is a running in-process switch bound to ephemeral ports.
 type testServer struct {
 	*server
-	t testing.TB
+	t    testing.TB
+	stop func() // checks for leaks and shuts down, once; the test's cleanup calls it too
 }
 
 // udpAddr and tcpAddr are where the switch listens.
@@ -109,6 +110,30 @@ type serverSetup struct {
 	listens    []config.Listen   // default: UDP and TCP on 127.0.0.1:0
 	tune       func(*sip.Options)
 	logTo      io.Writer // the switch's log, instead of the test's
+
+	// The state section; by default the embedded store on a data
+	// directory of the test's own, named after the host.
+	dataDir  string   // state.data_dir
+	nodeID   string   // state.node_id
+	natsURLs []string // state.nats_urls
+}
+
+// stateYAML is the state section setup asks for, "" for the default.
+func (setup serverSetup) stateYAML() string {
+	if setup.dataDir == "" && setup.nodeID == "" && len(setup.natsURLs) == 0 {
+		return ""
+	}
+	y := "state:\n"
+	if setup.dataDir != "" {
+		y += "  data_dir: " + strconv.Quote(setup.dataDir) + "\n"
+	}
+	if setup.nodeID != "" {
+		y += "  node_id: " + setup.nodeID + "\n"
+	}
+	if len(setup.natsURLs) > 0 {
+		y += "  nats_urls: [\"" + strings.Join(setup.natsURLs, "\", \"") + "\"]\n"
+	}
+	return y
 }
 
 func startServerWith(t testing.TB, setup serverSetup) *testServer {
@@ -122,7 +147,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 	}
 	dir := t.TempDir()
 	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
-	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1)
+	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1) + setup.stateYAML()
 	writeFile(t, dir+"/parkswitch.yaml", main)
 	writeFile(t, dir+"/policies.yaml", basePolicies)
 	for name, data := range setup.files {
@@ -155,21 +180,26 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 		t.Fatalf("start: %v", err)
 	}
 	ts := &testServer{server: srv, t: t}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		// Every call must be over before shutdown: shutdown would hide a
-		// leak by hanging calls up itself.
-		waitUntil(t, 5*time.Second, "calls to end", func() bool { return srv.sw.ActiveCalls() == 0 })
-		waitUntil(t, 5*time.Second, "dialogs to be released", func() bool { return srv.sw.Dialogs() == 0 })
-		waitUntil(t, 5*time.Second, "RTP ports to be released", func() bool { return srv.ports.InUse() == 0 })
-		if err := srv.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		// Phones were closed before this cleanup (cleanups run last-in
-		// first-out), so whatever runs now was left behind by the test.
-		goleak.VerifyNone(t, before)
-	})
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Every call must be over before shutdown: shutdown would hide a
+			// leak by hanging calls up itself.
+			waitUntil(t, 5*time.Second, "calls to end", func() bool { return srv.sw.ActiveCalls() == 0 })
+			waitUntil(t, 5*time.Second, "dialogs to be released", func() bool { return srv.sw.Dialogs() == 0 })
+			waitUntil(t, 5*time.Second, "RTP ports to be released", func() bool { return srv.ports.InUse() == 0 })
+			if err := srv.shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			// Phones were closed before this cleanup (cleanups run last-in
+			// first-out), or started before the server, so whatever runs
+			// now was left behind by the switch or the test.
+			goleak.VerifyNone(t, before)
+		})
+	}
+	t.Cleanup(ts.stop)
 	return ts
 }
 
