@@ -114,10 +114,18 @@ func (s *Switch) syncRegistrations(loaded bool) {
 	}
 }
 
-// storeTrouble logs a store failure at most once per storeLogEvery, with
-// how many were not logged since.
+// storeTrouble logs a store failure at most once per storeLogEvery for
+// each what (a constant: the set is bounded), with how many were not
+// logged since.
 func (s *Switch) storeTrouble(what string, err error) {
-	if ok, skipped := s.storeLog.allow(time.Now(), storeLogEvery); ok {
+	s.storeLogMu.Lock()
+	r := s.storeLog[what]
+	if r == nil {
+		r = new(rateLimit)
+		s.storeLog[what] = r
+	}
+	s.storeLogMu.Unlock()
+	if ok, skipped := r.allow(time.Now(), storeLogEvery); ok {
 		s.log.Warn().Err(err).Int("not_logged", skipped).Msg("state store: " + what)
 	}
 }

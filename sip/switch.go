@@ -83,23 +83,25 @@ type Options struct {
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
 type Switch struct {
-	opts     Options
-	log      zerolog.Logger
-	dir      atomic.Pointer[Directory]
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	client   *sipgo.Client
-	auth     *digest.Server
-	tagKey   [32]byte // keys toTag
-	reg      *Registrar
-	storeLog rateLimit // store failures on the SIP path, logged rate-limited
-	cluster  cluster
-	dialogs  dialogStore
-	metrics  *metrics
-	lot      *park.Lot
-	policies atomic.Pointer[policy.Set]
-	numbers  atomic.Pointer[ParkNumbers]
-	sec      security
+	opts   Options
+	log    zerolog.Logger
+	dir    atomic.Pointer[Directory]
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	auth   *digest.Server
+	tagKey [32]byte // keys toTag
+	reg    *Registrar
+	// Store failures, logged rate-limited by what failed.
+	storeLogMu sync.Mutex
+	storeLog   map[string]*rateLimit
+	cluster    cluster
+	dialogs    dialogStore
+	metrics    *metrics
+	lot        *park.Lot
+	policies   atomic.Pointer[policy.Set]
+	numbers    atomic.Pointer[ParkNumbers]
+	sec        security
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -176,6 +178,8 @@ func New(opts Options) (*Switch, error) {
 		log:   opts.Logger.With().Str("component", "sip").Logger(),
 		addrs: make(map[string]netip.AddrPort),
 		calls: make(map[*call]struct{}),
+
+		storeLog: make(map[string]*rateLimit),
 	}
 	s.dir.Store(opts.Directory)
 	s.policies.Store(opts.Policies)

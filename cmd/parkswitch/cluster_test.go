@@ -6,8 +6,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +98,65 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitDone(t, cc, "callee")
+	}
+}
+
+// TestBinaryKilledKeepsRegistrations: the real binary killed with
+// SIGKILL (no shutdown, the embedded store stopped mid-write) and started
+// again on the same data directory and port reaches a phone registered
+// with the first process.
+func TestBinaryKilledKeepsRegistrations(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	sipAddr := "127.0.0.1:" + strconv.Itoa(freeSIPPort(t, "127.0.0.1"))
+	httpAddr := "127.0.0.1:" + strconv.Itoa(freeSIPPort(t, "127.0.0.1"))
+	writeFile(t, filepath.Join(dir, "parkswitch.yaml"), "server:\n  domain: contoso.com\n"+
+		"  sip_listen: [\"udp://"+sipAddr+"\"]\n  http_listen: \""+httpAddr+"\"\n"+
+		"media:\n  rtp_port_min: 22000\n  rtp_port_max: 22199\n"+
+		"state:\n  node_id: killed\n"+
+		"users:\n  - id: 1001@contoso.com\n    password: demo1001\n  - id: 1002@contoso.com\n    password: demo1002\n")
+	writeFile(t, filepath.Join(dir, "policies.yaml"), basePolicies)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	serve := func() (*exec.Cmd, *syncBuffer) {
+		cmd := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "parkswitch.yaml"))
+		logs := startBinary(t, cmd)
+		waitUntil(t, 15*time.Second, "/healthz", func() bool {
+			res, err := http.Get("http://" + httpAddr + "/healthz")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == 200
+		})
+		return cmd, logs
+	}
+
+	first, logs := serve()
+	bob := newPhone(t, ctx, sipAddr, "1002", "udp")
+	bob.AutoAnswer(true)
+	if err := bob.Register(ctx, 300); err != nil {
+		t.Fatalf("register: %v\n%s", err, logs.String())
+	}
+	first.Process.Kill()
+	first.Wait()
+
+	second, logs := serve()
+	alice := newPhone(t, ctx, sipAddr, "1001", "udp")
+	if err := alice.Register(ctx, 300); err != nil {
+		t.Fatal(err)
+	}
+	ac, err := alice.Dial(ctx, "1002")
+	if err != nil {
+		t.Fatalf("call after kill -9: %v\n%s", err, logs.String())
+	}
+	talk(t, ctx, ac, <-bob.Answered(), 50)
+	if err := ac.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second.Process.Signal(syscall.SIGTERM)
+	if err := second.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
 }
 
@@ -192,6 +254,14 @@ func TestCluster(t *testing.T) {
 func natsCluster(t *testing.T) []string {
 	t.Helper()
 	urls := natstest.URLs(natstest.StartCluster(t, 3))
+	prepareNATS(t, urls)
+	return urls
+}
+
+// prepareNATS makes the switch's buckets and streams on the servers at
+// urls.
+func prepareNATS(t *testing.T, urls []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := natsstore.Open(ctx, natsstore.Options{NodeID: "setup", URLs: urls})
@@ -199,7 +269,6 @@ func natsCluster(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	st.Close()
-	return urls
 }
 
 // nextIncoming waits for the next call to ring p.
@@ -270,4 +339,47 @@ func rawInvite(t *testing.T, ip, dst, extra string) int {
 			return code
 		}
 	}
+}
+
+// TestRegisterDuringStoreOutage: with the store down, phones still
+// register and call on this node, the failure is logged once, and the
+// bindings are written to the store once it is back, without the phones
+// registering again.
+func TestRegisterDuringStoreOutage(t *testing.T) {
+	nats := natstest.StartServer(t, "outage")
+	prepareNATS(t, []string{nats.URL()})
+	logs := new(syncBuffer)
+	ts := startServerWith(t, serverSetup{nodeID: "solo", natsURLs: []string{nats.URL()}, logTo: logs})
+	// Before the switch's cleanup: the server started again below is the
+	// test's, not a leak of the switch.
+	t.Cleanup(nats.Stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	nats.Stop()
+	start := time.Now()
+	bob := phone(t, ctx, ts, "1002", "udp")
+	t.Logf("REGISTER with the store down answered in %v", time.Since(start).Round(time.Millisecond))
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob.AutoAnswer(true)
+	ac, err := alice.Dial(ctx, "1002")
+	if err != nil {
+		t.Fatalf("call with the store down: %v", err)
+	}
+	talk(t, ctx, ac, <-bob.Answered(), 50)
+	if err := ac.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ts.sw.Registrations()); n != 2 {
+		t.Errorf("%d registrations listed with the store down, want this node's 2", n)
+	}
+	if n := strings.Count(logs.String(), "registration kept on this node only"); n != 1 {
+		t.Errorf("the registrations kept locally were logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	nats.Start()
+	waitUntil(t, 10*time.Second, "the bindings to reach the store", func() bool {
+		bs, err := ts.state.Bindings(ctx, "1002")
+		return err == nil && len(bs) == 1 && bs[0].Node == "solo" && bs[0].Source == bob.Addr().String()
+	})
 }
