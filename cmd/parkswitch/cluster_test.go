@@ -251,7 +251,9 @@ func TestCluster(t *testing.T) {
 // natsCluster starts a NATS cluster of three with the switch's buckets and
 // streams made, so that the goroutines the servers run for them exist
 // before any switch starts and do not count as its leaks.
-func natsCluster(t *testing.T) []string {
+func natsCluster(t *testing.T) []string { return natsClusterTB(t) }
+
+func natsClusterTB(t testing.TB) []string {
 	t.Helper()
 	urls := natstest.URLs(natstest.StartCluster(t, 3))
 	prepareNATS(t, urls)
@@ -260,7 +262,7 @@ func natsCluster(t *testing.T) []string {
 
 // prepareNATS makes the switch's buckets and streams on the servers at
 // urls.
-func prepareNATS(t *testing.T, urls []string) {
+func prepareNATS(t testing.TB, urls []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
