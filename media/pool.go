@@ -85,6 +85,31 @@ func (p *PortPool) Open() (*Endpoint, error) {
 	return nil, fmt.Errorf("%w: %d pairs refused, last: %v", ErrNoPorts, attempts, lastErr)
 }
 
+// OpenPort binds the pair whose RTP port is port, for a leg that must keep
+// its address (a parked call restored after a restart: the phone's
+// latching and NAT binding hold). It fails with ErrNoPorts when the pair is
+// in use, outside the pool, or refused by the operating system.
+func (p *PortPool) OpenPort(port int) (*Endpoint, error) {
+	idx := (port - p.base) / 2
+	if port < p.base || port%2 != p.base%2 || idx >= len(p.used) {
+		return nil, fmt.Errorf("%w: port %d is not an RTP port of the pool", ErrNoPorts, port)
+	}
+	p.mu.Lock()
+	if p.used[idx] {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("%w: port %d is in use", ErrNoPorts, port)
+	}
+	p.used[idx] = true
+	p.inUse++
+	p.mu.Unlock()
+	rtp, rtcp, err := p.bind(port)
+	if err != nil {
+		p.release(idx)
+		return nil, fmt.Errorf("%w: port %d: %v", ErrNoPorts, port, err)
+	}
+	return newEndpoint(p, idx, rtp, rtcp), nil
+}
+
 // take reserves the next free pair round-robin: a just-released pair is the
 // last to be reused, so late packets of an ended call do not reach a new one.
 func (p *PortPool) take() (int, bool) {

@@ -171,3 +171,37 @@ func TestPortPoolConcurrent(t *testing.T) {
 		t.Errorf("OpenEndpoints = %d, want %d", OpenEndpoints(), before)
 	}
 }
+
+func TestOpenPort(t *testing.T) {
+	p, err := NewPortPool(netip.MustParseAddr("127.0.0.1"), 31000, 31009)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := p.OpenPort(31004)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	if ep.Addr().Port() != 31004 || p.InUse() != 1 {
+		t.Errorf("opened %v, in use %d", ep.Addr(), p.InUse())
+	}
+	for _, port := range []int{31004, 31005, 30998, 31010} {
+		if _, err := p.OpenPort(port); !errors.Is(err, ErrNoPorts) {
+			t.Errorf("OpenPort(%d) = %v, want ErrNoPorts", port, err)
+		}
+	}
+	if p.InUse() != 1 {
+		t.Errorf("refusals changed the count: %d", p.InUse())
+	}
+	// Open skips the pair OpenPort holds.
+	for range 4 {
+		e, err := p.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if e.Addr().Port() == 31004 {
+			t.Error("Open handed out the pair OpenPort holds")
+		}
+	}
+}

@@ -433,6 +433,21 @@ func NewSDPWriter(ip netip.Addr) *SDPWriter {
 	return &SDPWriter{ip: ip, addrType: at, sessionID: id, version: 1}
 }
 
+// ResumeSDPWriter returns a writer that goes on from prev, the last body a
+// writer sent on a leg (a dialog restored after a restart): same origin
+// session id and version, so that the next changed body increments the
+// version as RFC 3264 §8 asks. A prev that does not parse gives a new
+// writer.
+func ResumeSDPWriter(ip netip.Addr, prev []byte) *SDPWriter {
+	w := NewSDPWriter(ip)
+	var sd sdp.SessionDescription
+	if len(prev) == 0 || sd.Unmarshal(prev) != nil {
+		return w
+	}
+	w.sessionID, w.version, w.last = sd.Origin.SessionID, sd.Origin.SessionVersion, bytes.Clone(prev)
+	return w
+}
+
 // SessionID is the o= session id the writer uses.
 func (w *SDPWriter) SessionID() uint64 { return w.sessionID }
 

@@ -489,3 +489,25 @@ func TestDescriptionFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestResumeSDPWriter(t *testing.T) {
+	ip := netip.MustParseAddr("192.0.2.1")
+	w := NewSDPWriter(ip)
+	formats := []Format{{PayloadType: 0, Name: "PCMU", ClockRate: 8000}}
+	w.Offer(20000, formats, SendRecv)
+	prev := w.Offer(20000, formats, SendOnly) // version 2
+	r := ResumeSDPWriter(ip, prev)
+	if r.SessionID() != w.SessionID() {
+		t.Fatalf("session id %d, want %d", r.SessionID(), w.SessionID())
+	}
+	if got := r.Offer(20000, formats, SendOnly); string(got) != string(prev) {
+		t.Errorf("the same body again changed:\n%s\nwas\n%s", got, prev)
+	}
+	next := r.Offer(20000, formats, Inactive)
+	if !strings.Contains(string(next), "o=parkswitch "+strconv.FormatUint(w.SessionID(), 10)+" 3 IN IP4") {
+		t.Errorf("changed body after resume:\n%s", next)
+	}
+	if fresh := ResumeSDPWriter(ip, []byte("not sdp")); fresh.SessionID() == w.SessionID() {
+		t.Error("garbage resumed the old session")
+	}
+}

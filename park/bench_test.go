@@ -29,14 +29,14 @@ func BenchmarkParkRetrieve(b *testing.B) {
 	defer closeLot(b, l)
 	p := pol("SalesPolicy", 500, 1500)
 	for i := range 100 {
-		if _, err := l.Park(p, fakeCall("resident-"+strconv.Itoa(i)), alice, ken); err != nil {
+		if _, err := l.Park(context.Background(), p, fakeCall("resident-"+strconv.Itoa(i)), alice, ken); err != nil {
 			b.Fatal(err)
 		}
 	}
 	var c Call = fakeCall("bench")
 	b.ReportAllocs()
 	for b.Loop() {
-		o, err := l.Park(p, c, alice, ken)
+		o, err := l.Park(context.Background(), p, c, alice, ken)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func BenchmarkParkRetrieveParallel(b *testing.B) {
 		p := pol("Policy"+strconv.Itoa(i), 10, 9999)
 		var c Call = fakeCall("bench-" + strconv.Itoa(i)) // converted once, as the SIP layer holds it
 		for pb.Next() {
-			o, err := l.Park(p, c, alice, ken)
+			o, err := l.Park(context.Background(), p, c, alice, ken)
 			if err != nil {
 				b.Error(err)
 				return
@@ -88,7 +88,7 @@ func BenchmarkParkedOrbitMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		for _, c := range calls {
-			if _, err := l.Park(p, c, alice, ken); err != nil {
+			if _, err := l.Park(context.Background(), p, c, alice, ken); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -77,7 +77,7 @@ func concurrentParkRetrieve(t *testing.T, ringbacks bool) {
 				p = support
 			}
 			for range rounds {
-				o, err := lot.Park(p, newCall(), alice, ken)
+				o, err := lot.Park(context.Background(), p, newCall(), alice, ken)
 				if errors.Is(err, ErrRangeFull) {
 					full.Add(1)
 					continue
@@ -146,7 +146,7 @@ func concurrentParkRetrieve(t *testing.T, ringbacks bool) {
 		q := pol(p.name, p.start, p.end)
 		seen := map[int]bool{}
 		for range p.end - p.start + 1 {
-			o, err := lot.Park(q, newCall(), alice, ken)
+			o, err := lot.Park(context.Background(), q, newCall(), alice, ken)
 			if err != nil {
 				t.Fatalf("refilling %s: %v after %d parks", p.name, err, len(seen))
 			}
@@ -155,7 +155,7 @@ func concurrentParkRetrieve(t *testing.T, ringbacks bool) {
 		if len(seen) != p.end-p.start+1 {
 			t.Errorf("refilling %s gave %d distinct codes", p.name, len(seen))
 		}
-		if _, err := lot.Park(q, newCall(), alice, ken); !errors.Is(err, ErrRangeFull) {
+		if _, err := lot.Park(context.Background(), q, newCall(), alice, ken); !errors.Is(err, ErrRangeFull) {
 			t.Errorf("policy %d: park into a full range: %v", i, err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestClose(t *testing.T) {
 		if o.State() != StateParked || waiting.State() != StateParked || h.clock.Pending() != 0 {
 			t.Errorf("after Close: states %s %s, %d timers", o.State(), waiting.State(), h.clock.Pending())
 		}
-		if _, err := h.lot.Park(p, newCall(), alice, ken); !errors.Is(err, ErrClosed) {
+		if _, err := h.lot.Park(context.Background(), p, newCall(), alice, ken); !errors.Is(err, ErrClosed) {
 			t.Errorf("Park after Close: %v", err)
 		}
 		if _, err := h.lot.Retrieve(p, o.Code()); !errors.Is(err, ErrClosed) {

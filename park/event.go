@@ -18,11 +18,12 @@ const (
 
 // Reasons of EventRefused, for logs and the refusals metric.
 const (
-	ReasonNotAllowed = "not_allowed" // the policy has allow_call_park false
-	ReasonRangeFull  = "range_full"  // every code of the range is occupied
-	ReasonNoOrbit    = "no_orbit"    // no orbit with that code in the retriever's table
-	ReasonParked     = "already_parked"
-	ReasonClosed     = "closed"
+	ReasonNotAllowed  = "not_allowed" // the policy has allow_call_park false
+	ReasonRangeFull   = "range_full"  // every code of the range is occupied
+	ReasonNoOrbit     = "no_orbit"    // no orbit with that code in the retriever's table
+	ReasonParked      = "already_parked"
+	ReasonClosed      = "closed"
+	ReasonUnavailable = "unavailable" // the shared orbit table cannot be reached
 )
 
 // Event reports one step of an orbit's life. Orbit is a snapshot taken at

@@ -266,7 +266,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 
 func (h *harness) park(t *testing.T, p policy.Policy) *Orbit {
 	t.Helper()
-	o, err := h.lot.Park(p, newCall(), alice, ken)
+	o, err := h.lot.Park(context.Background(), p, newCall(), alice, ken)
 	if err != nil {
 		t.Fatalf("Park in %s: %v", p.Identity, err)
 	}

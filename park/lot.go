@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +20,9 @@ var (
 	ErrNoOrbit    = errors.New("park: no parked call with that code for this policy") // [404]
 	ErrParked     = errors.New("park: the call is already parked")
 	ErrClosed     = errors.New("park: the lot is closed")
+	// ErrUnavailable: the shared orbit table (the state store) cannot be
+	// reached, so no code can be allocated without risking a duplicate. [503]
+	ErrUnavailable = errors.New("park: the shared orbit table is unavailable")
 )
 
 // Defaults of Config, used where a field is zero or out of range.
@@ -60,10 +64,13 @@ type Lot struct {
 	tables     map[string]*table // by folded policy identity
 	spellings  map[string]*table // by identity as given, sparing a fold per call
 	calls      map[string]*Orbit // by call ID, for Hangup
+	pending    map[string]bool   // call IDs whose park is allocating a code in the shared table
 	closed     bool
 	events     []Event // queued for delivery, see unlock
 	spare      []Event
 	delivering bool
+
+	shared *sharing // nil: the lot's tables are its own
 }
 
 // table is the orbit table of one policy.
@@ -90,6 +97,7 @@ func NewLot(clock Clock, cfg Config, ringer Ringer, onEvent func(Event)) *Lot {
 		tables:    make(map[string]*table),
 		spellings: make(map[string]*table),
 		calls:     make(map[string]*Orbit),
+		pending:   make(map[string]bool),
 	}
 }
 
@@ -106,15 +114,18 @@ func fold(identity string) string { return strings.ToLower(identity) }
 
 // Park puts call in the orbit table of p, the parker's effective policy at
 // park time, and returns its orbit. It fails with ErrNotAllowed when p does
-// not allow call park and with ErrRangeFull when every code of p's range is
-// occupied; the lot is then unchanged. The ringback deadline is fixed now, at
-// p's park timeout from now.
-func (l *Lot) Park(p policy.Policy, call Call, parked, parker Party) (*Orbit, error) {
+// not allow call park, with ErrRangeFull when every code of p's range is
+// occupied and, on a shared lot, with ErrUnavailable when the shared table
+// cannot be reached; the lot is then unchanged. The ringback deadline is
+// fixed now, at p's park timeout from now. On a shared lot the code is
+// claimed in the shared table first, so that no node of a cluster hands it
+// out twice; ctx bounds that.
+func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, parker Party) (*Orbit, error) {
 	id := call.CallID()
 	l.mu.Lock()
-	defer l.unlock()
 	refuse := func(reason string, err error) (*Orbit, error) {
 		l.emit(EventRefused, OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, "", reason)
+		l.unlock()
 		return nil, err
 	}
 	switch {
@@ -122,20 +133,13 @@ func (l *Lot) Park(p policy.Policy, call Call, parked, parker Party) (*Orbit, er
 		return refuse(ReasonClosed, ErrClosed)
 	case !p.AllowCallPark:
 		return refuse(ReasonNotAllowed, ErrNotAllowed)
-	case l.calls[id] != nil:
+	case l.calls[id] != nil || l.pending[id]:
 		return refuse(ReasonParked, ErrParked)
-	}
-	t := l.table(p.Identity, true)
-	code, ok := t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
-	if !ok {
-		return refuse(ReasonRangeFull, ErrRangeFull)
 	}
 	now := l.clock.Now()
 	o := &Orbit{
 		lot:        l,
-		table:      t,
 		policy:     p.Identity,
-		code:       code,
 		call:       call,
 		callID:     id,
 		parked:     parked,
@@ -145,12 +149,53 @@ func (l *Lot) Park(p policy.Policy, call Call, parked, parker Party) (*Orbit, er
 		state:      StateParked,
 		ringbackAt: now.Add(p.ParkTimeout()),
 	}
-	t.orbits[code] = o
-	t.last = code
-	l.calls[id] = o
+	t := l.table(p.Identity, true)
+	if l.shared == nil {
+		code, ok := t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
+		if !ok {
+			return refuse(ReasonRangeFull, ErrRangeFull)
+		}
+		o.code = code
+		l.insert(t, o)
+		l.unlock()
+		return o, nil
+	}
+	l.pending[id] = true
+	rec := l.shared.record(o)
+	l.unlock()
+
+	rec, err := l.shared.allocate(ctx, rec, p.PickupRangeStart, p.PickupRangeEnd)
+	l.mu.Lock()
+	delete(l.pending, id)
+	switch {
+	case errors.Is(err, ErrRangeFull):
+		return refuse(ReasonRangeFull, err)
+	case err != nil:
+		return refuse(ReasonUnavailable, err)
+	case l.closed || t.orbits[rec.Code] != nil:
+		// Closed meanwhile, or the shared table lost a record this lot
+		// still holds: give the code back rather than park twice on it.
+		l.shared.release(rec)
+		if l.closed {
+			return refuse(ReasonClosed, ErrClosed)
+		}
+		return refuse(ReasonUnavailable, fmt.Errorf("%w: code %d of %s is parked here but was free in the shared table", ErrUnavailable, rec.Code, p.Identity))
+	}
+	o.code, o.rev = rec.Code, rec.Revision
+	l.insert(t, o)
+	l.unlock()
+	return o, nil
+}
+
+// insert puts the new orbit o in table t, arms its deadline and reports
+// the park; it needs l.mu.
+func (l *Lot) insert(t *table, o *Orbit) {
+	o.table = t
+	t.orbits[o.code] = o
+	t.last = o.code
+	l.calls[o.callID] = o
 	l.schedule(o, o.timeout)
 	l.emit(EventPark, o.info(), "", "")
-	return o, nil
 }
 
 // allocate picks the code after the previous one, skipping occupied codes
@@ -232,6 +277,7 @@ func (l *Lot) end(o *Orbit, s State) {
 		o.cancel()
 		o.cancel = nil
 	}
+	l.sync(o)
 }
 
 // Orbits returns a snapshot of every orbit, sorted by policy then code.
@@ -242,13 +288,19 @@ func (l *Lot) Orbits() []OrbitInfo {
 	for _, o := range l.calls {
 		out = append(out, o.info())
 	}
+	SortInfos(out)
+	return out
+}
+
+// SortInfos sorts orbits by policy (ignoring case), then code, as Orbits
+// returns them.
+func SortInfos(out []OrbitInfo) {
 	slices.SortFunc(out, func(a, b OrbitInfo) int {
 		if c := cmp.Compare(fold(a.Policy), fold(b.Policy)); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.Code, b.Code)
 	})
-	return out
 }
 
 // InUse is the number of orbits in the table of the policy named identity

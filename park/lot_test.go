@@ -1,6 +1,7 @@
 package park
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -106,7 +107,7 @@ func TestAllocation(t *testing.T) {
 				switch s.do {
 				case "park":
 					c := newCall()
-					o, err := h.lot.Park(s.p, c, alice, ken)
+					o, err := h.lot.Park(context.Background(), s.p, c, alice, ken)
 					if !errors.Is(err, s.err) {
 						t.Fatalf("step %d: Park(%s) error = %v, want %v", i, s.p.Identity, err, s.err)
 					}
@@ -161,16 +162,22 @@ func TestRefusedEvents(t *testing.T) {
 		reason string
 		code   int
 	}{
-		{"park not allowed", func(l *Lot) error { _, err := l.Park(denied(small), newCall(), alice, ken); return err }, ErrNotAllowed, ReasonNotAllowed, 0},
-		{"range full", func(l *Lot) error { _, err := l.Park(small, newCall(), alice, ken); return err }, ErrRangeFull, ReasonRangeFull, 0},
-		{"already parked", func(l *Lot) error { _, err := l.Park(pol("Other", 10, 99), fakeCall("first"), alice, ken); return err }, ErrParked, ReasonParked, 0},
+		{"park not allowed", func(l *Lot) error {
+			_, err := l.Park(context.Background(), denied(small), newCall(), alice, ken)
+			return err
+		}, ErrNotAllowed, ReasonNotAllowed, 0},
+		{"range full", func(l *Lot) error { _, err := l.Park(context.Background(), small, newCall(), alice, ken); return err }, ErrRangeFull, ReasonRangeFull, 0},
+		{"already parked", func(l *Lot) error {
+			_, err := l.Park(context.Background(), pol("Other", 10, 99), fakeCall("first"), alice, ken)
+			return err
+		}, ErrParked, ReasonParked, 0},
 		{"retrieve not allowed", func(l *Lot) error { _, err := l.Retrieve(denied(small), 10); return err }, ErrNotAllowed, ReasonNotAllowed, 10},
 		{"no orbit", func(l *Lot) error { _, err := l.Retrieve(small, 11); return err }, ErrNoOrbit, ReasonNoOrbit, 11},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, Config{})
-			if _, err := h.lot.Park(small, fakeCall("first"), alice, ken); err != nil {
+			if _, err := h.lot.Park(context.Background(), small, fakeCall("first"), alice, ken); err != nil {
 				t.Fatal(err)
 			}
 			h.ev.expect(t, EventPark)
@@ -233,7 +240,7 @@ func TestHangupWhileParked(t *testing.T) {
 	h.clock.Advance(time.Hour)
 	h.ev.none(t)
 	// The same call may be parked again once its orbit has ended.
-	if _, err := h.lot.Park(p, o.Call(), alice, ken); err != nil {
+	if _, err := h.lot.Park(context.Background(), p, o.Call(), alice, ken); err != nil {
 		t.Fatalf("park again: %v", err)
 	}
 }

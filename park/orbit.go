@@ -3,6 +3,8 @@ package park
 import (
 	"context"
 	"time"
+
+	"github.com/parkswitch/parkswitch/store"
 )
 
 // Party identifies a participant for logs, the admin API and caller ID.
@@ -54,6 +56,7 @@ type Orbit struct {
 	gen        int                // identifies the current timer, so a stale one does nothing
 	attempt    int                // identifies the current Ring call, so a stale claim loses
 	cancel     context.CancelFunc // cancels the ringback in progress while ringing
+	rev        uint64             // revision of the orbit's record in the shared table
 }
 
 // Code is the pickup code a retriever dials.
@@ -114,6 +117,18 @@ func (o *Orbit) info() OrbitInfo {
 		ParkedAt:    o.parkedAt,
 		RingbackAt:  o.ringbackAt,
 		State:       o.state,
+		Node:        o.lot.Node(),
+	}
+}
+
+// InfoOf is an orbit of the shared table, parked on node rec.Owner, as
+// the admin API shows it.
+func InfoOf(rec store.Orbit) OrbitInfo {
+	return OrbitInfo{
+		Policy: rec.Policy, Code: rec.Code,
+		ParkedParty: Party(rec.ParkedParty), Parker: Party(rec.Parker),
+		ParkedAt: rec.ParkedAt, RingbackAt: rec.RingbackAt,
+		State: State(rec.State), Node: rec.Owner,
 	}
 }
 
@@ -126,4 +141,5 @@ type OrbitInfo struct {
 	ParkedAt    time.Time `json:"parked_at"`
 	RingbackAt  time.Time `json:"ringback_at"`
 	State       State     `json:"state"`
+	Node        string    `json:"node,omitempty"` // the node holding the parked party's media
 }

@@ -57,6 +57,7 @@ func (l *Lot) deadline(o *Orbit, gen int) {
 	}
 	o.timer = nil
 	o.state = StateRinging
+	l.sync(o)
 	ctx, cancel := context.WithCancel(l.base)
 	o.cancel = cancel
 	l.wg.Add(1)
@@ -107,6 +108,7 @@ func (l *Lot) ringback(ctx context.Context, cancel context.CancelFunc, o *Orbit,
 		o.state = StateParked
 		o.ringbackAt = l.clock.Now().Add(o.timeout)
 		l.schedule(o, o.timeout)
+		l.sync(o)
 		l.emit(EventRepark, o.info(), "", "")
 		l.unlock()
 		return
@@ -126,6 +128,7 @@ func (l *Lot) stillRinging(o *Orbit) bool {
 	if l.closed {
 		o.state = StateParked
 		o.cancel = nil
+		l.sync(o)
 		return false
 	}
 	return true

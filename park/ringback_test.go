@@ -1,6 +1,7 @@
 package park
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -240,7 +241,7 @@ func TestRingback(t *testing.T) {
 			if tt.parker != (Party{}) {
 				parker = tt.parker
 			}
-			o, err := h.lot.Park(p, newCall(), alice, parker)
+			o, err := h.lot.Park(context.Background(), p, newCall(), alice, parker)
 			if err != nil {
 				t.Fatal(err)
 			}

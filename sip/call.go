@@ -744,6 +744,8 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.end(endNoACK, nil)
 		return
 	}
+	s.saveDialog(c.a, false)
+	s.saveDialog(f, false)
 	if late {
 		// The caller's ACK carried its answer: pass it on in our ACK.
 		c.a.mu.Lock()
@@ -848,12 +850,15 @@ func (c *call) end(why endReason, from *leg) {
 			} else {
 				c.s.dialogs.remove(l)
 			}
+			c.s.dropDialog(l)
 		}
 		for _, f := range forks {
 			c.s.dialogs.remove(f)
 		}
 		c.epA.Close()
-		c.epB.Close()
+		if c.epB != nil { // nil for a call restored from the store
+			c.epB.Close()
+		}
 		for _, ep := range eps {
 			ep.Close()
 		}

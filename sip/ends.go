@@ -23,6 +23,7 @@ var (
 	endNoReinviteACK  = endReason{text: "no ACK for re-INVITE", label: "no_ack_for_re-invite", abnormal: true}
 	endRetrieveFailed = endReason{text: "retrieve failed", label: "retrieve_failed", abnormal: true}
 	endRTPTimeout     = endReason{text: "rtp timeout", label: "rtp_timeout", abnormal: true}
+	endRestoreFailed  = endReason{text: "restore failed", label: "restore_failed", abnormal: true}
 )
 
 // byeFrom is the end of a call hung up by leg l.

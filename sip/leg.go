@@ -71,6 +71,7 @@ type leg struct {
 	acked    chan struct{}     // UAS: closed when the ACK for our 2xx arrives
 	ackSDP   []byte            // UAS: the SDP answer an ACK carried (delayed offer)
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
+	stored   bool              // its dialog was saved to the state store
 }
 
 func (l *leg) String() string { return string(l.role) }

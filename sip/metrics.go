@@ -15,6 +15,7 @@ type metrics struct {
 	parkEvents   *prometheus.CounterVec
 	parks        prometheus.Counter
 	retrieves    prometheus.Counter
+	restored     prometheus.Counter
 	ringbacks    prometheus.Counter
 	connsRefused *prometheus.CounterVec
 }
@@ -33,6 +34,9 @@ func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parkswitch_refusals_total", Help: "Requests refused, by reason.",
 		}, []string{"reason"}),
+		restored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "parkswitch_parked_calls_restored_total", Help: "Parked calls taken up from the state store after a restart or from a node that stopped.",
+		}),
 		parkEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parkswitch_park_events_total", Help: "Orbit state changes, by kind.",
 		}, []string{"kind"}),
@@ -46,7 +50,7 @@ func newMetrics(s *Switch, reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.calls, m.callsEnded, m.refused, m.parkEvents, m.parks, m.retrieves, m.ringbacks, m.connsRefused,
+	reg.MustRegister(m.calls, m.callsEnded, m.refused, m.parkEvents, m.parks, m.retrieves, m.restored, m.ringbacks, m.connsRefused,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "parkswitch_sip_connections", Help: "TCP/TLS connections accepted and open.",
 		}, func() float64 { return float64(s.Connections()) }),

@@ -84,7 +84,9 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	pol := s.policyOf(l.user)
-	o, err := s.lot.Park(pol, c, s.partyOf(parked), s.partyOf(l))
+	pctx, pcancel := context.WithTimeout(s.ctx, parkStoreTimeout)
+	o, err := s.lot.Park(pctx, pol, c, s.partyOf(parked), s.partyOf(l))
+	pcancel()
 	if err != nil {
 		c.endInvite()
 		switch {
@@ -96,6 +98,13 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 			res := s.response(req, sip.StatusServiceUnavailable, "No free park code in policy "+pol.Identity)
 			res.AppendHeader(sip.NewHeader("Retry-After", "30"))
 			s.respond(tx, res)
+		case errors.Is(err, park.ErrUnavailable):
+			s.metrics.refused.WithLabelValues("park_store_unavailable").Inc()
+			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park refused: the state store is unavailable")
+			s.logRefusal("park", req, sip.StatusServiceUnavailable, pol.Identity, 0, park.ReasonUnavailable)
+			res := s.response(req, sip.StatusServiceUnavailable, "Call park is unavailable")
+			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+			s.respond(tx, res)
 		default:
 			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park failed")
 			s.reply(req, tx, sip.StatusInternalServerError, "")
@@ -104,7 +113,16 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	c.mu.Lock()
 	c.orbit = o
+	ended := isClosed(c.done)
 	c.mu.Unlock()
+	if ended {
+		// The call ended while its code was being claimed; end saw no
+		// orbit, so free it here.
+		c.endInvite()
+		s.lot.Hangup(c)
+		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
+		return
+	}
 	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
@@ -115,11 +133,17 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		defer s.wg.Done()
 		c.holdParked(parked, o)
 		c.endInvite()
+		s.saveDialog(parked, true)
+		s.dropDialog(l)
 		c.notifyReferDone(l)
 		s.tellParker(l.user, o)
 		c.releaseParker(l)
 	}()
 }
+
+// parkStoreTimeout bounds the claim of a code in the state store, which a
+// REFER's 202 waits for.
+const parkStoreTimeout = 2 * time.Second
 
 // musicFormat picks the codec music on hold is sent in: the first G.711
 // law the parked phone negotiated.
@@ -237,7 +261,9 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 	l.mu.Lock()
 	l.lastSDP = body
 	l.mu.Unlock()
-	l.sendAnswer(tx, c.okWithSDP(req, l, body))
+	if l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
+		c.s.saveDialog(l, true) // its CSeq and media moved
+	}
 }
 
 // unpark stops the music for a parked call that is being picked up.
@@ -452,10 +478,14 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	} else {
 		c.b = n
 	}
-	c.released = append(c.released, old)
+	if old != nil { // a call restored from the store has no parker leg
+		c.released = append(c.released, old)
+	}
 	c.eps = append(c.eps, n.ep)
 	c.mu.Unlock()
 	media.Bridge(p.ep, n.ep)
+	s.saveDialog(p, false)
+	s.saveDialog(n, false)
 	return res.Body(), p, true
 }
 

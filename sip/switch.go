@@ -110,6 +110,8 @@ type Switch struct {
 
 	limits   *connLimits
 	stackLog *stackLogHandler
+	writes   *store.WriteBehind // dialog snapshots, written behind
+	durable  bool               // the store outlives the process: parked calls are left in it on shutdown
 
 	mu        sync.Mutex
 	listeners []func() error // closers
@@ -163,6 +165,7 @@ func New(opts Options) (*Switch, error) {
 	if opts.IncompleteTimeout <= 0 {
 		opts.IncompleteTimeout = DefaultIncompleteTimeout
 	}
+	durable := opts.Store != nil
 	if opts.Store == nil {
 		opts.Store = memstore.New(memstore.Options{Now: opts.Now}).Open("local", "")
 	}
@@ -192,6 +195,9 @@ func New(opts Options) (*Switch, error) {
 	s.reg = newRegistrar(opts.Now, opts.MaxExpires, opts.Store.NodeID())
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
+	s.lot.Share(opts.Store, opts.Store.NodeID(), s.log)
+	s.durable = durable
+	s.writes = store.NewWriteBehind(s.log, 0)
 	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
 	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(opts.Logger.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
 	s.metrics = newMetrics(s, opts.Registry)
@@ -356,6 +362,8 @@ func (s *Switch) Start() error {
 	go s.janitor()
 	go s.syncRegistrations(loaded)
 	go s.watchNodes()
+	s.wg.Add(1)
+	go s.watchState()
 	if m := s.opts.Music; m != nil {
 		s.wg.Add(1)
 		go func() {
@@ -472,6 +480,9 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	for _, c := range calls {
+		if s.durable && c.leave() {
+			continue // parked: the next start, or another node, takes it up
+		}
 		c.end(endShutdown, nil)
 	}
 	// Let the BYEs be answered before the transports close, but do not
@@ -486,6 +497,13 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 
+	if err := s.lot.Release(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("orbit changes not written to the state store")
+	}
+	if !s.writes.Flush(ctx) {
+		s.log.Warn().Int("pending", s.writes.Pending()).Msg("dialog snapshots not written to the state store")
+	}
+	s.writes.Close()
 	s.cancel()
 	s.mu.Lock()
 	closers := s.listeners

@@ -3,16 +3,26 @@ package main
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/parkswitch/parkswitch/store/natsstore/natstest"
 )
 
 // BenchmarkParkRetrieveLatency measures, through the real server on
 // loopback: REFER → 202 (park) and INVITE → 200 for the retrieve, which
 // includes the re-INVITE of the parked party (and, as phones do, the 407
-// challenge round trip). p50/p99 are reported in milliseconds.
+// challenge round trip). p50/p99 are reported in milliseconds, with the
+// state in the embedded NATS server and on a three-server NATS cluster.
 func BenchmarkParkRetrieveLatency(b *testing.B) {
-	ts := startServer(b, "", nil)
+	b.Run("store=embedded", func(b *testing.B) { benchParkRetrieve(b, nil) })
+	b.Run("store=cluster3", func(b *testing.B) { benchParkRetrieve(b, natstest.StartCluster(b, 3)) })
+}
+
+func benchParkRetrieve(b *testing.B, cluster []*natstest.Server) {
+	ts := startServer(b, clusterYAML(cluster), nil)
+	stopAfterServer(b, cluster)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	alice := phone(b, ctx, ts, "1001", "udp")
@@ -67,4 +77,20 @@ func BenchmarkParkRetrieveLatency(b *testing.B) {
 	}
 	report("park", parks)
 	report("retrieve", retrieves)
+}
+
+// clusterYAML is the state section pointing at cluster, "" for none.
+func clusterYAML(cluster []*natstest.Server) string {
+	if len(cluster) == 0 {
+		return ""
+	}
+	return "state:\n  nats_urls: [\"" + strings.Join(natstest.URLs(cluster), "\", \"") + "\"]\n"
+}
+
+// stopAfterServer stops the NATS servers once the switch started after
+// them has shut down, before the harness looks for goroutines left.
+func stopAfterServer(tb testing.TB, cluster []*natstest.Server) {
+	for _, n := range cluster {
+		tb.Cleanup(n.Stop)
+	}
 }

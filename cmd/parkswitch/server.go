@@ -315,9 +315,24 @@ func (s *server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// serveOrbits lists the parked calls.
-func (s *server) serveOrbits(w http.ResponseWriter, _ *http.Request) {
-	out := s.sw.Lot().Orbits()
+// serveOrbits lists the parked calls of the whole cluster: this node's
+// from its lot, which is current to the moment, and other nodes' from the
+// state store. With the store away, this node's alone.
+func (s *server) serveOrbits(w http.ResponseWriter, r *http.Request) {
+	lot := s.sw.Lot()
+	out := lot.Orbits()
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if recs, err := s.state.ListOrbits(ctx, ""); err == nil {
+		for _, o := range recs {
+			if o.Owner != lot.Node() {
+				out = append(out, park.InfoOf(o))
+			}
+		}
+		park.SortInfos(out)
+	} else {
+		s.log.Debug().Err(err).Msg("orbits of other nodes not listed")
+	}
 	if out == nil {
 		out = []park.OrbitInfo{}
 	}

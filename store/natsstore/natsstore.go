@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -245,7 +246,23 @@ func (s *Store) where() string {
 	if s.srv != nil || s.opts.inProcess != nil {
 		return "the embedded server"
 	}
-	return strings.Join(s.opts.URLs, ",")
+	urls := make([]string, len(s.opts.URLs))
+	for i, u := range s.opts.URLs {
+		urls[i] = redact(u)
+	}
+	return strings.Join(urls, ",")
+}
+
+// redact hides the password of a server URL: errors and logs never show it.
+func redact(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		p.User = url.User("***")
+		return p.String()
+	}
+	if i := strings.LastIndexByte(u, '@'); i >= 0 {
+		return "***" + u[i:]
+	}
+	return u
 }
 
 // setup makes or updates the buckets and streams.

@@ -1,0 +1,188 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/media"
+	"github.com/parkswitch/parkswitch/store"
+)
+
+// This file keeps the dialog of every answered leg in the state store
+// (SPEC §10), written behind so that no call waits for it: after a crash
+// this node, or another one, re-INVITEs a parked leg onto its music and
+// sends a BYE to each leg of a call that was bridged.
+
+// snapshot is the leg's dialog as the store keeps it. Keys are never
+// stored: a restored SRTP leg is offered new ones.
+func (l *leg) snapshot(parked bool) store.Dialog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := store.Dialog{
+		CallID: l.callID, LocalTag: l.localTag, RemoteTag: l.remoteTag,
+		LocalURI: l.local.String(), LocalName: l.localName,
+		RemoteURI: l.remote.String(), RemoteName: l.remoteName,
+		LocalCSeq: l.localCSeq, RemoteCSeq: l.remoteCSeq,
+		RemoteTarget: l.remoteTarget.String(), Dest: l.dest, Transport: l.transport,
+		LocalSDP: string(l.lastSDP), Role: string(l.role), Call: l.c.id, Parked: parked,
+		Owner: l.s.opts.Store.NodeID(),
+	}
+	for _, r := range l.routeSet {
+		d.RouteSet = append(d.RouteSet, r.String())
+	}
+	if l.ep != nil {
+		d.RelayPort = int(l.ep.Addr().Port())
+	}
+	if a := l.desc.Addr; a.IsValid() {
+		// What the phone's SDP said, in a form media.Parse reads back.
+		d.RemoteSDP = string(media.NewSDPWriter(a.Addr()).Offer(int(a.Port()), l.desc.Formats, l.desc.Direction))
+	}
+	if l.user != nil {
+		d.RemoteName = l.user.DisplayName
+	}
+	return d
+}
+
+func dialogKeyOf(callID, tag string) string { return "dialog/" + callID + "/" + tag }
+
+// saveDialog writes l's dialog behind; parked says the leg is on music.
+func (s *Switch) saveDialog(l *leg, parked bool) {
+	l.mu.Lock()
+	l.stored = true
+	l.mu.Unlock()
+	key := dialogKeyOf(l.callID, l.localTag)
+	s.writes.Queue(key, func(ctx context.Context) error {
+		l.mu.Lock()
+		gone := l.ended
+		l.mu.Unlock()
+		if gone {
+			return ignoreNotFound(s.opts.Store.DeleteDialog(ctx, l.callID, l.localTag))
+		}
+		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(parked))
+		return err
+	})
+}
+
+// dropDialog removes l's dialog from the store, behind, if it was saved.
+func (s *Switch) dropDialog(l *leg) {
+	l.mu.Lock()
+	stored := l.stored
+	l.stored = false
+	l.mu.Unlock()
+	if !stored {
+		return
+	}
+	callID, tag := l.callID, l.localTag
+	s.writes.Queue(dialogKeyOf(callID, tag), func(ctx context.Context) error {
+		return ignoreNotFound(s.opts.Store.DeleteDialog(ctx, callID, tag))
+	})
+}
+
+// legFromSnapshot rebuilds a leg of call c from its stored dialog, anchored
+// on ep. It reports false for a snapshot whose URIs do not parse.
+func (s *Switch) legFromSnapshot(c *call, d store.Dialog, ep *media.Endpoint) (*leg, bool) {
+	var local, remote, target sip.Uri
+	if sip.ParseUri(d.LocalURI, &local) != nil || sip.ParseUri(d.RemoteURI, &remote) != nil || sip.ParseUri(d.RemoteTarget, &target) != nil {
+		return nil, false
+	}
+	l := &leg{
+		s: s, c: c, role: legRole(d.Role),
+		callID: d.CallID, localTag: d.LocalTag, remoteTag: d.RemoteTag,
+		local: local, localName: d.LocalName, remote: remote, remoteName: d.RemoteName,
+		remoteTarget: target, localCSeq: d.LocalCSeq, remoteCSeq: d.RemoteCSeq,
+		transport: strings.ToUpper(d.Transport), dest: d.Dest,
+		sips:     strings.EqualFold(target.Scheme, "sips"),
+		sdes:     mayUseSDES(d.Transport),
+		answered: true, confirmed: true,
+		ep:    ep,
+		sdp:   media.ResumeSDPWriter(s.opts.AdvertiseIP, []byte(d.LocalSDP)),
+		acked: make(chan struct{}),
+		gone:  make(chan struct{}),
+	}
+	close(l.acked)
+	l.srtpKey = s.newKey(l.sdes)
+	if l.role != roleCaller && l.role != roleCallee {
+		l.role = roleCaller
+	}
+	for _, r := range d.RouteSet {
+		var u sip.Uri
+		if sip.ParseUri(r, &u) == nil {
+			l.routeSet = append(l.routeSet, u)
+		}
+	}
+	if u, ok := s.dir.Load().UserByName(remote.User); ok && strings.EqualFold(remote.Host, s.opts.Domain) {
+		l.user = u
+	}
+	if d.RemoteSDP != "" {
+		if desc, err := media.Parse([]byte(d.RemoteSDP), false); err == nil {
+			l.desc = desc
+			if ep != nil {
+				ep.SetRemote(desc.Addr, desc.RTCPMux)
+			}
+		}
+	}
+	return l, true
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// leave lets a parked call go from this process without ending it, on a
+// shutdown with a durable store: music stops and the ports close, but no
+// BYE goes to the parked phone and the orbit and its dialog stay in the
+// store, for this node's next start or another node to take up. It
+// reports false, doing nothing, for a call that is not parked.
+func (c *call) leave() bool {
+	p := c.parkedLeg()
+	if p == nil {
+		return false
+	}
+	left := false
+	c.endOnce.Do(func() {
+		left = true
+		c.mu.Lock()
+		legs := append([]*leg{c.a}, c.released...)
+		if c.b != nil {
+			legs = append(legs, c.b)
+		}
+		eps, stop := c.eps, c.stopMusic
+		c.stopMusic = nil
+		c.mu.Unlock()
+		close(c.done)
+		if stop != nil {
+			stop()
+		}
+		for _, l := range legs {
+			if l == p {
+				c.s.dialogs.remove(l)
+				continue
+			}
+			l.mu.Lock()
+			answered := (l.confirmed || l.answered) && !l.ended
+			l.ended = true
+			l.mu.Unlock()
+			if answered {
+				c.s.bye(l) // the parker's leg, not released yet
+			} else {
+				c.s.dialogs.remove(l)
+			}
+		}
+		c.epA.Close()
+		if c.epB != nil {
+			c.epB.Close()
+		}
+		for _, ep := range eps {
+			ep.Close()
+		}
+		c.s.removeCall(c)
+		c.log.Info().Msg("parked call left in the state store")
+	})
+	return left
+}
