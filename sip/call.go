@@ -334,17 +334,7 @@ func (c *call) race(ctx context.Context, caller party, targets []target, later f
 		}
 		pending += len(forks)
 	}
-	var more chan []target
-	if later != nil {
-		more = make(chan []target, 1) // never blocks the lookup
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			lctx, cancel := context.WithTimeout(ringCtx, remoteLookupTimeout)
-			defer cancel()
-			more <- later(lctx)
-		}()
-	}
+	more := c.s.lookup(ringCtx, later)
 	start(targets)
 	for pending > 0 || more != nil {
 		select {
@@ -377,6 +367,23 @@ func (c *call) race(ctx context.Context, caller party, targets []target, later f
 		}
 	}
 	return raceResult{status: best}
+}
+
+// lookup runs later in the background, bounded by remoteLookupTimeout and
+// ctx, and delivers its targets on the returned channel; nil for no later.
+func (s *Switch) lookup(ctx context.Context, later func(context.Context) []target) <-chan []target {
+	if later == nil {
+		return nil
+	}
+	more := make(chan []target, 1) // never blocks the lookup
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
+		defer cancel()
+		more <- later(lctx)
+	}()
+	return more
 }
 
 // connect rings every target in parallel and relays the outcome to the

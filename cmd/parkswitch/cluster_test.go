@@ -233,19 +233,23 @@ func TestCluster(t *testing.T) {
 		waitDone(t, bc, "caller on b")
 	})
 
-	t.Run("the node marker from elsewhere is not trusted", func(t *testing.T) {
-		// From a's IP but not a's port, and from an address no node has.
-		for _, ip := range []string{"127.0.0.1", "127.0.0.3"} {
-			if code := rawInvite(t, ip, b.udpAddr(), "X-Parkswitch-Node: a;user=1001\r\n"); code != 407 {
-				t.Errorf("INVITE marked as from node a, sent from %s: %d, want 407", ip, code)
-			}
+	t.Run("the node marker from elsewhere is not trusted", func(t *testing.T) { markerUntrusted(t, b, carolB) })
+}
+
+// markerUntrusted sends b INVITEs marked as from node a, from a's IP but
+// not a's port and from an address no node has: each is challenged, and
+// the phone on b does not ring.
+func markerUntrusted(t *testing.T, b *testServer, phoneOnB *siptest.Phone) {
+	for _, ip := range []string{"127.0.0.1", "127.0.0.3"} {
+		if code := rawInvite(t, ip, b.udpAddr(), "X-Parkswitch-Node: a;user=1001\r\n"); code != 407 {
+			t.Errorf("INVITE marked as from node a, sent from %s: %d, want 407", ip, code)
 		}
-		select {
-		case in := <-carolB.Incoming():
-			t.Errorf("an untrusted INVITE rang the phone: %v", in)
-		case <-time.After(200 * time.Millisecond):
-		}
-	})
+	}
+	select {
+	case in := <-phoneOnB.Incoming():
+		t.Errorf("an untrusted INVITE rang the phone: %v", in)
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 // natsCluster starts a NATS cluster of three with the switch's buckets and
