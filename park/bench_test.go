@@ -40,7 +40,7 @@ func BenchmarkParkRetrieve(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := l.Retrieve(p, o.Code()); err != nil {
+		if _, err := l.Retrieve(p, o.Code(), Party{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,7 +63,7 @@ func BenchmarkParkRetrieveParallel(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			if _, err := l.Retrieve(p, o.Code()); err != nil {
+			if _, err := l.Retrieve(p, o.Code(), Party{}); err != nil {
 				b.Error(err)
 				return
 			}

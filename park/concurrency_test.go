@@ -96,7 +96,7 @@ func concurrentParkRetrieve(t *testing.T, ringbacks bool) {
 				case 0: // the parker's colleague picks it up, unless a thief did
 					// A thief may have taken o and its code gone to another
 					// call since: the retrieve then gets that call.
-					got, err := lot.Retrieve(p, o.Code())
+					got, err := lot.Retrieve(p, o.Code(), Party{})
 					if err == nil && (got.Code() != o.Code() || got.Policy() != p.Identity) {
 						t.Errorf("Retrieve(%s, %d) returned %s %d", p.Identity, o.Code(), got.Policy(), got.Code())
 					}
@@ -113,7 +113,7 @@ func concurrentParkRetrieve(t *testing.T, ringbacks bool) {
 						q = support
 					}
 					c := q.PickupRangeStart + rng.IntN(q.PickupRangeEnd-q.PickupRangeStart+1)
-					if got, err := lot.Retrieve(q, c); err == nil {
+					if got, err := lot.Retrieve(q, c, Party{}); err == nil {
 						stolen.Add(1)
 						if got.Policy() != q.Identity || got.Code() != c {
 							t.Errorf("Retrieve(%s, %d) returned %s %d", q.Identity, c, got.Policy(), got.Code())
@@ -193,12 +193,12 @@ func TestClaimRace(t *testing.T) {
 					r := recv(t, h.ringer.rings)
 					bid = func() bool { return r.answer(t) == Answered }
 				} else {
-					bid = func() bool { _, err := h.lot.Retrieve(p, o.Code()); return err == nil }
+					bid = func() bool { _, err := h.lot.Retrieve(p, o.Code(), Party{}); return err == nil }
 				}
 				var wins atomic.Int32
 				var wg sync.WaitGroup
 				start := make(chan struct{})
-				for _, claim := range []func() bool{bid, func() bool { _, err := h.lot.Retrieve(p, o.Code()); return err == nil }} {
+				for _, claim := range []func() bool{bid, func() bool { _, err := h.lot.Retrieve(p, o.Code(), Party{}); return err == nil }} {
 					wg.Go(func() {
 						<-start
 						if claim() {
@@ -245,7 +245,7 @@ func TestClose(t *testing.T) {
 		if _, err := h.lot.Park(context.Background(), p, newCall(), alice, ken); !errors.Is(err, ErrClosed) {
 			t.Errorf("Park after Close: %v", err)
 		}
-		if _, err := h.lot.Retrieve(p, o.Code()); !errors.Is(err, ErrClosed) {
+		if _, err := h.lot.Retrieve(p, o.Code(), Party{}); !errors.Is(err, ErrClosed) {
 			t.Errorf("Retrieve after Close: %v", err)
 		}
 		if len(h.lot.Orbits()) != 2 {

@@ -32,18 +32,25 @@ const (
 type Event struct {
 	Kind   EventKind
 	Orbit  OrbitInfo
+	CallID string // the parked call's ID; "" for a refusal
 	Reason string // why a park or retrieve was refused
 	Target string // who is rung, answered or went unanswered
+	By     Party  // who dialed the code of a retrieve, claimed or refused
+}
+
+// event is the event of kind about o; it needs lot.mu.
+func (o *Orbit) event(kind EventKind, target string) Event {
+	return Event{Kind: kind, Orbit: o.info(), CallID: o.callID, Target: target}
 }
 
 // emit queues an event for delivery by unlock; it needs l.mu. Queuing under
 // the lock records events in the order the state changed, while delivering
 // them outside it lets the callback call the lot.
-func (l *Lot) emit(kind EventKind, info OrbitInfo, target, reason string) {
+func (l *Lot) emit(e Event) {
 	if l.onEvent == nil {
 		return
 	}
-	l.events = append(l.events, Event{Kind: kind, Orbit: info, Target: target, Reason: reason})
+	l.events = append(l.events, e)
 }
 
 // unlock releases l.mu after delivering the queued events. One goroutine

@@ -124,7 +124,7 @@ func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, park
 	id := call.CallID()
 	l.mu.Lock()
 	refuse := func(reason string, err error) (*Orbit, error) {
-		l.emit(EventRefused, OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, "", reason)
+		l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, Reason: reason})
 		l.unlock()
 		return nil, err
 	}
@@ -195,7 +195,7 @@ func (l *Lot) insert(t *table, o *Orbit) {
 	t.last = o.code
 	l.calls[o.callID] = o
 	l.schedule(o, o.timeout)
-	l.emit(EventPark, o.info(), "", "")
+	l.emit(o.event(EventPark, ""))
 }
 
 // allocate picks the code after the previous one, skipping occupied codes
@@ -221,16 +221,16 @@ func (t *table) allocate(start, end int) (int, bool) {
 }
 
 // Retrieve claims the orbit with code in the table of p, the retriever's
-// effective policy. Of concurrent claims (retrieves, an answered ringback)
-// exactly one gets the orbit; the others get ErrNoOrbit. A ringback in
-// progress is cancelled. On success the code is free and the orbit final.
+// effective policy, for by, the party dialing it. Of concurrent claims
+// (retrieves, an answered ringback) exactly one gets the orbit; the others
+// get ErrNoOrbit. A ringback in progress is cancelled. On success the code is free and the orbit final.
 // The code need not lie in p's current range: an orbit parked before a range
 // edit stays retrievable until it ends.
-func (l *Lot) Retrieve(p policy.Policy, code int) (*Orbit, error) {
+func (l *Lot) Retrieve(p policy.Policy, code int, by Party) (*Orbit, error) {
 	l.mu.Lock()
 	defer l.unlock()
 	refuse := func(reason string, err error) (*Orbit, error) {
-		l.emit(EventRefused, OrbitInfo{Policy: p.Identity, Code: code}, "", reason)
+		l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, Code: code}, Reason: reason, By: by})
 		return nil, err
 	}
 	if l.closed {
@@ -247,7 +247,9 @@ func (l *Lot) Retrieve(p policy.Policy, code int) (*Orbit, error) {
 		return refuse(ReasonNoOrbit, ErrNoOrbit)
 	}
 	l.end(o, StateRetrieved)
-	l.emit(EventRetrieve, o.info(), "", "")
+	e := o.event(EventRetrieve, "")
+	e.By = by
+	l.emit(e)
 	return o, nil
 }
 
@@ -263,7 +265,7 @@ func (l *Lot) Hangup(call Call) {
 		return
 	}
 	l.end(o, StateHungUp)
-	l.emit(EventHangup, o.info(), "", "")
+	l.emit(o.event(EventHangup, ""))
 }
 
 // end takes o out of its table in final state s: the code is free, the

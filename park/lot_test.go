@@ -122,7 +122,7 @@ func TestAllocation(t *testing.T) {
 					}
 					calls[key(s.p, o.Code())] = c
 				case "retrieve":
-					o, err := h.lot.Retrieve(s.p, s.code)
+					o, err := h.lot.Retrieve(s.p, s.code, Party{})
 					if !errors.Is(err, s.err) {
 						t.Fatalf("step %d: Retrieve(%s, %d) error = %v, want %v", i, s.p.Identity, s.code, err, s.err)
 					}
@@ -171,8 +171,8 @@ func TestRefusedEvents(t *testing.T) {
 			_, err := l.Park(context.Background(), pol("Other", 10, 99), fakeCall("first"), alice, ken)
 			return err
 		}, ErrParked, ReasonParked, 0},
-		{"retrieve not allowed", func(l *Lot) error { _, err := l.Retrieve(denied(small), 10); return err }, ErrNotAllowed, ReasonNotAllowed, 10},
-		{"no orbit", func(l *Lot) error { _, err := l.Retrieve(small, 11); return err }, ErrNoOrbit, ReasonNoOrbit, 11},
+		{"retrieve not allowed", func(l *Lot) error { _, err := l.Retrieve(denied(small), 10, Party{}); return err }, ErrNotAllowed, ReasonNotAllowed, 10},
+		{"no orbit", func(l *Lot) error { _, err := l.Retrieve(small, 11, Party{}); return err }, ErrNoOrbit, ReasonNoOrbit, 11},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,14 +199,18 @@ func TestRetrieveCancelsTimer(t *testing.T) {
 	h := newHarness(t, Config{})
 	p := pol("Sales", 500, 1500)
 	o := h.park(t, p)
-	if _, err := h.lot.Retrieve(pol("Global", 500, 1500), o.Code()); !errors.Is(err, ErrNoOrbit) {
+	if _, err := h.lot.Retrieve(pol("Global", 500, 1500), o.Code(), Party{}); !errors.Is(err, ErrNoOrbit) {
 		t.Fatalf("Retrieve from another policy's table: %v, want ErrNoOrbit", err)
 	}
-	got, err := h.lot.Retrieve(p, o.Code())
+	carol := Party{User: "1003", Display: "Carol"}
+	got, err := h.lot.Retrieve(p, o.Code(), carol)
 	if err != nil || got != o {
 		t.Fatalf("Retrieve = %v, %v", got, err)
 	}
-	h.ev.expect(t, EventPark, EventRefused, EventRetrieve)
+	evs := h.ev.expect(t, EventPark, EventRefused, EventRetrieve)
+	if e := evs[2]; e.By != carol || e.CallID != o.Call().CallID() || e.Orbit.Code != o.Code() {
+		t.Errorf("retrieve event = %+v, want by %v for call %s", e, carol, o.Call().CallID())
+	}
 	if h.clock.Pending() != 0 {
 		t.Error("the ringback timer is still armed")
 	}
@@ -215,7 +219,7 @@ func TestRetrieveCancelsTimer(t *testing.T) {
 	if len(h.ringer.rings) != 0 {
 		t.Error("a retrieved orbit rang back")
 	}
-	if _, err := h.lot.Retrieve(p, o.Code()); !errors.Is(err, ErrNoOrbit) {
+	if _, err := h.lot.Retrieve(p, o.Code(), Party{}); !errors.Is(err, ErrNoOrbit) {
 		t.Errorf("second Retrieve: %v, want ErrNoOrbit", err)
 	}
 	h.ev.expect(t, EventRefused)

@@ -87,7 +87,7 @@ func (l *Lot) ringback(ctx context.Context, cancel context.CancelFunc, o *Orbit,
 		}
 		o.attempt++
 		attempt := o.attempt
-		l.emit(s.kind, o.info(), s.target, "")
+		l.emit(o.event(s.kind, s.target))
 		l.unlock()
 		target := s.target
 		l.ringer.Ring(ctx, o, target, cfg.Ringback, func() bool { return l.claim(o, attempt, target) })
@@ -103,18 +103,18 @@ func (l *Lot) ringback(ctx context.Context, cancel context.CancelFunc, o *Orbit,
 	}
 	o.cancel = nil
 	o.ringbacks++
-	l.emit(EventRingbackUnanswered, o.info(), last, "")
+	l.emit(o.event(EventRingbackUnanswered, last))
 	if o.ringbacks < cfg.MaxRingbacks {
 		o.state = StateParked
 		o.ringbackAt = l.clock.Now().Add(o.timeout)
 		l.schedule(o, o.timeout)
 		l.sync(o)
-		l.emit(EventRepark, o.info(), "", "")
+		l.emit(o.event(EventRepark, ""))
 		l.unlock()
 		return
 	}
 	l.end(o, StateAbandoned)
-	l.emit(EventAbandon, o.info(), "", "")
+	l.emit(o.event(EventAbandon, ""))
 	l.unlock()
 	l.ringer.Abandon(o)
 }
@@ -144,6 +144,6 @@ func (l *Lot) claim(o *Orbit, attempt int, target string) bool {
 	}
 	o.cancel = nil // Ring still needs ctx to connect the answerer; ringback cancels it after
 	l.end(o, StateAnswered)
-	l.emit(EventRingbackAnswered, o.info(), target, "")
+	l.emit(o.event(EventRingbackAnswered, target))
 	return true
 }

@@ -57,7 +57,7 @@ func TestRingback(t *testing.T) {
 			name: "retrieve while ringing cancels the ring and wins",
 			script: func(t *testing.T, h *harness, o *Orbit) {
 				r := ringing(t, h, o)
-				if got, err := h.lot.Retrieve(p, o.Code()); err != nil || got != o {
+				if got, err := h.lot.Retrieve(p, o.Code(), Party{}); err != nil || got != o {
 					t.Fatalf("Retrieve while ringing = %v, %v", got, err)
 				}
 				want(t, r, ken.User, Cancelled, recv(t, r.result))
@@ -70,7 +70,7 @@ func TestRingback(t *testing.T) {
 			script: func(t *testing.T, h *harness, o *Orbit) {
 				h.ringer.deaf.Store(true)
 				r := ringing(t, h, o)
-				if _, err := h.lot.Retrieve(p, o.Code()); err != nil {
+				if _, err := h.lot.Retrieve(p, o.Code(), Party{}); err != nil {
 					t.Fatal(err)
 				}
 				want(t, r, ken.User, Lost, r.answer(t))
@@ -83,7 +83,7 @@ func TestRingback(t *testing.T) {
 			script: func(t *testing.T, h *harness, o *Orbit) {
 				r := ringing(t, h, o)
 				r.answer(t)
-				if _, err := h.lot.Retrieve(p, o.Code()); !errors.Is(err, ErrNoOrbit) {
+				if _, err := h.lot.Retrieve(p, o.Code(), Party{}); !errors.Is(err, ErrNoOrbit) {
 					t.Fatalf("Retrieve after the answer: %v, want ErrNoOrbit", err)
 				}
 			},

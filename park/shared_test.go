@@ -111,7 +111,7 @@ func TestSharedTableFollowsTheOrbit(t *testing.T) {
 	waitRecord(t, st, p.Identity, o.Code(), func(r store.Orbit) bool {
 		return r.State == "parked" && r.Ringbacks == 1 && r.RingbackAt.Equal(o.RingbackAt())
 	})
-	if _, err := h.lot.Retrieve(p, o.Code()); err != nil {
+	if _, err := h.lot.Retrieve(p, o.Code(), Party{}); err != nil {
 		t.Fatal(err)
 	}
 	settled(t, st, "a", 0)

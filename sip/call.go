@@ -14,6 +14,7 @@ import (
 
 	"github.com/parkswitch/parkswitch/media"
 	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/store"
 )
 
 // T1 and T2 are the RFC 3261 §17 timer values the switch uses for its own
@@ -65,6 +66,12 @@ type call struct {
 	answeredAt time.Time
 	orbit      *park.Orbit // while parked
 	stopMusic  func()      // detaches music on hold
+
+	// For events and the call record.
+	from, to  store.Party       // the caller, and what it dialed
+	startedAt time.Time         // accepted for routing
+	parkRec   *store.ParkRecord // the call's last park
+	parkOf    *park.Orbit       // the orbit parkRec is of
 
 	endOnce sync.Once
 	done    chan struct{} // closed when the call has ended
@@ -229,19 +236,21 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer *media.Descriptio
 	id := req.CallID().Value()
 	c := &call{
 		s: s, id: id, epA: epA, epB: epB, done: make(chan struct{}), inviting: make(chan struct{}, 1),
-		log: s.log.With().Str("call_id", id).Logger(),
+		log: s.log.With().Str("call_id", id).Logger(), startedAt: s.opts.Now(),
 	}
 	a := s.inboundLeg(c, req, caller.user, epA)
 	c.a = a
 	if offer != nil {
 		a.setRemoteMedia(*offer)
 	}
+	c.from, c.to = storeParty(s.partyOf(a)), s.dialedParty(req.Recipient.User)
 	if !s.addCall(c) {
 		epA.Close()
 		epB.Close()
 		return nil, errors.New("switch is shutting down")
 	}
 	s.metrics.calls.Inc()
+	s.publish(store.Event{Type: store.EventCallStarted, At: c.startedAt, CallID: id, From: c.from, To: c.to})
 	return c, nil
 }
 
@@ -251,7 +260,7 @@ func (s *Switch) inboundLeg(c *call, req *sip.Request, user *User, ep *media.End
 	from, to := req.From(), req.To()
 	ftag, _ := from.Params.Get("tag")
 	l := &leg{
-		s: s, c: c, role: roleCaller,
+		s: s, c: c, role: roleCaller, part: partCaller, startedAt: s.opts.Now(),
 		callID: req.CallID().Value(), localTag: s.toTag(req), remoteTag: ftag, user: user,
 		local: *to.Address.Clone(), localName: to.DisplayName,
 		remote: *from.Address.Clone(), remoteName: from.DisplayName,
@@ -471,7 +480,7 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 	s := c.s
 	host := s.opts.Domain
 	f := &leg{
-		s: s, c: c, role: roleCallee,
+		s: s, c: c, role: roleCallee, part: partCallee, startedAt: s.opts.Now(),
 		callID:    sip.GenerateTagN(24),
 		localTag:  sip.GenerateTagN(16),
 		local:     sip.Uri{Scheme: "sip", User: caller.name, Host: host},
@@ -631,6 +640,7 @@ func (l *leg) confirmDialog(inv *sip.Request, res *sip.Response, ack bool) {
 		}
 	}
 	l.confirmed = true
+	l.answeredLocked()
 	l.inviteCSeq = inv.CSeq().SeqNo
 	l.mu.Unlock()
 	if ack {
@@ -732,6 +742,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	losers := slices.DeleteFunc(slices.Clone(c.forks), func(x *leg) bool { return x == f })
 	c.forks = nil
 	c.mu.Unlock()
+	s.publish(store.Event{Type: store.EventCallAnswered, At: c.answeredAt, CallID: c.id, From: c.from, To: storeParty(s.partyOf(f))})
 	for _, l := range losers {
 		s.dialogs.remove(l)
 	}
@@ -751,8 +762,8 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.end(endNoACK, nil)
 		return
 	}
-	s.saveDialog(c.a, false)
-	s.saveDialog(f, false)
+	s.saveDialog(c.a)
+	s.saveDialog(f)
 	if late {
 		// The caller's ACK carried its answer: pass it on in our ACK.
 		c.a.mu.Lock()
@@ -775,6 +786,7 @@ func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
 	l.mu.Lock()
 	acked := l.acked
 	l.answered = true
+	l.answeredLocked()
 	l.mu.Unlock()
 	l.s.respond(tx, ok)
 	interval := timerT1
@@ -850,7 +862,7 @@ func (c *call) end(why endReason, from *leg) {
 		for _, l := range legs {
 			l.mu.Lock()
 			answered := (l.confirmed || l.answered) && !l.ended
-			l.ended = true
+			l.endLocked()
 			l.mu.Unlock()
 			if l != from && answered {
 				c.s.bye(l)
@@ -870,6 +882,7 @@ func (c *call) end(why endReason, from *leg) {
 			ep.Close()
 		}
 		c.s.removeCall(c)
+		c.s.recordEnd(c, why, legs)
 		c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
 		c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
 	})

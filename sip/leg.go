@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -52,6 +53,12 @@ type leg struct {
 	confirmed    bool   // 2xx exchanged and ACKed
 	ended        bool
 
+	// For the call record.
+	part       legPart
+	startedAt  time.Time
+	answeredAt time.Time // our 2xx sent (UAS) or the peer's received (UAC)
+	endedAt    time.Time
+
 	ep  *media.Endpoint
 	sdp *media.SDPWriter
 	// SRTP (SDES): sdes says whether this leg's signaling may carry keys
@@ -76,6 +83,31 @@ type leg struct {
 
 func (l *leg) String() string { return string(l.role) }
 
+// legPart is what a leg is in its call's record.
+type legPart string
+
+const (
+	partCaller    legPart = "caller"
+	partCallee    legPart = "callee"
+	partRetriever legPart = "retriever" // dialed the park code
+	partRingback  legPart = "ringback"  // answered a ringback
+)
+
+// endLocked marks the leg ended, noting when the first time; it needs l.mu.
+func (l *leg) endLocked() {
+	l.ended = true
+	if l.endedAt.IsZero() {
+		l.endedAt = l.s.opts.Now()
+	}
+}
+
+// answeredLocked notes when the leg was first answered; it needs l.mu.
+func (l *leg) answeredLocked() {
+	if l.answeredAt.IsZero() {
+		l.answeredAt = l.s.opts.Now()
+	}
+}
+
 // Transport is the SIP transport of the leg's signaling, "UDP", "TCP" or
 // "TLS": for a leg the switch answers, the transport the dialog-creating
 // request arrived on; for a leg it calls out, the transport it was sent
@@ -96,7 +128,7 @@ func (l *leg) isReleased() bool {
 func (l *leg) markGone() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.ended = true
+	l.endLocked()
 	if l.gone != nil && !isClosed(l.gone) {
 		close(l.gone)
 	}

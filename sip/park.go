@@ -39,9 +39,14 @@ func (s *Switch) partyOf(l *leg) park.Party {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if u := l.user; u != nil {
-		return park.Party{User: u.Name, Display: u.DisplayName, URI: "sip:" + u.Name + "@" + s.opts.Domain}
+		return s.partyOfUser(u)
 	}
 	return park.Party{User: l.remote.User, Display: l.remoteName, URI: l.remote.String()}
+}
+
+// partyOfUser describes user u.
+func (s *Switch) partyOfUser(u *User) park.Party {
+	return park.Party{User: u.Name, Display: u.DisplayName, URI: "sip:" + u.Name + "@" + s.opts.Domain}
 }
 
 // refer handles an in-dialog REFER. A transfer to the park address parks
@@ -123,6 +128,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 		return
 	}
+	c.noteParked(o)
 	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
@@ -133,7 +139,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		defer s.wg.Done()
 		c.holdParked(parked, o)
 		c.endInvite()
-		s.saveDialog(parked, true)
+		s.saveDialog(parked)
 		s.dropDialog(l)
 		c.notifyReferDone(l)
 		s.tellParker(l.user, o)
@@ -230,10 +236,18 @@ func (c *call) parkedLeg() *leg {
 	if c.orbit == nil {
 		return nil
 	}
+	p, _ := c.parkedSide()
+	return p
+}
+
+// parkedSide is the one rule for which leg of a parked call is the parked
+// party: the side that was not released by the park; old is the released
+// side (nil for a call restored from the store). It needs c.mu.
+func (c *call) parkedSide() (p, old *leg) {
 	if c.a.isReleased() {
-		return c.b
+		return c.b, c.a
 	}
-	return c.a
+	return c.a, c.b
 }
 
 // reinviteParked answers a parked phone's own re-INVITE (a session refresh,
@@ -262,7 +276,7 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 	l.lastSDP = body
 	l.mu.Unlock()
 	if l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
-		c.s.saveDialog(l, true) // its CSeq and media moved
+		c.s.saveDialog(l) // its CSeq and media moved
 	}
 }
 
@@ -344,7 +358,7 @@ func (c *call) releaseParker(l *leg) {
 	case <-t.C:
 		l.mu.Lock()
 		alive := !l.ended
-		l.ended = true
+		l.endLocked()
 		l.mu.Unlock()
 		if alive {
 			c.log.Info().Msg("parker did not hang up: sending BYE")
@@ -387,7 +401,8 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
-	o, err := s.lot.Retrieve(pol, code)
+	by := s.partyOfUser(caller.user)
+	o, err := s.lot.Retrieve(pol, code, by)
 	if err != nil {
 		ep.Close()
 		switch {
@@ -405,7 +420,9 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		return
 	}
 	c := o.Call().(*call)
+	c.noteClaimed(o, storeParty(by))
 	r := s.inboundLeg(c, req, caller.user, ep)
+	r.part = partRetriever
 	r.setRemoteMedia(offer)
 	c.log.Info().Int("orbit", code).Str("policy", o.Policy()).Str("retriever", caller.name).Msg("retrieve")
 	body, p, ok := c.pickUp(r, req.Body())
@@ -447,10 +464,7 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	defer c.endInvite()
 	c.unpark()
 	c.mu.Lock()
-	p, old := c.a, c.b
-	if p.isReleased() {
-		p, old = c.b, c.a
-	}
+	p, old := c.parkedSide()
 	c.mu.Unlock()
 	body, err := p.localSDP(nSDP, media.SendRecv, n)
 	if err != nil {
@@ -484,8 +498,8 @@ func (c *call) pickUp(n *leg, nSDP []byte) ([]byte, *leg, bool) {
 	c.eps = append(c.eps, n.ep)
 	c.mu.Unlock()
 	media.Bridge(p.ep, n.ep)
-	s.saveDialog(p, false)
-	s.saveDialog(n, false)
+	s.saveDialog(p)
+	s.saveDialog(n)
 	return res.Body(), p, true
 }
 
@@ -497,6 +511,9 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	c, ok := o.Call().(*call)
 	if !ok {
 		return park.NoAnswer
+	}
+	if strings.EqualFold(target, o.Parker().User) {
+		c.noteRingback(o) // a cycle, which rings the parker first
 	}
 	u, ok := s.dir.Load().Dialed(target)
 	if !ok {
@@ -510,10 +527,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 		return park.NoAnswer
 	}
 	c.mu.Lock()
-	p := c.a
-	if p.isReleased() {
-		p = c.b
-	}
+	p, _ := c.parkedSide()
 	c.mu.Unlock()
 	p.mu.Lock()
 	d0 := p.desc
@@ -549,6 +563,10 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 		ep.Close()
 		return park.Lost
 	}
+	f.mu.Lock()
+	f.part = partRingback
+	f.mu.Unlock()
+	c.noteClaimed(o, storeParty(s.partyOf(f)))
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
 	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {
@@ -619,6 +637,7 @@ func (s *Switch) onParkEvent(e park.Event) {
 	if e.Kind == park.EventRefused {
 		return // logRefusal wrote the line, with the call
 	}
+	s.publishParkEvent(e)
 	ev := s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy)
 	ev = strIf(ev, "parker", e.Orbit.Parker.User)
 	ev = strIf(ev, "parked_party", e.Orbit.ParkedParty.User)

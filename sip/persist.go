@@ -48,8 +48,10 @@ func (l *leg) snapshot(parked bool) store.Dialog {
 
 func dialogKeyOf(callID, tag string) string { return "dialog/" + callID + "/" + tag }
 
-// saveDialog writes l's dialog behind; parked says the leg is on music.
-func (s *Switch) saveDialog(l *leg, parked bool) {
+// saveDialog writes l's dialog behind. Whether the leg is parked is read
+// when the write runs, so that a save queued late (an answer's, after a
+// quick park) cannot mark a parked leg bridged.
+func (s *Switch) saveDialog(l *leg) {
 	l.mu.Lock()
 	l.stored = true
 	l.mu.Unlock()
@@ -61,7 +63,7 @@ func (s *Switch) saveDialog(l *leg, parked bool) {
 		if gone {
 			return ignoreNotFound(s.opts.Store.DeleteDialog(ctx, l.callID, l.localTag))
 		}
-		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(parked))
+		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.c.parkedLeg() == l))
 		return err
 	})
 }

@@ -210,6 +210,7 @@ func (s *Switch) resume(ctx context.Context, o store.Orbit, d store.Dialog, keep
 	c.mu.Lock()
 	c.orbit = orb
 	c.mu.Unlock()
+	c.noteParked(orb)
 	s.metrics.restored.Inc()
 	log.Info().Int("relay_port", int(ep.Addr().Port())).Bool("same_port", keepPort && int(ep.Addr().Port()) == d.RelayPort).Msg("parked call restored")
 	s.wg.Add(1)
@@ -223,7 +224,7 @@ func (s *Switch) resume(ctx context.Context, o store.Orbit, d store.Dialog, keep
 		}
 		c.holdParked(l, orb)
 		c.endInvite()
-		s.saveDialog(l, true)
+		s.saveDialog(l)
 	}()
 	return true
 }

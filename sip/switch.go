@@ -98,6 +98,7 @@ type Switch struct {
 	cluster    cluster
 	dialogs    dialogStore
 	metrics    *metrics
+	events     *eventQueue // to the store, off the SIP path
 	lot        *park.Lot
 	policies   atomic.Pointer[policy.Set]
 	numbers    atomic.Pointer[ParkNumbers]
@@ -201,6 +202,7 @@ func New(opts Options) (*Switch, error) {
 	s.limits = newConnLimits(opts.MaxConnections, opts.MaxConnectionsPerIP)
 	s.stackLog = newStackLogHandler(zerolog.NewSlogHandler(opts.Logger.With().Str("component", "sipgo").Logger().Level(zerolog.WarnLevel)))
 	s.metrics = newMetrics(s, opts.Registry)
+	s.events = newEventQueue(opts.Store, opts.Logger.With().Str("component", "events").Logger(), opts.Registry, eventQueueLen)
 	s.initSecurity(opts.Registry)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -358,6 +360,7 @@ func (s *Switch) Start() error {
 		}
 		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
 	}
+	s.events.start(&s.wg)
 	s.wg.Add(3)
 	go s.janitor()
 	go s.syncRegistrations(loaded)
@@ -518,6 +521,8 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	if s.ua != nil {
 		s.ua.Close()
 	}
+	// The calls' last events and records, before the store closes.
+	s.events.close(ctx)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

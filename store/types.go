@@ -125,6 +125,8 @@ type Event struct {
 	ParkedParty Party     `json:"parked_party,omitzero"`
 	Retriever   Party     `json:"retriever,omitzero"`
 	Reason      string    `json:"reason,omitempty"`
+	From        Party     `json:"from,omitzero"` // call.*: the caller
+	To          Party     `json:"to,omitzero"`   // call.*: who was dialed, or who answered; ringback.started: who is rung
 }
 
 // CallRecord is one call, park and retrieve included (SPEC §10).

@@ -25,7 +25,7 @@ var binary struct {
 }
 
 // buildBinary builds the real parkswitch binary once per test run.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
 		dir, err := os.MkdirTemp("", "parkswitch-bin")
@@ -79,7 +79,7 @@ func expectRun(t *testing.T, args []string, code int, want []string) string {
 // startBinary starts cmd, a run of the binary that lasts, with its output
 // in the returned buffer. It is killed when the test ends, unless the test
 // has waited for it.
-func startBinary(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+func startBinary(t testing.TB, cmd *exec.Cmd) *syncBuffer {
 	t.Helper()
 	logs := new(syncBuffer)
 	cmd.Stdout, cmd.Stderr = logs, logs

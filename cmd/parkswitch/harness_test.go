@@ -110,7 +110,8 @@ type serverSetup struct {
 	files      map[string]string // more files beside the configuration
 	listens    []config.Listen   // default: UDP and TCP on 127.0.0.1:0
 	tune       func(*sip.Options)
-	logTo      io.Writer // the switch's log, instead of the test's
+	logTo      io.Writer     // the switch's log, instead of the test's
+	heartbeat  time.Duration // of the event stream, instead of 15 s
 
 	// The state section; by default the embedded store on a data
 	// directory of the test's own, named after the host.
@@ -172,6 +173,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 	srv, err := newServer(cfg, log, serverOptions{
 		sipListen:  listens,
 		httpListen: "127.0.0.1:0",
+		heartbeat:  setup.heartbeat,
 		tune:       tune,
 	})
 	if err != nil {

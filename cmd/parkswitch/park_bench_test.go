@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parkswitch/parkswitch/store"
 	"github.com/parkswitch/parkswitch/store/natsstore/natstest"
 )
 
@@ -67,16 +68,66 @@ func benchParkRetrieve(b *testing.B, cluster []*natstest.Server) {
 		}
 	}
 	b.StopTimer()
-	report := func(name string, ds []time.Duration) {
-		slices.Sort(ds)
-		p := func(q float64) float64 {
-			return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
-		}
-		b.ReportMetric(p(0.50), name+"-p50-ms")
-		b.ReportMetric(p(0.99), name+"-p99-ms")
+	reportPercentiles(b, "park", parks)
+	reportPercentiles(b, "retrieve", retrieves)
+}
+
+// reportPercentiles reports the p50 and p99 of ds in milliseconds.
+func reportPercentiles(b *testing.B, name string, ds []time.Duration) {
+	slices.Sort(ds)
+	p := func(q float64) float64 {
+		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
 	}
-	report("park", parks)
-	report("retrieve", retrieves)
+	b.ReportMetric(p(0.50), name+"-p50-ms")
+	b.ReportMetric(p(0.99), name+"-p99-ms")
+}
+
+// BenchmarkParkEventDelay measures how long after the parker's phone has
+// the 202 for its park the parked event reaches an SSE client of
+// GET /api/v1/events, through the real server and its embedded NATS
+// JetStream store; and, for scale, after the REFER was sent. The event is
+// queued before the 202 is sent, so a delay can be negative. Run it with
+// -benchtime 100x for 100 parks.
+func BenchmarkParkEventDelay(b *testing.B) {
+	ts := startServer(b, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	alice := phone(b, ctx, ts, "1001", "udp")
+	bob := phone(b, ctx, ts, "1002", "udp")
+	bob.AutoAnswer(true)
+	events := openEvents(b, ts, "?type=parked", nil)
+
+	var after202, afterRefer []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		a, err := alice.Dial(ctx, "1002")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bc := <-bob.Answered()
+		sent := time.Now()
+		code, err := bc.Refer(ctx, parkURI)
+		accepted := time.Now()
+		if err != nil || code != 202 {
+			b.Fatalf("park: %d %v", code, err)
+		}
+		it := events.next(b)
+		if it.ev.Type != store.EventParked || it.ev.CallID != a.CallID() {
+			b.Fatalf("event %s for call %s, want parked for %s", it.ev.Type, it.ev.CallID, a.CallID())
+		}
+		after202 = append(after202, it.at.Sub(accepted))
+		afterRefer = append(afterRefer, it.at.Sub(sent))
+		select {
+		case <-bob.Messages():
+		case <-time.After(5 * time.Second):
+			b.Fatal("no park code")
+		}
+		bc.Hangup(ctx)
+		a.Hangup(ctx) // frees the code
+	}
+	b.StopTimer()
+	reportPercentiles(b, "event-after-202", after202)
+	reportPercentiles(b, "event-after-refer", afterRefer)
 }
 
 // clusterYAML is the state section pointing at cluster, "" for none.

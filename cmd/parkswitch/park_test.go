@@ -280,6 +280,7 @@ func TestRingback(t *testing.T) {
 			t.Fatalf("answer ringback: %v", err)
 		}
 		nextReInvite(t, a, "parked party on ringback answer")
+		bridged(t, ctx, a, rb)
 		talk(t, ctx, a, rb, 20)
 		if n := len(ts.sw.Lot().Orbits()); n != 0 {
 			t.Errorf("%d orbits left after the ringback was answered", n)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func restartConfig(t *testing.T, dir string) (cfgPath, sipAddr, api string) {
 }
 
 // serveBinary starts the real binary on cfg and waits for /healthz.
-func serveBinary(t *testing.T, ctx context.Context, cfg, api string) (*exec.Cmd, *syncBuffer) {
+func serveBinary(t testing.TB, ctx context.Context, cfg, api string) (*exec.Cmd, *syncBuffer) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, buildBinary(t), "serve", "--config", cfg)
 	logs := startBinary(t, cmd)
@@ -49,7 +50,7 @@ func serveBinary(t *testing.T, ctx context.Context, cfg, api string) (*exec.Cmd,
 	return cmd, logs
 }
 
-func getOrbits(t *testing.T, api string) []park.OrbitInfo {
+func getOrbits(t testing.TB, api string) []park.OrbitInfo {
 	t.Helper()
 	res, err := http.Get(api + "/api/v1/orbits")
 	if err != nil {
@@ -69,6 +70,14 @@ func getOrbits(t *testing.T, api string) []park.OrbitInfo {
 // the same relay port within 2 s, retrieves one, answers the other's BYE,
 // and hangs up both legs of the bridged call.
 func TestBinaryKilledMidPark(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { testRestartMidPark(t, sig) })
+	}
+}
+
+// testRestartMidPark stops the binary with sig; SIGTERM is a graceful
+// stop (an upgrade), which must leave parked calls for the next start.
+func testRestartMidPark(t *testing.T, sig syscall.Signal) {
 	dir := t.TempDir()
 	cfg, sipAddr, api := restartConfig(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -99,11 +108,16 @@ func TestBinaryKilledMidPark(t *testing.T) {
 	relay := map[*siptest.Call]string{alice: alice.RTPSource().String(), erin: erin.RTPSource().String()}
 	time.Sleep(300 * time.Millisecond) // the dialog snapshots are written behind
 
-	if err := first.Process.Kill(); err != nil {
+	if err := first.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	first.Wait()
-	t.Logf("first process killed; its log:\n%s", tail(logs.String(), 3000))
+	t.Logf("first process stopped by %v; its log:\n%s", sig, tail(logs.String(), 3000))
+	for _, c := range []*siptest.Call{alice, erin} {
+		if !c.Established() {
+			t.Fatalf("parked call ended by the stop (%v)", c.EndReason())
+		}
+	}
 
 	start := time.Now()
 	_, logs = serveBinary(t, ctx, cfg, api)

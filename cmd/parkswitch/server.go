@@ -40,6 +40,7 @@ type server struct {
 	api      *apiAuth // authentication in front of every admin handler
 	httpLn   net.Listener
 	httpDone chan struct{}
+	streams  *eventStreams // GET /api/v1/events
 	reloader *reloader
 
 	watchStop context.CancelFunc
@@ -51,6 +52,7 @@ type server struct {
 type serverOptions struct {
 	sipListen  []config.Listen // replaces server.sip_listen when set
 	httpListen string          // replaces server.http_listen when set; "-" disables HTTP
+	heartbeat  time.Duration   // of the event stream; default eventHeartbeat
 	tune       func(*sip.Options)
 }
 
@@ -96,7 +98,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		opts.Store.Close()
 		return nil, err
 	}
-	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, state: opts.Store, registry: reg, api: newAPIAuth(cfg.HTTP, log)}
+	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, state: opts.Store, registry: reg, api: newAPIAuth(cfg.HTTP, log),
+		streams: newEventStreams(o.heartbeat)}
 	s.reloader = newReloader(s, reg)
 	httpListen := cfg.Server.HTTPListen
 	if o.httpListen != "" {
@@ -272,6 +275,8 @@ func (s *server) shutdown(ctx context.Context) error {
 		s.watchStop()
 		<-s.watchDone
 	}
+	// Event streams never go idle: end them, or Shutdown waits for ctx.
+	s.streams.stop()
 	if s.http != nil && s.httpLn != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 		<-s.httpDone
@@ -289,6 +294,8 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/orbits", s.serveOrbits)
 	mux.HandleFunc("GET /api/v1/policies", s.servePolicies)
 	mux.HandleFunc("GET /api/v1/registrations", s.serveRegistrations)
+	mux.HandleFunc("GET /api/v1/events", s.serveEvents)
+	mux.HandleFunc("GET /api/v1/cdr", s.serveCDR)
 	mux.HandleFunc("GET /api/v1/bans", s.serveBans)
 	mux.HandleFunc("DELETE /api/v1/bans/{ip}", s.serveUnban)
 	return mux
