@@ -28,6 +28,7 @@ const (
 type party struct {
 	user    *User
 	trunk   *Trunk
+	node    string // the node that sent the call on (cluster.go); user is then its caller, if a user
 	name    string // user part shown to the callee
 	display string
 }
@@ -39,7 +40,8 @@ type target struct {
 	toName    string
 	dest      string // host:port
 	transport string
-	user      *User // the user rung; nil for a trunk
+	user      *User  // the user rung; nil for a trunk
+	hop       string // hopHeader value when the target is another node
 }
 
 // call is one B2BUA call: the caller's leg a, and once answered the
@@ -95,7 +97,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// Only now: a 100 to an unverified source would double what it draws.
 	s.respond(tx, s.response(req, sip.StatusTrying, ""))
-	if caller.user != nil {
+	if caller.user != nil && caller.node == "" {
 		if code, ok := s.parkCode(req.Recipient.User); ok {
 			if _, isUser := s.dir.Load().Dialed(req.Recipient.User); !isUser {
 				s.retrieve(req, tx, caller, code)
@@ -103,12 +105,19 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 		}
 	}
-	targets, code := s.route(req, caller)
+	targets, later, code := s.route(req, caller)
 	if code != 0 {
 		s.metrics.refused.WithLabelValues(reasonLabel(code)).Inc()
 		s.reply(req, tx, code, "")
 		return
 	}
+	s.placeCall(req, tx, caller, targets, later)
+}
+
+// placeCall sets up the call of a dialog-creating INVITE, already
+// answered 100, and rings targets, and those later returns (nil: none),
+// which may be other nodes (nodeTarget).
+func (s *Switch) placeCall(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target, later func(context.Context) []target) {
 	var offer *media.Description // nil: a delayed offer (RFC 3261 §13.2.1)
 	if len(req.Body()) > 0 {
 		d, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
@@ -125,7 +134,7 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
-	c.connect(req, tx, caller, targets)
+	c.connect(req, tx, caller, targets, later)
 }
 
 // checkInviteBody refuses an INVITE whose body the switch cannot use
@@ -140,10 +149,18 @@ func checkInviteBody(req *sip.Request) (int, string, sip.Header) {
 	return 0, "", nil
 }
 
-// identify decides who is calling: a trunk by its source address, otherwise
-// a user by digest (407). It answers the request itself when it returns false.
+// identify decides who is calling: another node or a trunk by its source
+// address, otherwise a user by digest (407). It answers the request itself
+// when it returns false.
 func (s *Switch) identify(req *sip.Request, tx sip.ServerTransaction) (party, bool) {
 	from := req.From()
+	if id, ok := s.fromNode(req); ok {
+		p := party{node: id, name: from.Address.User, display: from.DisplayName}
+		if u, ok := s.dir.Load().UserByName(hopUser(req)); ok {
+			p.user = u
+		}
+		return p, true
+	}
 	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
 		if t, ok := s.dir.Load().TrunkFrom(ap.Addr()); ok {
 			return party{trunk: t, name: from.Address.User, display: from.DisplayName}, true
@@ -161,30 +178,48 @@ func (s *Switch) identify(req *sip.Request, tx sip.ServerTransaction) (party, bo
 }
 
 // route maps the Request-URI to the places to ring, or a status to refuse
-// with. A trunk reaches users only: never a feature, never another trunk.
-func (s *Switch) route(req *sip.Request, caller party) ([]target, int) {
+// with. A trunk reaches users only: never a feature, never another trunk;
+// another node reaches the phones this node holds, nothing else. A user's
+// phones on other nodes are found in the store: while this node holds
+// some, they ring at once and later adds the other nodes' (the call does
+// not wait on the store); otherwise the store is read first.
+func (s *Switch) route(req *sip.Request, caller party) ([]target, func(context.Context) []target, int) {
 	dialed := req.Recipient.User
 	if dialed == "" {
-		return nil, sip.StatusNotFound
+		return nil, nil, sip.StatusNotFound
 	}
 	dir := s.dir.Load()
 	if u, ok := dir.Dialed(dialed); ok {
 		if caller.user != nil && strings.EqualFold(u.Name, caller.user.Name) {
-			return nil, sip.StatusLoopDetected // calling oneself would fork back to the caller
+			return nil, nil, sip.StatusLoopDetected // calling oneself would fork back to the caller
 		}
-		ts := s.targetsOf(u)
-		if len(ts) == 0 {
-			return nil, sip.StatusTemporarilyUnavailable
+		if caller.node != "" {
+			ts := s.heldTargets(u)
+			if len(ts) == 0 {
+				return nil, nil, sip.StatusTemporarilyUnavailable
+			}
+			return ts, nil, 0
 		}
-		return ts, 0
+		if ts := s.targetsOf(u); len(ts) > 0 {
+			if !s.clustered() {
+				return ts, nil, 0
+			}
+			return ts, func(ctx context.Context) []target { return s.remoteTargets(ctx, u, caller) }, 0
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, remoteLookupTimeout)
+		defer cancel()
+		if ts := s.remoteTargets(ctx, u, caller); len(ts) > 0 {
+			return ts, nil, 0
+		}
+		return nil, nil, sip.StatusTemporarilyUnavailable
 	}
-	if caller.user != nil {
+	if caller.user != nil && caller.node == "" {
 		if t, number, ok := dir.TrunkFor(dialed); ok {
 			uri := sip.Uri{Scheme: "sip", User: number, Host: t.Address.Addr().String(), Port: int(t.Address.Port())}
-			return []target{{uri: uri, to: uri, dest: t.Address.String(), transport: strings.ToUpper(t.Transport)}}, 0
+			return []target{{uri: uri, to: uri, dest: t.Address.String(), transport: strings.ToUpper(t.Transport)}}, nil, 0
 		}
 	}
-	return nil, sip.StatusNotFound
+	return nil, nil, sip.StatusNotFound
 }
 
 // newCall allocates the call's two media anchors and its caller leg.
@@ -268,11 +303,12 @@ type raceResult struct {
 }
 
 // race rings every target in parallel with offerFor's body for each fork
-// (nil: a delayed offer) and returns the first 2xx,
-// or the best failure once every fork has failed, or nothing when ctx ends
-// first. Losing forks are CANCELled, and answers that arrive too late are
-// hung up. onProvisional sees ringing and early media while it lasts.
-func (c *call) race(ctx context.Context, caller party, targets []target, w *media.SDPWriter, ep *media.Endpoint, offerFor func(*leg) []byte, onProvisional func(*leg, *sip.Response)) raceResult {
+// (nil: a delayed offer), and those later returns once it has (nil: none),
+// and returns the first 2xx, or the best failure once every fork has
+// failed, or nothing when ctx ends first. Losing forks are CANCELled, and
+// answers that arrive too late are hung up. onProvisional sees ringing and
+// early media while it lasts.
+func (c *call) race(ctx context.Context, caller party, targets []target, later func(context.Context) []target, w *media.SDPWriter, ep *media.Endpoint, offerFor func(*leg) []byte, onProvisional func(*leg, *sip.Response)) raceResult {
 	s := c.s
 	events := make(chan forkResult)
 	decided := make(chan struct{})
@@ -283,31 +319,37 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 	// The forks share one endpoint, so one key serves those that may use
 	// SDES.
 	var key *media.Key
-	for _, t := range targets {
-		if mayUseSDES(t.transport) {
-			key = s.newKey(true)
-			break
+	pending, best := 0, 0
+	start := func(ts []target) {
+		for _, t := range ts {
+			if key == nil && mayUseSDES(t.transport) {
+				key = s.newKey(true)
+			}
 		}
+		c.mu.Lock()
+		forks := make([]*leg, 0, len(ts))
+		for _, t := range ts {
+			forks = append(forks, c.newFork(caller, t, w, ep, key))
+		}
+		c.forks = append(c.forks, forks...)
+		c.mu.Unlock()
+		for _, f := range forks {
+			s.dialogs.add(f)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.ring(ringCtx, f, offerFor(f), events, decided)
+			}()
+		}
+		pending += len(forks)
 	}
-	c.mu.Lock()
-	forks := make([]*leg, 0, len(targets))
-	for _, t := range targets {
-		f := c.newFork(caller, t, w, ep, key)
-		forks = append(forks, f)
-	}
-	c.forks = append(c.forks, forks...)
-	c.mu.Unlock()
-	for _, f := range forks {
-		s.dialogs.add(f)
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			c.ring(ringCtx, f, offerFor(f), events, decided)
-		}()
-	}
-	pending, best := len(forks), 0
-	for {
+	more := c.s.lookup(ringCtx, later)
+	start(targets)
+	for pending > 0 || more != nil {
 		select {
+		case ts := <-more:
+			more = nil
+			start(ts)
 		case ev := <-events:
 			switch res := ev.res; {
 			case res == nil:
@@ -323,25 +365,40 @@ func (c *call) race(ctx context.Context, caller party, targets []target, w *medi
 			default:
 				c.dropFork(ev.leg)
 				best = betterFailure(best, res.StatusCode)
+				pending--
 				if res.IsGlobalError() {
-					pending = 0 // a global failure ends the search (RFC 3261 §16.7)
-				} else {
-					pending--
+					// A global failure ends the search (RFC 3261 §16.7).
+					return raceResult{status: best}
 				}
-			}
-			if pending == 0 {
-				return raceResult{status: best}
 			}
 		case <-ctx.Done():
 			return raceResult{}
 		}
 	}
+	return raceResult{status: best}
+}
+
+// lookup runs later in the background, bounded by remoteLookupTimeout and
+// ctx, and delivers its targets on the returned channel; nil for no later.
+func (s *Switch) lookup(ctx context.Context, later func(context.Context) []target) <-chan []target {
+	if later == nil {
+		return nil
+	}
+	more := make(chan []target, 1) // never blocks the lookup
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
+		defer cancel()
+		more <- later(lctx)
+	}()
+	return more
 }
 
 // connect rings every target in parallel and relays the outcome to the
 // caller. It returns once the caller has its final response and, for a
 // 2xx, its ACK, which is what sipgo needs before the transaction ends.
-func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target) {
+func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target, later func(context.Context) []target) {
 	s := c.s
 	bSDP := media.NewSDPWriter(s.opts.AdvertiseIP)
 	// A delayed offer stays so: the callees offer in their 2xx. Otherwise
@@ -386,7 +443,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		}
 	}()
 
-	r := c.race(ctx, caller, targets, bSDP, c.epB, offerFor, func(f *leg, res *sip.Response) {
+	r := c.race(ctx, caller, targets, later, bSDP, c.epB, offerFor, func(f *leg, res *sip.Response) {
 		c.relayProvisional(req, tx, f, res)
 	})
 	switch {
@@ -434,6 +491,7 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 		transport:    t.transport,
 		dest:         t.dest,
 		user:         t.user,
+		hop:          t.hop,
 		ep:           ep,
 		sdp:          w,
 		gone:         make(chan struct{}),
@@ -457,6 +515,9 @@ func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- fork
 	f.mu.Unlock()
 	req := f.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	if f.hop != "" {
+		req.AppendHeader(sip.NewHeader(hopHeader, f.hop))
+	}
 	if len(body) > 0 {
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}

@@ -32,7 +32,8 @@ type leg struct {
 
 	callID   string
 	localTag string
-	user     *User // the user on the far side of this leg; nil for a trunk
+	user     *User  // the user on the far side of this leg; nil for a trunk
+	hop      string // hopHeader of the INVITE when the far side is another node
 
 	mu           sync.Mutex
 	remoteTag    string

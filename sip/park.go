@@ -332,7 +332,7 @@ func (s *Switch) tellParker(u *User, o *park.Orbit) {
 		req.AppendHeader(&mf)
 		req.AppendHeader(sip.NewHeader("Content-Type", "text/plain;charset=UTF-8"))
 		req.SetBody([]byte(text))
-		s.addressRequest(req, b.Transport, b.Source)
+		s.addressRequest(req, b.Transport, b.dest())
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -546,7 +546,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c.log.Info().Int("orbit", o.Code()).Str("target", u.Name).Msg("ringback")
-	r := c.race(rctx, caller, targets, w, ep, offerFor, nil)
+	r := c.race(rctx, caller, targets, nil, w, ep, offerFor, nil)
 	if r.winner == nil {
 		ep.Close()
 		if ctx.Err() != nil {
@@ -600,12 +600,23 @@ func (s *Switch) userByID(id string) (*User, bool) {
 	return nil, false
 }
 
-// targetsOf lists where a user's phones are, for the switch's own calls.
+// targetsOf lists where a user's phones are, for the switch's own calls:
+// those this node holds, then the static contact.
 func (s *Switch) targetsOf(u *User) []target {
-	to := sip.Uri{Scheme: "sip", User: u.Name, Host: s.opts.Domain}
+	return bindingTargets(s.opts.Domain, u, s.contactsOf(u))
+}
+
+// heldTargets lists the user's phones this node holds, static contacts
+// left out (every node has them), for a call another node sent on.
+func (s *Switch) heldTargets(u *User) []target {
+	return bindingTargets(s.opts.Domain, u, s.reg.Lookup(u.Name))
+}
+
+func bindingTargets(domain string, u *User, bs []Binding) []target {
+	to := sip.Uri{Scheme: "sip", User: u.Name, Host: domain}
 	var ts []target
-	for _, b := range s.contactsOf(u) {
-		ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.Source, transport: b.Transport, user: u})
+	for _, b := range bs {
+		ts = append(ts, target{uri: *b.Contact.Clone(), to: to, toName: u.DisplayName, dest: b.dest(), transport: b.Transport, user: u})
 	}
 	return ts
 }

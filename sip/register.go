@@ -240,7 +240,7 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusBadRequest, "Wildcard Contact needs Expires: 0 and no other contact")
 		return
 	}
-	bindings := s.reg.apply(r)
+	bindings := s.register(r)
 	res := s.response(req, sip.StatusOK, "")
 	now := s.opts.Now()
 	for _, b := range bindings {
@@ -257,9 +257,11 @@ func (s *Switch) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 		Int("contacts", len(r.contacts)).Int("bindings", len(bindings)).Msg("register")
 }
 
-// Registrations lists every live binding plus static contacts.
+// Registrations lists every live binding of every node, as the store
+// has them (this node's alone when it cannot be read), plus static
+// contacts.
 func (s *Switch) Registrations() []Binding {
-	out := s.reg.All()
+	out := s.storedRegistrations()
 	for _, u := range s.dir.Load().Users() {
 		if b, ok := staticBinding(u); ok {
 			out = append(out, b)
@@ -268,8 +270,8 @@ func (s *Switch) Registrations() []Binding {
 	return out
 }
 
-// contactsOf returns where a user can be reached: registered bindings first,
-// then the static contact.
+// contactsOf returns where a user can be reached from this node: its
+// bindings held here first, then the static contact.
 func (s *Switch) contactsOf(u *User) []Binding {
 	bs := s.reg.Lookup(u.Name)
 	if b, ok := staticBinding(u); ok {

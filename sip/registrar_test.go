@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -72,7 +74,7 @@ func TestRegistrarApply(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-			g := newRegistrar(clk.now, 3600)
+			g := newRegistrar(clk.now, 3600, "n1")
 			for _, st := range tt.steps(t) {
 				clk.advance(st.advance)
 				if st.reg.callID != "" || st.reg.wildcard {
@@ -131,5 +133,98 @@ func TestMD5Only(t *testing.T) {
 		if got := md5Only(req); got != want {
 			t.Errorf("md5Only(%q) = %v, want %v", ua, got, want)
 		}
+	}
+}
+
+// TestApplyToAcrossNodes: a REGISTER is applied to the bindings of every
+// node, and what it adds or replaces is held by the node that received it.
+func TestApplyToAcrossNodes(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	phone := func(contact, node, callID string, cseq uint32) Binding {
+		return Binding{User: "1001", Contact: uri(t, contact), Node: node, CallID: callID, CSeq: cseq, Expires: now.Add(time.Minute)}
+	}
+	onB := phone("sip:1001@127.0.0.1:5061", "b", "x", 1)
+	tests := []struct {
+		name string
+		cur  []Binding
+		reg  registration
+		want []string // contact@node
+	}{
+		{"a new phone on a keeps b's", []Binding{onB},
+			registration{callID: "y", cseq: 1, contacts: []contactExpiry{{uri(t, "sip:1001@127.0.0.1:5062"), 60}}},
+			[]string{"sip:1001@127.0.0.1:5061@b", "sip:1001@127.0.0.1:5062@a"}},
+		{"the phone moved from b to a", []Binding{onB},
+			registration{callID: "y", cseq: 1, contacts: []contactExpiry{{uri(t, "sip:1001@127.0.0.1:5061"), 60}}},
+			[]string{"sip:1001@127.0.0.1:5061@a"}},
+		{"a reordered REGISTER changes nothing", []Binding{onB},
+			registration{callID: "x", cseq: 1, contacts: []contactExpiry{{uri(t, "sip:1001@127.0.0.1:5061"), 0}}},
+			[]string{"sip:1001@127.0.0.1:5061@b"}},
+		{"a wildcard removes every node's", []Binding{onB, phone("sip:1001@127.0.0.1:5062", "a", "y", 1)},
+			registration{callID: "y", cseq: 2, wildcard: true}, nil},
+		{"an expired binding is dropped", []Binding{{User: "1001", Contact: uri(t, "sip:1001@127.0.0.1:5063"), Node: "b", Expires: now}},
+			registration{callID: "z", cseq: 1}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.reg.user = "1001"
+			got := applyTo(tt.cur, tt.reg, now, "a")
+			var names []string
+			for _, b := range got {
+				names = append(names, b.Contact.String()+"@"+b.Node)
+			}
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("bindings %v, want %v", names, tt.want)
+			}
+			if len(tt.cur) > 0 && tt.cur[0].Node != "b" {
+				t.Error("applyTo changed its input")
+			}
+		})
+	}
+}
+
+func TestWithOwn(t *testing.T) {
+	a1 := Binding{User: "u", Contact: uri(t, "sip:u@127.0.0.1:1"), Node: "a"}
+	a2 := Binding{User: "u", Contact: uri(t, "sip:u@127.0.0.1:2")}
+	b1 := Binding{User: "u", Contact: uri(t, "sip:u@127.0.0.1:3"), Node: "b"}
+	got := withOwn([]Binding{a1, b1}, []Binding{a2}, "a")
+	if len(got) != 2 || got[0].Node != "b" || contactKey(got[1].Contact) != contactKey(a2.Contact) || got[1].Node != "a" {
+		t.Errorf("withOwn = %+v: want b's binding, then the local one held by a", got)
+	}
+	if own := own(got, "a"); len(own) != 1 || own[0].Node != "a" {
+		t.Errorf("own = %+v", own)
+	}
+}
+
+// TestRestoredBindings: bindings loaded at start are marked, keep the mark
+// through another phone's REGISTER, lose it when their own phone
+// registers again, and a restored TCP binding is reached at its Contact.
+func TestRestoredBindings(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	g := newRegistrar(clk.now, 3600, "a")
+	udp := Binding{User: "1001", Contact: uri(t, "sip:1001@127.0.0.1:5061"), Source: "127.0.0.1:5061", Transport: "UDP",
+		Expires: clk.t.Add(time.Minute), CallID: "u", CSeq: 1, Node: "a"}
+	tcp := Binding{User: "1001", Contact: uri(t, "sip:1001@127.0.0.1:5062;transport=tcp"), Source: "127.0.0.1:40000", Transport: "TCP",
+		Expires: clk.t.Add(time.Minute), CallID: "t", CSeq: 1, Node: "a"}
+	if n := g.load([]Binding{udp, tcp}); n != 2 {
+		t.Fatalf("loaded %d", n)
+	}
+	dests := func() []string {
+		var out []string
+		for _, b := range g.Lookup("1001") {
+			out = append(out, b.dest()+" "+strconv.FormatBool(b.Restored))
+		}
+		return out
+	}
+	if got, want := dests(), []string{"127.0.0.1:5061 true", "127.0.0.1:5062 true"}; !slices.Equal(got, want) {
+		t.Errorf("after load: %v, want %v", got, want)
+	}
+	fresh := tcp
+	fresh.CSeq, fresh.Source = 2, "127.0.0.1:40001"
+	g.replace("1001", []Binding{udp, fresh})
+	if got, want := dests(), []string{"127.0.0.1:5061 true", "127.0.0.1:40001 false"}; !slices.Equal(got, want) {
+		t.Errorf("after the TCP phone registered again: %v, want %v", got, want)
+	}
+	if n := g.load([]Binding{udp}); n != 0 {
+		t.Errorf("load replaced %d bindings of a user registered meanwhile", n)
 	}
 }

@@ -83,22 +83,26 @@ type Options struct {
 
 // Switch is the B2BUA: listeners, registrar, authentication and calls.
 type Switch struct {
-	opts     Options
-	log      zerolog.Logger
-	dir      atomic.Pointer[Directory]
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	client   *sipgo.Client
-	auth     *digest.Server
-	tagKey   [32]byte // keys toTag
-	reg      *Registrar
-	dialogs  dialogStore
-	metrics  *metrics
-	events   *eventQueue // to the store, off the SIP path
-	lot      *park.Lot
-	policies atomic.Pointer[policy.Set]
-	numbers  atomic.Pointer[ParkNumbers]
-	sec      security
+	opts   Options
+	log    zerolog.Logger
+	dir    atomic.Pointer[Directory]
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	auth   *digest.Server
+	tagKey [32]byte // keys toTag
+	reg    *Registrar
+	// Store failures, logged rate-limited by what failed.
+	storeLogMu sync.Mutex
+	storeLog   map[string]*rateLimit
+	cluster    cluster
+	dialogs    dialogStore
+	metrics    *metrics
+	events     *eventQueue // to the store, off the SIP path
+	lot        *park.Lot
+	policies   atomic.Pointer[policy.Set]
+	numbers    atomic.Pointer[ParkNumbers]
+	sec        security
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -178,6 +182,8 @@ func New(opts Options) (*Switch, error) {
 		log:   opts.Logger.With().Str("component", "sip").Logger(),
 		addrs: make(map[string]netip.AddrPort),
 		calls: make(map[*call]struct{}),
+
+		storeLog: make(map[string]*rateLimit),
 	}
 	s.dir.Store(opts.Directory)
 	s.policies.Store(opts.Policies)
@@ -187,7 +193,7 @@ func New(opts Options) (*Switch, error) {
 	}
 	s.auth = digest.NewServer(opts.Domain, nil, opts.NonceTTL, opts.Now)
 	s.auth.Offer(opts.DigestAlgorithms...)
-	s.reg = newRegistrar(opts.Now, opts.MaxExpires)
+	s.reg = newRegistrar(opts.Now, opts.MaxExpires, opts.Store.NodeID())
 	s.dialogs.init()
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.lot.Share(opts.Store, opts.Store.NodeID(), s.log)
@@ -334,6 +340,15 @@ func (s *Switch) Start() error {
 	}
 	s.ua, s.srv, s.client = ua, srv, client
 	s.routes()
+	// Before the first request: the phones registered here before a
+	// restart, and the other nodes.
+	loaded := s.loadBindings()
+	ctx, cancel := context.WithTimeout(s.ctx, loadTimeout)
+	s.publishAddr(ctx)
+	if err := s.refreshNodes(ctx); err != nil {
+		s.storeTrouble("live nodes not read", err)
+	}
+	cancel()
 
 	for _, pc := range udpConns {
 		s.serve(&listenerState{name: "udp://" + pc.LocalAddr().String()}, func() error { return srv.ServeUDP(pc) }, pc.Close)
@@ -346,8 +361,10 @@ func (s *Switch) Start() error {
 		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
 	}
 	s.events.start(&s.wg)
-	s.wg.Add(1)
+	s.wg.Add(3)
 	go s.janitor()
+	go s.syncRegistrations(loaded)
+	go s.watchNodes()
 	s.wg.Add(1)
 	go s.watchState()
 	if m := s.opts.Music; m != nil {

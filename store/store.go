@@ -117,6 +117,11 @@ type Nodes interface {
 	// ListNodes returns the nodes whose heartbeat is current, this one
 	// included, sorted by ID.
 	ListNodes(ctx context.Context) ([]Node, error)
+	// SetNodeAddr changes where other nodes reach this one over SIP (its
+	// Node.Addr): a switch knows its bound address only once it listens.
+	// It is recorded at once and kept by every later heartbeat, even when
+	// this write fails.
+	SetNodeAddr(ctx context.Context, addr string) error
 }
 
 // Events carries what happened, cluster-wide, in one ordered log: the one

@@ -25,6 +25,17 @@ func phone(t testing.TB, ctx context.Context, ts *testServer, user, transport st
 // phoneAt is a registered phone of user on the switch at server.
 func phoneAt(t testing.TB, ctx context.Context, server, user, transport string) *siptest.Phone {
 	t.Helper()
+	p := newPhone(t, ctx, server, user, transport)
+	if err := p.Register(ctx, 300); err != nil {
+		t.Fatalf("register %s: %v", user, err)
+	}
+	return p
+}
+
+// newPhone starts a test phone for user that sends to the switch at
+// server, closed when the test ends; it does not register.
+func newPhone(t testing.TB, ctx context.Context, server, user, transport string) *siptest.Phone {
+	t.Helper()
 	p, err := siptest.NewPhone(ctx, siptest.Config{
 		User: user, Password: "demo" + user, Domain: testDomain, Server: server, Transport: transport,
 		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Str("phone", user).Logger(),
@@ -33,9 +44,6 @@ func phoneAt(t testing.TB, ctx context.Context, server, user, transport string) 
 		t.Fatalf("phone %s: %v", user, err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if err := p.Register(ctx, 300); err != nil {
-		t.Fatalf("register %s: %v", user, err)
-	}
 	return p
 }
 
@@ -58,6 +66,14 @@ func answerNext(t *testing.T, ctx context.Context, p *siptest.Phone) *siptest.Ca
 // talk sends n packets each way and checks that each end counted them.
 func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 	t.Helper()
+	talkVia(t, ctx, a, b, n, "", "")
+}
+
+// talkVia is talk through relays on two addresses: a hears the relay on
+// relayA, b the one on relayB (calls between nodes of a cluster); ""
+// takes any loopback address.
+func talkVia(t *testing.T, ctx context.Context, a, b *siptest.Call, n int, relayA, relayB string) {
+	t.Helper()
 	a0, b0 := a.RTPReceived(), b.RTPReceived()
 	errs := make(chan error, 2)
 	go func() { errs <- a.SendRTP(ctx, n, 2*time.Millisecond) }()
@@ -79,9 +95,10 @@ func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 		t.Errorf("callee received %d of %d RTP packets", got, n)
 	}
 	// The media must come from the switch, not straight from the peer.
-	for _, c := range []*siptest.Call{a, b} {
-		if src := c.RTPSource(); !src.Addr().IsLoopback() || src == b.LocalMedia() || src == a.LocalMedia() {
-			t.Errorf("RTP source %v is not the switch's relay", src)
+	for c, relay := range map[*siptest.Call]string{a: relayA, b: relayB} {
+		src := c.RTPSource()
+		if !src.Addr().IsLoopback() || (relay != "" && src.Addr().String() != relay) || src == b.LocalMedia() || src == a.LocalMedia() {
+			t.Errorf("RTP source %v is not the switch's relay %s", src, relay)
 		}
 	}
 }

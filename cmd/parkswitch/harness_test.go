@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +83,8 @@ assignments:
 // testServer is a running in-process switch bound to ephemeral ports.
 type testServer struct {
 	*server
-	t testing.TB
+	t    testing.TB
+	stop func() // checks for leaks and shuts down, once; the test's cleanup calls it too
 }
 
 // udpAddr and tcpAddr are where the switch listens.
@@ -110,6 +112,30 @@ type serverSetup struct {
 	tune       func(*sip.Options)
 	logTo      io.Writer     // the switch's log, instead of the test's
 	heartbeat  time.Duration // of the event stream, instead of 15 s
+
+	// The state section; by default the embedded store on a data
+	// directory of the test's own, named after the host.
+	dataDir  string   // state.data_dir
+	nodeID   string   // state.node_id
+	natsURLs []string // state.nats_urls
+}
+
+// stateYAML is the state section setup asks for, "" for the default.
+func (setup serverSetup) stateYAML() string {
+	if setup.dataDir == "" && setup.nodeID == "" && len(setup.natsURLs) == 0 {
+		return ""
+	}
+	y := "state:\n"
+	if setup.dataDir != "" {
+		y += "  data_dir: " + strconv.Quote(setup.dataDir) + "\n"
+	}
+	if setup.nodeID != "" {
+		y += "  node_id: " + setup.nodeID + "\n"
+	}
+	if len(setup.natsURLs) > 0 {
+		y += "  nats_urls: [\"" + strings.Join(setup.natsURLs, "\", \"") + "\"]\n"
+	}
+	return y
 }
 
 func startServerWith(t testing.TB, setup serverSetup) *testServer {
@@ -123,7 +149,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 	}
 	dir := t.TempDir()
 	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
-	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1)
+	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1) + setup.stateYAML()
 	writeFile(t, dir+"/parkswitch.yaml", main)
 	writeFile(t, dir+"/policies.yaml", basePolicies)
 	for name, data := range setup.files {
@@ -157,23 +183,73 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 		t.Fatalf("start: %v", err)
 	}
 	ts := &testServer{server: srv, t: t}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		// Every call must be over before shutdown: shutdown would hide a
-		// leak by hanging calls up itself.
-		waitUntil(t, 5*time.Second, "calls to end", func() bool { return srv.sw.ActiveCalls() == 0 })
-		waitUntil(t, 5*time.Second, "dialogs to be released", func() bool { return srv.sw.Dialogs() == 0 })
-		waitUntil(t, 5*time.Second, "RTP ports to be released", func() bool { return srv.ports.InUse() == 0 })
-		if err := srv.shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		// Phones were closed before this cleanup (cleanups run last-in
-		// first-out), so whatever runs now was left behind by the test.
-		goleak.VerifyNone(t, before)
-	})
+	var once sync.Once
+	ts.stop = func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Every call must be over before shutdown: shutdown would hide a
+			// leak by hanging calls up itself.
+			waitUntil(t, 5*time.Second, "calls to end", func() bool { return srv.sw.ActiveCalls() == 0 })
+			waitUntil(t, 5*time.Second, "dialogs to be released", func() bool { return srv.sw.Dialogs() == 0 })
+			waitUntil(t, 5*time.Second, "RTP ports to be released", func() bool { return srv.ports.InUse() == 0 })
+			if err := srv.shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			// Phones were closed before this cleanup (cleanups run last-in
+			// first-out), or started before the server, so whatever runs
+			// now was left behind by the switch or the test.
+			// The music's fan-out helpers start a moment after Start, so
+			// those of a switch started just before this one can postdate
+			// before; they cannot outlive their Run, which is checked.
+			verifyNoLeaks(t, len(setup.natsURLs) > 0, before, goleak.IgnoreAnyFunction("github.com/parkswitch/parkswitch/media.(*MusicOnHold).startFanout.func1"))
+		})
+	}
+	t.Cleanup(ts.stop)
 	return ts
 }
+
+// verifyNoLeaks is goleak.VerifyNone, except that with external NATS
+// servers (run by the test in this process) the goroutines those servers
+// start, as their streams grow and consumers come and go, are theirs and
+// not the switch's. Its own NATS client is checked like the rest.
+func verifyNoLeaks(t testing.TB, external bool, opts ...goleak.Option) {
+	t.Helper()
+	if !external {
+		goleak.VerifyNone(t, opts...)
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
+		var ours []string
+		report := err.Error()
+		at := goroutineDump.FindAllStringIndex(report, -1)
+		for i, m := range at {
+			end := len(report)
+			if i+1 < len(at) {
+				end = at[i+1][0]
+			}
+			if g := report[m[0]:end]; !strings.Contains(g, "created by github.com/nats-io/nats-server/v2/server.") {
+				ours = append(ours, g)
+			}
+		}
+		if len(ours) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("found unexpected goroutines:\n%s", strings.Join(ours, "\n"))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// goroutineDump splits goleak's report into its goroutines.
+var goroutineDump = regexp.MustCompile(`Goroutine \d+ in state`)
 
 func writeFile(t testing.TB, path, data string) {
 	t.Helper()

@@ -187,3 +187,40 @@ func TestREADMECurl(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMECluster saves the Cluster section's configuration as the file
+// it names and runs the section's commands on it, as printed.
+func TestREADMECluster(t *testing.T) {
+	bin := buildBinary(t)
+	sec := readmeSection(t, "Cluster")
+	_, rest, ok := strings.Cut(sec, "```yaml\n")
+	yaml, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !strings.Contains(yaml, "nats_urls:") || !strings.Contains(sec, "`node-a.yaml`") {
+		t.Fatal("the Cluster section lost its node-a.yaml example")
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "node-a.yaml"), yaml)
+	policies, err := os.ReadFile("../../configs/policies.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "policies.yaml"), string(policies))
+	n := 0
+	for _, line := range strings.Split(sec, "\n") {
+		if !strings.HasPrefix(line, "bin/parkswitch ") {
+			continue
+		}
+		n++
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, bin, shellWords(t, line)[1:]...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "ok") {
+			t.Errorf("README command %q: %v\n%s", line, err, out)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no command in the Cluster section")
+	}
+}

@@ -372,7 +372,8 @@ func (s *server) servePolicies(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, out)
 }
 
-// serveRegistrations lists the registered and static contacts.
+// serveRegistrations lists the registered contacts of every node and the
+// static ones.
 func (s *server) serveRegistrations(w http.ResponseWriter, _ *http.Request) {
 	type registration struct {
 		User      string     `json:"user"`
@@ -382,11 +383,12 @@ func (s *server) serveRegistrations(w http.ResponseWriter, _ *http.Request) {
 		Expires   *time.Time `json:"expires,omitempty"`
 		UserAgent string     `json:"user_agent,omitempty"`
 		Static    bool       `json:"static"`
+		Node      string     `json:"node,omitempty"` // node holding the phone's flow
 	}
 	out := []registration{}
 	for _, b := range s.sw.Registrations() {
 		r := registration{User: b.User, Contact: b.Contact.String(), Source: b.Source,
-			Transport: strings.ToLower(b.Transport), UserAgent: b.UserAgent, Static: b.Static}
+			Transport: strings.ToLower(b.Transport), UserAgent: b.UserAgent, Static: b.Static, Node: b.Node}
 		if !b.Expires.IsZero() {
 			e := b.Expires.UTC()
 			r.Expires = &e

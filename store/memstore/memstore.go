@@ -367,6 +367,19 @@ func (s *Store) ListDialogs(ctx context.Context, node string) ([]store.Dialog, e
 // NodeID implements store.Nodes.
 func (s *Store) NodeID() string { return s.id }
 
+// SetNodeAddr implements store.Nodes; a killed node stays gone.
+func (s *Store) SetNodeAddr(ctx context.Context, addr string) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.b.mu.Unlock()
+	if n, ok := s.b.nodes[s.id]; ok {
+		n.Addr = addr
+		s.b.nodes[s.id] = n
+	}
+	return nil
+}
+
 // ListNodes implements store.Nodes: a node is alive from Open to Close or
 // Kill, and its Seen is now.
 func (s *Store) ListNodes(ctx context.Context) ([]store.Node, error) {

@@ -47,6 +47,4 @@ func startServer(t testing.TB, name string) *natsServer { return natstest.StartS
 
 func startCluster(t testing.TB, size int) []*natsServer { return natstest.StartCluster(t, size) }
 
-func waitMeta(t testing.TB, servers []*natsServer) { natstest.WaitMeta(t, servers) }
-
 func urls(servers []*natsServer) []string { return natstest.URLs(servers) }

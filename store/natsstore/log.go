@@ -19,7 +19,7 @@ import (
 func (s *Store) beat(ctx context.Context) error {
 	c, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	defer cancel()
-	data, err := json.Marshal(store.Node{ID: s.opts.NodeID, Addr: s.opts.NodeAddr, Started: s.started, Seen: time.Now()})
+	data, err := json.Marshal(store.Node{ID: s.opts.NodeID, Addr: *s.addr.Load(), Started: s.started, Seen: time.Now()})
 	if err != nil {
 		return err
 	}
@@ -56,6 +56,22 @@ func (s *Store) heartbeat() {
 
 // NodeID implements store.Nodes.
 func (s *Store) NodeID() string { return s.opts.NodeID }
+
+// SetNodeAddr implements store.Nodes: the heartbeat is written now with the
+// new address.
+func (s *Store) SetNodeAddr(ctx context.Context, addr string) error {
+	s.addr.Store(&addr)
+	what := "set node address"
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.beat(c); err != nil {
+		return s.fail(ctx, what, err)
+	}
+	return nil
+}
 
 // ListNodes implements store.Nodes: the nodes whose heartbeat key has not
 // expired on the server, so no two nodes' clocks are compared.

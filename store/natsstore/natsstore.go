@@ -107,6 +107,7 @@ type Store struct {
 	events, records              jetstream.Stream
 	replicas                     int
 	started                      time.Time
+	addr                         atomic.Pointer[string] // Node.Addr of the heartbeats
 
 	ctx    context.Context // cancelled by Close: ends subscriptions and the heartbeat
 	cancel context.CancelFunc
@@ -126,6 +127,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{opts: opts, log: opts.Logger.With().Str("component", "store").Logger(), started: time.Now()}
+	s.addr.Store(&opts.NodeAddr)
 	var err error
 	if len(opts.URLs) == 0 && opts.inProcess == nil {
 		s.srv, err = startEmbedded(opts, s.log)

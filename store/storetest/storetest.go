@@ -537,6 +537,14 @@ func testNodes(t *testing.T, h Harness) {
 	if !slices.IsSortedFunc(ns, func(x, y store.Node) int { return compare(x.ID, y.ID) }) {
 		t.Fatalf("nodes not sorted: %+v", ns)
 	}
+	if err := a.SetNodeAddr(ctx, "127.0.0.9:5070"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range must(b.ListNodes(ctx))(t) {
+		if n.ID == a.NodeID() && n.Addr != "127.0.0.9:5070" {
+			t.Fatalf("node %s listed at %q after SetNodeAddr", n.ID, n.Addr)
+		}
+	}
 	killed := time.Now()
 	h.Kill(t, b)
 	deadline := killed.Add(5 * time.Second)
