@@ -97,7 +97,10 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// Only now: a 100 to an unverified source would double what it draws.
 	s.respond(tx, s.response(req, sip.StatusTrying, ""))
-	if caller.user != nil && caller.node == "" {
+	// A retrieve comes from a phone, or from another node on behalf of the
+	// user it authenticated (retrieveElsewhere); that node's is not passed
+	// on again.
+	if caller.user != nil {
 		if code, ok := s.parkCode(req.Recipient.User); ok {
 			if _, isUser := s.dir.Load().Dialed(req.Recipient.User); !isUser {
 				s.retrieve(req, tx, caller, code)

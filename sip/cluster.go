@@ -39,6 +39,7 @@ const (
 type nodeView struct {
 	addrOf map[string]string // node ID → SIP address, this node included
 	byAddr map[string]string // SIP address → node ID, this node left out
+	live   map[string]bool   // every live node ID, with an address or not; nil before the first read
 }
 
 var emptyView = &nodeView{addrOf: map[string]string{}, byAddr: map[string]string{}}
@@ -83,8 +84,9 @@ func (s *Switch) refreshNodes(ctx context.Context) error {
 		return err
 	}
 	self := s.opts.Store.NodeID()
-	v := &nodeView{addrOf: make(map[string]string, len(ns)), byAddr: make(map[string]string, len(ns))}
+	v := &nodeView{addrOf: make(map[string]string, len(ns)), byAddr: make(map[string]string, len(ns)), live: make(map[string]bool, len(ns))}
 	for _, n := range ns {
+		v.live[n.ID] = true
 		addr := normAddr(n.Addr)
 		if addr == "" {
 			continue

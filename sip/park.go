@@ -409,6 +409,8 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		case errors.Is(err, park.ErrNotAllowed):
 			s.logRefusal("retrieve", req, sip.StatusForbidden, pol.Identity, code, park.ReasonNotAllowed)
 			s.reply(req, tx, sip.StatusForbidden, "")
+		case errors.Is(err, park.ErrNoOrbit) && caller.node == "" && s.retrieveElsewhere(req, tx, caller, pol.Identity, code):
+			// Parked on another node: the call goes there.
 		case errors.Is(err, park.ErrNoOrbit):
 			s.retrieveMissed(caller.user.Name)
 			s.logRefusal("retrieve", req, sip.StatusNotFound, pol.Identity, code, park.ReasonNoOrbit)
@@ -522,7 +524,15 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 			return park.NoAnswer
 		}
 	}
+	pp := o.ParkedParty()
+	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(o.Code())}
 	targets := s.targetsOf(u)
+	if len(targets) == 0 {
+		// The parker's phone may be registered on another node.
+		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
+		targets = s.remoteTargets(lctx, u, caller)
+		cancel()
+	}
 	if len(targets) == 0 {
 		return park.NoAnswer
 	}
@@ -541,8 +551,6 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	offerFor := func(f *leg) []byte {
 		return w.OfferKeyed(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv, f.keying(p))
 	}
-	pp := o.ParkedParty()
-	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(o.Code())}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c.log.Info().Int("orbit", o.Code()).Str("target", u.Name).Msg("ringback")
@@ -644,4 +652,29 @@ func (s *Switch) onParkEvent(e park.Event) {
 	ev = strIf(ev, "state", string(e.Orbit.State))
 	ev = strIf(ev, "target", e.Target)
 	strIf(ev, "reason", e.Reason).Msg("park")
+}
+
+// retrieveElsewhere sends a retrieve of code to the node holding that
+// orbit, when it is another live node: the INVITE is forwarded there,
+// marked with the retriever, and that node picks the call up, so the
+// parked party's media stays where it is. It reports whether it did.
+func (s *Switch) retrieveElsewhere(req *sip.Request, tx sip.ServerTransaction, caller party, identity string, code int) bool {
+	if !s.clustered() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, remoteLookupTimeout)
+	o, err := s.opts.Store.GetOrbit(ctx, identity, code)
+	cancel()
+	if err != nil || o.Owner == s.opts.Store.NodeID() {
+		return false
+	}
+	addr, ok := s.nodeAddr(o.Owner)
+	if !ok {
+		return false // its node is gone: it is being taken over
+	}
+	uri := sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: s.opts.Domain}
+	t := target{uri: uri, to: uri, toName: "Parked " + strconv.Itoa(code), dest: addr, transport: "UDP", hop: s.hopValue(caller)}
+	s.log.Info().Str("call_id", req.CallID().Value()).Int("orbit", code).Str("policy", identity).Str("node", o.Owner).Msg("retrieve sent to the node holding the orbit")
+	s.placeCall(req, tx, caller, []target{t}, nil)
+	return true
 }

@@ -16,7 +16,7 @@ import (
 
 // Timing of the watch on the other nodes.
 const (
-	nodeWatchEvery = 500 * time.Millisecond // how often the live nodes are listed
+	nodeWatchEvery = 500 * time.Millisecond // how often the view watchNodes keeps is looked at
 	fullScanEvery  = 30 * time.Second       // every orbit's owner is checked this often
 	adoptTimeout   = 30 * time.Second       // bound of one node's takeover
 )
@@ -40,7 +40,7 @@ func (s *Switch) watchState() {
 		now := live
 		live = s.liveNodes()
 		if live == nil {
-			continue // the store is away: nobody is known dead
+			continue // not read yet
 		}
 		for id := range now {
 			if !live[id] && id != self {
@@ -57,21 +57,9 @@ func (s *Switch) watchState() {
 	}
 }
 
-// liveNodes is the set of nodes whose heartbeat is current, nil when the
-// store cannot say.
-func (s *Switch) liveNodes() map[string]bool {
-	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
-	defer cancel()
-	nodes, err := s.opts.Store.ListNodes(ctx)
-	if err != nil {
-		return nil
-	}
-	live := make(map[string]bool, len(nodes))
-	for _, n := range nodes {
-		live[n.ID] = true
-	}
-	return live
-}
+// liveNodes is the set of live nodes as watchNodes last read it; nil
+// before the first read, or while the store cannot say.
+func (s *Switch) liveNodes() map[string]bool { return s.nodes(false).live }
 
 // orphanOwners lists the nodes, not live, that own orbits or dialogs.
 func (s *Switch) orphanOwners(live map[string]bool) []string {

@@ -461,8 +461,12 @@ func (s *Switch) routes() {
 	}))
 }
 
-// Shutdown ends every call with BYE, stops the listeners and waits for the
-// switch's goroutines, bounded by ctx.
+// storeFlushTimeout bounds each flush to the state store on shutdown.
+const storeFlushTimeout = 2 * time.Second
+
+// Shutdown ends every call with BYE (but for parked calls, which a durable
+// store keeps for the next start or another node), stops the listeners and
+// waits for the switch's goroutines, bounded by ctx.
 func (s *Switch) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -500,12 +504,16 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 
-	if err := s.lot.Release(ctx); err != nil {
+	// What is written behind gets a short while: with the store away it
+	// would take the whole shutdown, and a restart rebuilds it anyway.
+	wctx, wcancel := context.WithTimeout(ctx, storeFlushTimeout)
+	if err := s.lot.Release(wctx); err != nil {
 		s.log.Warn().Err(err).Msg("orbit changes not written to the state store")
 	}
-	if !s.writes.Flush(ctx) {
+	if !s.writes.Flush(wctx) {
 		s.log.Warn().Int("pending", s.writes.Pending()).Msg("dialog snapshots not written to the state store")
 	}
+	wcancel()
 	s.writes.Close()
 	s.cancel()
 	s.mu.Lock()
@@ -522,7 +530,9 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 		s.ua.Close()
 	}
 	// The calls' last events and records, before the store closes.
-	s.events.close(ctx)
+	ectx, ecancel := context.WithTimeout(ctx, storeFlushTimeout)
+	s.events.close(ectx)
+	ecancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
