@@ -843,52 +843,67 @@ func (c *call) CallID() string { return c.id }
 // that hung up, dialogs forgotten, media ports returned.
 func (c *call) end(why endReason, from *leg) {
 	c.endOnce.Do(func() {
-		c.mu.Lock()
-		legs := append([]*leg{c.a}, c.released...)
-		if c.b != nil {
-			legs = append(legs, c.b)
-		}
-		forks := c.forks
-		c.forks = nil
-		eps := c.eps
-		parked := c.orbit != nil
-		stopMusic := c.stopMusic
-		c.stopMusic = nil
-		c.mu.Unlock()
-		close(c.done)
+		legs, parked := c.teardown(from, nil)
 		if parked {
 			c.s.lot.Hangup(c) // frees the code and the ringback at once
 		}
-		if stopMusic != nil {
-			stopMusic()
-		}
-		for _, l := range legs {
-			l.mu.Lock()
-			answered := (l.confirmed || l.answered) && !l.ended
-			l.endLocked()
-			l.mu.Unlock()
-			if l != from && answered {
-				c.s.bye(l)
-			} else {
-				c.s.dialogs.remove(l)
-			}
-			c.s.dropDialog(l)
-		}
-		for _, f := range forks {
-			c.s.dialogs.remove(f)
-		}
-		c.epA.Close()
-		if c.epB != nil { // nil for a call restored from the store
-			c.epB.Close()
-		}
-		for _, ep := range eps {
-			ep.Close()
-		}
-		c.s.removeCall(c)
 		c.s.recordEnd(c, why, legs)
 		c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
 		c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
 	})
+}
+
+// teardown is the common part of end and leave; it needs endOnce. It
+// closes c.done, stops the music, sends BYE on every answered leg but from
+// and keep, forgets every leg but keep here and in the store (keep stays
+// in the store, for whoever takes the call up), returns the media ports
+// and removes the call. It returns the legs and whether the call was
+// parked.
+func (c *call) teardown(from, keep *leg) ([]*leg, bool) {
+	c.mu.Lock()
+	legs := append([]*leg{c.a}, c.released...)
+	if c.b != nil {
+		legs = append(legs, c.b)
+	}
+	forks := c.forks
+	c.forks = nil
+	eps := c.eps
+	parked := c.orbit != nil
+	stopMusic := c.stopMusic
+	c.stopMusic = nil
+	c.mu.Unlock()
+	close(c.done)
+	if stopMusic != nil {
+		stopMusic()
+	}
+	for _, l := range legs {
+		if l == keep {
+			c.s.dialogs.remove(l)
+			continue
+		}
+		l.mu.Lock()
+		answered := (l.confirmed || l.answered) && !l.ended
+		l.endLocked()
+		l.mu.Unlock()
+		if l != from && answered {
+			c.s.bye(l)
+		} else {
+			c.s.dialogs.remove(l)
+		}
+		c.s.dropDialog(l)
+	}
+	for _, f := range forks {
+		c.s.dialogs.remove(f)
+	}
+	c.epA.Close()
+	if c.epB != nil { // nil for a call restored from the store
+		c.epB.Close()
+	}
+	for _, ep := range eps {
+		ep.Close()
+	}
+	c.s.removeCall(c)
+	return legs, parked
 }
 
 // bye hangs a leg up in the background, bounded in time, and then forgets

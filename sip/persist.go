@@ -149,41 +149,7 @@ func (c *call) leave() bool {
 	left := false
 	c.endOnce.Do(func() {
 		left = true
-		c.mu.Lock()
-		legs := append([]*leg{c.a}, c.released...)
-		if c.b != nil {
-			legs = append(legs, c.b)
-		}
-		eps, stop := c.eps, c.stopMusic
-		c.stopMusic = nil
-		c.mu.Unlock()
-		close(c.done)
-		if stop != nil {
-			stop()
-		}
-		for _, l := range legs {
-			if l == p {
-				c.s.dialogs.remove(l)
-				continue
-			}
-			l.mu.Lock()
-			answered := (l.confirmed || l.answered) && !l.ended
-			l.ended = true
-			l.mu.Unlock()
-			if answered {
-				c.s.bye(l) // the parker's leg, not released yet
-			} else {
-				c.s.dialogs.remove(l)
-			}
-		}
-		c.epA.Close()
-		if c.epB != nil {
-			c.epB.Close()
-		}
-		for _, ep := range eps {
-			ep.Close()
-		}
-		c.s.removeCall(c)
+		c.teardown(nil, p)
 		c.log.Info().Msg("parked call left in the state store")
 	})
 	return left
