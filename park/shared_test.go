@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/store"
 	"github.com/parkswitch/parkswitch/store/memstore"
 	"github.com/parkswitch/parkswitch/store/natsstore"
@@ -60,34 +61,7 @@ func TestSharedCodesNeverTwice(t *testing.T) {
 	a, c := b.Open("a", ""), b.Open("b", "")
 	ha, hb := sharedHarness(t, a, "a", Config{}), sharedHarness(t, c, "b", Config{})
 	p := pol("Park", 10, 59) // 50 codes for 60 parks: 10 must be refused
-	var mu sync.Mutex
-	codes := map[int]string{}
-	full := 0
-	var wg sync.WaitGroup
-	for i := range 60 {
-		h, node := ha, "a"
-		if i%2 == 1 {
-			h, node = hb, "b"
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o, err := h.lot.Park(context.Background(), p, newCall(), alice, ken)
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case errors.Is(err, ErrRangeFull):
-				full++
-			case err != nil:
-				t.Error(err)
-			case codes[o.Code()] != "":
-				t.Errorf("code %d parked on %s and %s", o.Code(), codes[o.Code()], node)
-			default:
-				codes[o.Code()] = node
-			}
-		}()
-	}
-	wg.Wait()
+	codes, full := raceParks(t, []*harness{ha, hb}, p, 60, 60, 5*time.Second)
 	if len(codes) != 50 || full != 10 {
 		t.Errorf("%d codes parked, %d refused; want 50 and 10", len(codes), full)
 	}
@@ -220,24 +194,35 @@ func TestSharedCodesOnNATSCluster(t *testing.T) {
 	sa, sb := open("a", servers[0].URL()), open("b", servers[1].URL())
 	ha, hb := sharedHarness(t, sa, "a", Config{}), sharedHarness(t, sb, "b", Config{})
 	p := pol("Park", 10, 209) // 200 codes for 220 parks
+	// 8 in flight, each given 30 s: near a full range a park probes code
+	// after code on a replicated store, and the race detector slows it.
+	codes, full := raceParks(t, []*harness{ha, hb}, p, 220, 8, 30*time.Second)
+	if len(codes) != 200 || full != 20 {
+		t.Errorf("%d codes parked, %d refused; want 200 and 20", len(codes), full)
+	}
+	list, err := sa.ListOrbits(context.Background(), p.Identity)
+	if err != nil || len(list) != 200 {
+		t.Errorf("the shared table holds %d orbits (%v), want 200", len(list), err)
+	}
+}
+
+// raceParks parks n calls at once, alternately on each harness, at most
+// inflight at a time, each bounded by limit, and fails t if two orbits
+// got one code. It returns the codes parked and the parks refused as full.
+func raceParks(t *testing.T, hs []*harness, p policy.Policy, n, inflight int, limit time.Duration) (codes map[int]string, full int) {
+	t.Helper()
 	var mu sync.Mutex
-	codes := map[int]string{}
-	full := 0
+	codes = map[int]string{}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8) // parks in flight at once, across both nodes
-	for i := range 220 {
-		h, node := ha, "a"
-		if i%2 == 1 {
-			h, node = hb, "b"
-		}
+	sem := make(chan struct{}, inflight)
+	for i := range n {
+		h, node := hs[i%len(hs)], string(rune('a'+i%len(hs)))
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			// Generous: near a full range a park probes code after code
-			// on a replicated store, and the race detector slows it.
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
 			defer cancel()
 			o, err := h.lot.Park(ctx, p, newCall(), alice, ken)
 			mu.Lock()
@@ -255,11 +240,5 @@ func TestSharedCodesOnNATSCluster(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if len(codes) != 200 || full != 20 {
-		t.Errorf("%d codes parked, %d refused; want 200 and 20", len(codes), full)
-	}
-	list, err := sa.ListOrbits(context.Background(), p.Identity)
-	if err != nil || len(list) != 200 {
-		t.Errorf("the shared table holds %d orbits (%v), want 200", len(list), err)
-	}
+	return codes, full
 }

@@ -127,7 +127,6 @@ func TestBinaryCheck(t *testing.T) {
 // TestBinaryServe starts the real binary, registers a phone, reads the admin
 // API and stops it with SIGTERM.
 func TestBinaryServe(t *testing.T) {
-	bin := buildBinary(t)
 	dir := t.TempDir()
 	sipPort, httpPort := freeUDPPort(t), freeUDPPort(t)
 	cfg := "server:\n  domain: contoso.com\n" +
@@ -140,17 +139,8 @@ func TestBinaryServe(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--config", filepath.Join(dir, "parkswitch.yaml"))
-	logs := startBinary(t, cmd)
 	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
-	waitUntil(t, 10*time.Second, "/healthz", func() bool {
-		res, err := http.Get(base + "/healthz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	})
+	cmd, logs := serveBinary(t, ctx, filepath.Join(dir, "parkswitch.yaml"), base)
 
 	p, err := siptest.NewPhone(ctx, siptest.Config{User: "1001", Password: "demo1001", Domain: testDomain,
 		Server: "127.0.0.1:" + strconv.Itoa(sipPort)})

@@ -2,23 +2,12 @@ package main
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/parkswitch/parkswitch/sip"
 	"github.com/parkswitch/parkswitch/store/memstore"
 )
-
-// reportLatency reports the p50 and p99 of ds in milliseconds.
-func reportLatency(b *testing.B, name string, ds []time.Duration) {
-	slices.Sort(ds)
-	p := func(q float64) float64 {
-		return float64(ds[min(len(ds)-1, int(q*float64(len(ds))))].Microseconds()) / 1000
-	}
-	b.ReportMetric(p(0.50), name+"-p50-ms")
-	b.ReportMetric(p(0.99), name+"-p99-ms")
-}
 
 // BenchmarkRegisterLatency measures REGISTER → 200 through the real server
 // on loopback, the 401 challenge round trip included, with registrations
@@ -47,7 +36,7 @@ func BenchmarkRegisterLatency(b *testing.B) {
 				ds = append(ds, time.Since(start))
 			}
 			b.StopTimer()
-			reportLatency(b, "register", ds)
+			reportPercentiles(b, "register", ds)
 		})
 	}
 }
@@ -91,7 +80,7 @@ func BenchmarkClusterCallSetup(b *testing.B) {
 				<-cc.Done()
 			}
 			b.StopTimer()
-			reportLatency(b, "setup", ds)
+			reportPercentiles(b, "setup", ds)
 		})
 	}
 }
