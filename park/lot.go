@@ -282,6 +282,15 @@ func (l *Lot) end(o *Orbit, s State) {
 	l.sync(o)
 }
 
+// OrbitOf is the orbit of the call with ID callID while it is parked or
+// ringing back, nil otherwise (never parked, or claimed, or ended). The lot
+// is the one record of whether a call is parked.
+func (l *Lot) OrbitOf(callID string) *Orbit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls[callID]
+}
+
 // Orbits returns a snapshot of every orbit, sorted by policy then code.
 func (l *Lot) Orbits() []OrbitInfo {
 	l.mu.Lock()

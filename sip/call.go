@@ -64,7 +64,6 @@ type call struct {
 	released   []*leg            // legs parked away and replaced by a retriever
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	orbit      *park.Orbit // while parked
 	stopMusic  func()      // detaches music on hold
 
 	// For events and the call record.
@@ -843,10 +842,8 @@ func (c *call) CallID() string { return c.id }
 // that hung up, dialogs forgotten, media ports returned.
 func (c *call) end(why endReason, from *leg) {
 	c.endOnce.Do(func() {
-		legs, parked := c.teardown(from, nil)
-		if parked {
-			c.s.lot.Hangup(c) // frees the code and the ringback at once
-		}
+		legs := c.teardown(from, nil)
+		c.s.lot.Hangup(c) // frees the code and the ringback at once, if parked
 		c.s.recordEnd(c, why, legs)
 		c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
 		c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
@@ -857,9 +854,8 @@ func (c *call) end(why endReason, from *leg) {
 // closes c.done, stops the music, sends BYE on every answered leg but from
 // and keep, forgets every leg but keep here and in the store (keep stays
 // in the store, for whoever takes the call up), returns the media ports
-// and removes the call. It returns the legs and whether the call was
-// parked.
-func (c *call) teardown(from, keep *leg) ([]*leg, bool) {
+// and removes the call. It returns the legs.
+func (c *call) teardown(from, keep *leg) []*leg {
 	c.mu.Lock()
 	legs := append([]*leg{c.a}, c.released...)
 	if c.b != nil {
@@ -868,7 +864,6 @@ func (c *call) teardown(from, keep *leg) ([]*leg, bool) {
 	forks := c.forks
 	c.forks = nil
 	eps := c.eps
-	parked := c.orbit != nil
 	stopMusic := c.stopMusic
 	c.stopMusic = nil
 	c.mu.Unlock()
@@ -903,7 +898,7 @@ func (c *call) teardown(from, keep *leg) ([]*leg, bool) {
 		ep.Close()
 	}
 	c.s.removeCall(c)
-	return legs, parked
+	return legs
 }
 
 // bye hangs a leg up in the background, bounded in time, and then forgets
@@ -958,9 +953,9 @@ func (s *Switch) bye(l *leg) {
 // a leg retrieved or resumed after a long quiet spell gets a full timeout.
 func (c *call) mediaSilent(now time.Time, timeout time.Duration) bool {
 	c.mu.Lock()
-	answered, a, b, parked := c.answeredAt, c.a, c.b, c.orbit != nil
+	answered, a, b := c.answeredAt, c.a, c.b
 	c.mu.Unlock()
-	if answered.IsZero() || b == nil || parked {
+	if answered.IsZero() || b == nil || c.s.lot.OrbitOf(c.id) != nil {
 		return false
 	}
 	for _, l := range []*leg{a, b} {

@@ -116,13 +116,9 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
-	c.mu.Lock()
-	c.orbit = o
-	ended := isClosed(c.done)
-	c.mu.Unlock()
-	if ended {
-		// The call ended while its code was being claimed; end saw no
-		// orbit, so free it here.
+	if isClosed(c.done) {
+		// The call ended while its code was being claimed, before the
+		// lot had the orbit for end to free: free it here.
 		c.endInvite()
 		s.lot.Hangup(c)
 		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
@@ -220,7 +216,7 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 		return
 	}
 	c.mu.Lock()
-	if c.orbit != o || isClosed(c.done) {
+	if c.s.lot.OrbitOf(c.id) != o || isClosed(c.done) {
 		c.mu.Unlock()
 		stop() // retrieved or ended meanwhile
 		return
@@ -231,11 +227,11 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 
 // parkedLeg is the leg of the parked party while the call is parked.
 func (c *call) parkedLeg() *leg {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.orbit == nil {
+	if c.s.lot.OrbitOf(c.id) == nil {
 		return nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	p, _ := c.parkedSide()
 	return p
 }
@@ -284,7 +280,7 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 func (c *call) unpark() {
 	c.mu.Lock()
 	stop := c.stopMusic
-	c.stopMusic, c.orbit = nil, nil
+	c.stopMusic = nil
 	c.mu.Unlock()
 	if stop != nil {
 		stop()

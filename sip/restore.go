@@ -195,9 +195,6 @@ func (s *Switch) resume(ctx context.Context, o store.Orbit, d store.Dialog, keep
 		c.end(endRestoreFailed, nil)
 		return give("its code is taken here", err)
 	}
-	c.mu.Lock()
-	c.orbit = orb
-	c.mu.Unlock()
 	c.noteParked(orb)
 	s.metrics.restored.Inc()
 	log.Info().Int("relay_port", int(ep.Addr().Port())).Bool("same_port", keepPort && int(ep.Addr().Port()) == d.RelayPort).Msg("parked call restored")
