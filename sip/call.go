@@ -64,7 +64,7 @@ type call struct {
 	released   []*leg            // legs parked away and replaced by a retriever
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	stopMusic  func()      // detaches music on hold
+	stopMusic  func() // detaches music on hold
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed
