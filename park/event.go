@@ -23,7 +23,9 @@ const (
 	ReasonNoOrbit     = "no_orbit"    // no orbit with that code in the retriever's table
 	ReasonParked      = "already_parked"
 	ReasonClosed      = "closed"
-	ReasonUnavailable = "unavailable" // the shared orbit table cannot be reached
+	ReasonUnavailable = "unavailable"  // the shared orbit table cannot be reached
+	ReasonOccupied    = "occupied"     // a directed park's code is taken
+	ReasonOutOfRange  = "out_of_range" // a directed park's code is outside the range
 )
 
 // Event reports one step of an orbit's life. Orbit is a snapshot taken at

@@ -19,6 +19,8 @@ var (
 	ErrRangeFull  = errors.New("park: every code of the pickup range is occupied")    // [503]
 	ErrNoOrbit    = errors.New("park: no parked call with that code for this policy") // [404]
 	ErrParked     = errors.New("park: the call is already parked")
+	ErrOccupied   = errors.New("park: that code is occupied")                 // directed park [486 in the NOTIFY]
+	ErrOutOfRange = errors.New("park: that code is outside the pickup range") // directed park [403]
 	ErrClosed     = errors.New("park: the lot is closed")
 	// ErrUnavailable: the shared orbit table (the state store) cannot be
 	// reached, so no code can be allocated without risking a duplicate. [503]
@@ -121,6 +123,22 @@ func fold(identity string) string { return strings.ToLower(identity) }
 // claimed in the shared table first, so that no node of a cluster hands it
 // out twice; ctx bounds that.
 func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, parker Party) (*Orbit, error) {
+	return l.park(ctx, p, call, parked, parker, 0)
+}
+
+// ParkAt is a directed park (SPEC §11): Park at exactly code, which must
+// lie in p's pickup range (ErrOutOfRange otherwise) and be free
+// (ErrOccupied otherwise). It does not move the code the next Park starts
+// after.
+func (l *Lot) ParkAt(ctx context.Context, p policy.Policy, call Call, parked, parker Party, code int) (*Orbit, error) {
+	if code <= 0 {
+		return nil, ErrOutOfRange
+	}
+	return l.park(ctx, p, call, parked, parker, code)
+}
+
+// park is Park, or ParkAt when want is not 0.
+func (l *Lot) park(ctx context.Context, p policy.Policy, call Call, parked, parker Party, want int) (*Orbit, error) {
 	id := call.CallID()
 	l.mu.Lock()
 	refuse := func(reason string, err error) (*Orbit, error) {
@@ -135,6 +153,8 @@ func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, park
 		return refuse(ReasonNotAllowed, ErrNotAllowed)
 	case l.calls[id] != nil || l.pending[id]:
 		return refuse(ReasonParked, ErrParked)
+	case want != 0 && (want < p.PickupRangeStart || want > p.PickupRangeEnd):
+		return refuse(ReasonOutOfRange, ErrOutOfRange)
 	}
 	now := l.clock.Now()
 	o := &Orbit{
@@ -151,12 +171,18 @@ func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, park
 	}
 	t := l.table(p.Identity, true)
 	if l.shared == nil {
-		code, ok := t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
-		if !ok {
+		code, ok := want, t.orbits[want] == nil
+		if want == 0 {
+			code, ok = t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
+		}
+		switch {
+		case !ok && want != 0:
+			return refuse(ReasonOccupied, ErrOccupied)
+		case !ok:
 			return refuse(ReasonRangeFull, ErrRangeFull)
 		}
 		o.code = code
-		l.insert(t, o)
+		l.insert(t, o, want == 0)
 		l.unlock()
 		return o, nil
 	}
@@ -164,12 +190,19 @@ func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, park
 	rec := l.shared.record(o)
 	l.unlock()
 
-	rec, err := l.shared.allocate(ctx, rec, p.PickupRangeStart, p.PickupRangeEnd)
+	var err error
+	if want != 0 {
+		rec, err = l.shared.claim(ctx, rec, want)
+	} else {
+		rec, err = l.shared.allocate(ctx, rec, p.PickupRangeStart, p.PickupRangeEnd)
+	}
 	l.mu.Lock()
 	delete(l.pending, id)
 	switch {
 	case errors.Is(err, ErrRangeFull):
 		return refuse(ReasonRangeFull, err)
+	case errors.Is(err, ErrOccupied):
+		return refuse(ReasonOccupied, err)
 	case err != nil:
 		return refuse(ReasonUnavailable, err)
 	case l.closed || t.orbits[rec.Code] != nil:
@@ -182,17 +215,19 @@ func (l *Lot) Park(ctx context.Context, p policy.Policy, call Call, parked, park
 		return refuse(ReasonUnavailable, fmt.Errorf("%w: code %d of %s is parked here but was free in the shared table", ErrUnavailable, rec.Code, p.Identity))
 	}
 	o.code, o.rev = rec.Code, rec.Revision
-	l.insert(t, o)
+	l.insert(t, o, want == 0)
 	l.unlock()
 	return o, nil
 }
 
 // insert puts the new orbit o in table t, arms its deadline and reports
-// the park; it needs l.mu.
-func (l *Lot) insert(t *table, o *Orbit) {
+// the park; cursor says the next park starts after it. It needs l.mu.
+func (l *Lot) insert(t *table, o *Orbit, cursor bool) {
 	o.table = t
 	t.orbits[o.code] = o
-	t.last = o.code
+	if cursor {
+		t.last = o.code
+	}
 	l.calls[o.callID] = o
 	l.schedule(o, o.timeout)
 	l.emit(o.event(EventPark, ""))

@@ -69,6 +69,19 @@ func (sh *sharing) allocate(ctx context.Context, rec store.Orbit, start, end int
 	return out, nil
 }
 
+// claim takes exactly code for rec in the shared table (a directed park).
+func (sh *sharing) claim(ctx context.Context, rec store.Orbit, code int) (store.Orbit, error) {
+	rec.Code = code
+	out, err := sh.orbits.CreateOrbit(ctx, rec)
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return out, ErrOccupied
+	case err != nil:
+		return out, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return out, nil
+}
+
 // release gives back a code claimed in the shared table but not parked.
 func (sh *sharing) release(rec store.Orbit) {
 	sh.writes.Queue(orbitKey(rec.Policy, rec.Code), func(ctx context.Context) error {

@@ -242,3 +242,36 @@ func raceParks(t *testing.T, hs []*harness, p policy.Policy, n, inflight int, li
 	wg.Wait()
 	return codes, full
 }
+
+func TestParkAt(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own", true: "shared"}[shared], func(t *testing.T) {
+			h := newHarness(t, Config{})
+			if shared {
+				h = sharedHarness(t, memstore.New(memstore.Options{}).Open("a", ""), "a", Config{})
+			}
+			p := pol("Park", 10, 19)
+			ctx := context.Background()
+			o, err := h.lot.ParkAt(ctx, p, newCall(), alice, ken, 15)
+			if err != nil || o.Code() != 15 {
+				t.Fatalf("ParkAt 15: %v %v", o, err)
+			}
+			h.ev.expect(t, EventPark)
+			for _, tc := range []struct {
+				code int
+				want error
+			}{{15, ErrOccupied}, {9, ErrOutOfRange}, {20, ErrOutOfRange}, {0, ErrOutOfRange}} {
+				if _, err := h.lot.ParkAt(ctx, p, newCall(), alice, ken, tc.code); !errors.Is(err, tc.want) {
+					t.Errorf("ParkAt %d: %v, want %v", tc.code, err, tc.want)
+				}
+			}
+			// A directed park does not move where the next park starts.
+			if o2 := h.park(t, p); o2.Code() != 10 {
+				t.Errorf("next park got %d, want 10", o2.Code())
+			}
+			if len(h.lot.Orbits()) != 2 {
+				t.Errorf("orbits: %+v", h.lot.Orbits())
+			}
+		})
+	}
+}

@@ -59,9 +59,11 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusBadRequest, "Missing Refer-To")
 		return
 	}
-	if pu := s.numbers.Load().ParkUser; !strings.EqualFold(rt.Address.User, pu) {
-		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "transfer target is not "+pu)
-		s.reply(req, tx, sip.StatusForbidden, "Only transfers to "+pu+" are supported")
+	directed, ok := s.parkTarget(rt.Address.User)
+	if !ok {
+		pu := s.numbers.Load().ParkUser
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "transfer target is not "+pu+" or a park code")
+		s.reply(req, tx, sip.StatusForbidden, "Only transfers to "+pu+" or a park code are supported")
 		return
 	}
 	parked := c.other(l)
@@ -79,7 +81,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	// A desk phone often holds the call and transfers it at once: let the
 	// hold re-INVITE finish (its ACK) rather than refuse the REFER.
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	ok := c.awaitInvite(ctx)
+	ok = c.awaitInvite(ctx)
 	cancel()
 	if !ok {
 		s.logRefusal("park", req, sip.StatusRequestPending, "", 0, "re-INVITE in progress")
@@ -90,11 +92,30 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	}
 	pol := s.policyOf(l.user)
 	pctx, pcancel := context.WithTimeout(s.ctx, parkStoreTimeout)
-	o, err := s.lot.Park(pctx, pol, c, s.partyOf(parked), s.partyOf(l))
+	var o *park.Orbit
+	var err error
+	if directed != 0 {
+		o, err = s.lot.ParkAt(pctx, pol, c, s.partyOf(parked), s.partyOf(l), directed)
+	} else {
+		o, err = s.lot.Park(pctx, pol, c, s.partyOf(parked), s.partyOf(l))
+	}
 	pcancel()
 	if err != nil {
 		c.endInvite()
 		switch {
+		case errors.Is(err, park.ErrOutOfRange):
+			s.logRefusal("park", req, sip.StatusForbidden, pol.Identity, directed, park.ReasonOutOfRange)
+			s.reply(req, tx, sip.StatusForbidden, fmt.Sprintf("Code %d is outside the pickup range of policy %s", directed, pol.Identity))
+		case errors.Is(err, park.ErrOccupied):
+			// SPEC §11: accepted, then the transfer fails as busy; the
+			// call stays as it was.
+			s.logRefusal("park", req, sip.StatusBusyHere, pol.Identity, directed, park.ReasonOccupied)
+			s.reply(req, tx, sip.StatusAccepted, "")
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				c.notifyRefer(l, "SIP/2.0 486 Busy Here\r\n")
+			}()
 		case errors.Is(err, park.ErrNotAllowed):
 			s.logRefusal("park", req, sip.StatusForbidden, pol.Identity, 0, park.ReasonNotAllowed)
 			s.reply(req, tx, sip.StatusForbidden, "Call park is not allowed by policy "+pol.Identity)
@@ -289,12 +310,16 @@ func (c *call) unpark() {
 
 // notifyReferDone ends the REFER's implicit subscription with the final
 // state of the "transfer" (RFC 3515 §2.4.5).
-func (c *call) notifyReferDone(l *leg) {
+func (c *call) notifyReferDone(l *leg) { c.notifyRefer(l, "SIP/2.0 200 OK\r\n") }
+
+// notifyRefer ends the REFER's implicit subscription with frag, the
+// status line of how the transfer ended.
+func (c *call) notifyRefer(l *leg, frag string) {
 	req := l.newRequest(sip.NOTIFY, 0)
 	req.AppendHeader(sip.NewHeader("Event", "refer"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
 	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
-	req.SetBody([]byte("SIP/2.0 200 OK\r\n"))
+	req.SetBody([]byte(frag))
 	ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
 	defer cancel()
 	if res, err := c.s.do(ctx, req); err != nil || res.StatusCode >= 300 {
@@ -361,6 +386,23 @@ func (c *call) releaseParker(l *leg) {
 			c.s.bye(l)
 		}
 	}
+}
+
+// parkTarget reads a REFER's Refer-To user: the park address (0, true),
+// a park code for a directed park (the code, true; a dialable user or
+// extension is never a code), or neither.
+func (s *Switch) parkTarget(user string) (int, bool) {
+	if strings.EqualFold(user, s.numbers.Load().ParkUser) {
+		return 0, true
+	}
+	code, ok := s.parkCode(user)
+	if !ok {
+		return 0, false
+	}
+	if _, isUser := s.dir.Load().Dialed(user); isUser {
+		return 0, false
+	}
+	return code, true
 }
 
 // parkCode reads a retrieve code from a dialed string (policy.ParseCode).

@@ -40,7 +40,13 @@ func rtpFlows(t *testing.T, c *siptest.Call, n uint64, what string) {
 // music, NOTIFY sipfrag 200, and a MESSAGE with the code to the parker.
 func parkCall(t *testing.T, ctx context.Context, parkerPhone *siptest.Phone, parker, parked *siptest.Call) string {
 	t.Helper()
-	code, err := parker.Refer(ctx, parkURI)
+	return parkCallTo(t, ctx, parkerPhone, parker, parked, parkURI)
+}
+
+// parkCallTo is parkCall with the REFER to target (a directed park).
+func parkCallTo(t *testing.T, ctx context.Context, parkerPhone *siptest.Phone, parker, parked *siptest.Call, target string) string {
+	t.Helper()
+	code, err := parker.Refer(ctx, target)
 	if err != nil || code != 202 {
 		t.Fatalf("REFER to park: %d %v", code, err)
 	}
