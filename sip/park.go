@@ -102,39 +102,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	pcancel()
 	if err != nil {
 		c.endInvite()
-		switch {
-		case errors.Is(err, park.ErrOutOfRange):
-			s.logRefusal("park", req, sip.StatusForbidden, pol.Identity, directed, park.ReasonOutOfRange)
-			s.reply(req, tx, sip.StatusForbidden, fmt.Sprintf("Code %d is outside the pickup range of policy %s", directed, pol.Identity))
-		case errors.Is(err, park.ErrOccupied):
-			// SPEC §11: accepted, then the transfer fails as busy; the
-			// call stays as it was.
-			s.logRefusal("park", req, sip.StatusBusyHere, pol.Identity, directed, park.ReasonOccupied)
-			s.reply(req, tx, sip.StatusAccepted, "")
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				c.notifyRefer(l, "SIP/2.0 486 Busy Here\r\n")
-			}()
-		case errors.Is(err, park.ErrNotAllowed):
-			s.logRefusal("park", req, sip.StatusForbidden, pol.Identity, 0, park.ReasonNotAllowed)
-			s.reply(req, tx, sip.StatusForbidden, "Call park is not allowed by policy "+pol.Identity)
-		case errors.Is(err, park.ErrRangeFull):
-			s.logRefusal("park", req, sip.StatusServiceUnavailable, pol.Identity, 0, park.ReasonRangeFull)
-			res := s.response(req, sip.StatusServiceUnavailable, "No free park code in policy "+pol.Identity)
-			res.AppendHeader(sip.NewHeader("Retry-After", "30"))
-			s.respond(tx, res)
-		case errors.Is(err, park.ErrUnavailable):
-			s.metrics.refused.WithLabelValues("park_store_unavailable").Inc()
-			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park refused: the state store is unavailable")
-			s.logRefusal("park", req, sip.StatusServiceUnavailable, pol.Identity, 0, park.ReasonUnavailable)
-			res := s.response(req, sip.StatusServiceUnavailable, "Call park is unavailable")
-			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-			s.respond(tx, res)
-		default:
-			c.log.Warn().Err(err).Str("policy", pol.Identity).Msg("park failed")
-			s.reply(req, tx, sip.StatusInternalServerError, "")
-		}
+		c.refuseParkAs(l, req, tx, pol.Identity, directed, err)
 		return
 	}
 	if isClosed(c.done) {
@@ -162,6 +130,45 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.tellParker(l.user, o)
 		c.releaseParker(l)
 	}()
+}
+
+// refuseParkAs answers a REFER whose park the lot refused with err, the
+// call staying as it was.
+func (c *call) refuseParkAs(l *leg, req *sip.Request, tx sip.ServerTransaction, identity string, directed int, err error) {
+	s := c.s
+	switch {
+	case errors.Is(err, park.ErrOutOfRange):
+		s.logRefusal("park", req, sip.StatusForbidden, identity, directed, park.ReasonOutOfRange)
+		s.reply(req, tx, sip.StatusForbidden, fmt.Sprintf("Code %d is outside the pickup range of policy %s", directed, identity))
+	case errors.Is(err, park.ErrOccupied):
+		// SPEC §11: accepted, then the transfer fails as busy; the
+		// call stays as it was.
+		s.logRefusal("park", req, sip.StatusBusyHere, identity, directed, park.ReasonOccupied)
+		s.reply(req, tx, sip.StatusAccepted, "")
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.notifyRefer(l, "SIP/2.0 486 Busy Here\r\n")
+		}()
+	case errors.Is(err, park.ErrNotAllowed):
+		s.logRefusal("park", req, sip.StatusForbidden, identity, 0, park.ReasonNotAllowed)
+		s.reply(req, tx, sip.StatusForbidden, "Call park is not allowed by policy "+identity)
+	case errors.Is(err, park.ErrRangeFull):
+		s.logRefusal("park", req, sip.StatusServiceUnavailable, identity, 0, park.ReasonRangeFull)
+		res := s.response(req, sip.StatusServiceUnavailable, "No free park code in policy "+identity)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		s.respond(tx, res)
+	case errors.Is(err, park.ErrUnavailable):
+		s.metrics.refused.WithLabelValues("park_store_unavailable").Inc()
+		c.log.Warn().Err(err).Str("policy", identity).Msg("park refused: the state store is unavailable")
+		s.logRefusal("park", req, sip.StatusServiceUnavailable, identity, 0, park.ReasonUnavailable)
+		res := s.response(req, sip.StatusServiceUnavailable, "Call park is unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		s.respond(tx, res)
+	default:
+		c.log.Warn().Err(err).Str("policy", identity).Msg("park failed")
+		s.reply(req, tx, sip.StatusInternalServerError, "")
+	}
 }
 
 // parkStoreTimeout bounds the claim of a code in the state store, which a
