@@ -253,11 +253,55 @@ func (s *Switch) Addr(network string) netip.AddrPort {
 
 // Start binds every listener and serves until Shutdown.
 func (s *Switch) Start() error {
-	var udpConns []net.PacketConn
-	var streamLns []*guardedListener
-	fail := func(err error) error {
+	udpConns, streamLns, err := s.bind()
+	if err != nil {
+		return err
+	}
+	s.noteAddrs(udpConns, streamLns)
+	if err := s.newStack(); err != nil {
 		s.closeAll(udpConns, streamLns)
 		return err
+	}
+	s.routes()
+	// Before the first request: the phones registered here before a
+	// restart, and the other nodes.
+	loaded := s.loadBindings()
+	ctx, cancel := context.WithTimeout(s.ctx, loadTimeout)
+	s.publishAddr(ctx)
+	if err := s.refreshNodes(ctx); err != nil {
+		s.storeTrouble("live nodes not read", err)
+	}
+	cancel()
+
+	for _, pc := range udpConns {
+		s.serve(&listenerState{name: "udp://" + pc.LocalAddr().String()}, func() error { return s.srv.ServeUDP(pc) }, pc.Close)
+	}
+	for _, ln := range streamLns {
+		run := func() error { return s.srv.ServeTCP(ln) }
+		if ln.network == "tls" {
+			run = func() error { return s.srv.ServeTLS(ln) }
+		}
+		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
+	}
+	s.startBackground(loaded)
+	ev := s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String())
+	for _, n := range []string{"udp", "tcp", "tls"} {
+		if a := s.Addr(n); a.IsValid() {
+			ev = ev.Str(n, a.String())
+		}
+	}
+	ev.Str("domain", s.opts.Domain).Msg("sip listening")
+	return nil
+}
+
+// bind opens every configured listener; on an error it closes those it
+// opened.
+func (s *Switch) bind() ([]net.PacketConn, []*guardedListener, error) {
+	var udpConns []net.PacketConn
+	var streamLns []*guardedListener
+	fail := func(err error) ([]net.PacketConn, []*guardedListener, error) {
+		s.closeAll(udpConns, streamLns)
+		return nil, nil, err
 	}
 	for _, l := range s.opts.Listen {
 		switch network := strings.ToLower(l.Network); network {
@@ -291,6 +335,12 @@ func (s *Switch) Start() error {
 			return fail(fmt.Errorf("sip: unsupported transport %q", l.Network))
 		}
 	}
+	return udpConns, streamLns, nil
+}
+
+// noteAddrs records the first bound address of each transport and, unless
+// one is configured, picks the address to advertise from them.
+func (s *Switch) noteAddrs(udpConns []net.PacketConn, streamLns []*guardedListener) {
 	s.mu.Lock()
 	for _, pc := range udpConns {
 		if _, ok := s.addrs["udp"]; !ok {
@@ -312,7 +362,10 @@ func (s *Switch) Start() error {
 	if !s.opts.AdvertiseIP.IsValid() {
 		s.opts.AdvertiseIP = advertiseFor(first.Addr())
 	}
+}
 
+// newStack builds the SIP user agent, server and client.
+func (s *Switch) newStack() error {
 	stackLog := slog.New(s.stackLog)
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("parkswitch"),
@@ -326,46 +379,31 @@ func (s *Switch) Start() error {
 		),
 	)
 	if err != nil {
-		return fail(fmt.Errorf("sip: user agent: %w", err))
+		return fmt.Errorf("sip: user agent: %w", err)
 	}
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(stackLog))
 	if err != nil {
 		ua.Close()
-		return fail(fmt.Errorf("sip: server: %w", err))
+		return fmt.Errorf("sip: server: %w", err)
 	}
 	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(s.opts.AdvertiseIP.String()), sipgo.WithClientLogger(stackLog))
 	if err != nil {
 		ua.Close()
-		return fail(fmt.Errorf("sip: client: %w", err))
+		return fmt.Errorf("sip: client: %w", err)
 	}
 	s.ua, s.srv, s.client = ua, srv, client
-	s.routes()
-	// Before the first request: the phones registered here before a
-	// restart, and the other nodes.
-	loaded := s.loadBindings()
-	ctx, cancel := context.WithTimeout(s.ctx, loadTimeout)
-	s.publishAddr(ctx)
-	if err := s.refreshNodes(ctx); err != nil {
-		s.storeTrouble("live nodes not read", err)
-	}
-	cancel()
+	return nil
+}
 
-	for _, pc := range udpConns {
-		s.serve(&listenerState{name: "udp://" + pc.LocalAddr().String()}, func() error { return srv.ServeUDP(pc) }, pc.Close)
-	}
-	for _, ln := range streamLns {
-		run := func() error { return srv.ServeTCP(ln) }
-		if ln.network == "tls" {
-			run = func() error { return srv.ServeTLS(ln) }
-		}
-		s.serve(&listenerState{name: ln.network + "://" + ln.Addr().String(), guard: ln}, run, ln.Close)
-	}
+// startBackground starts the switch's own goroutines, each stopped by
+// Shutdown: the events queue, the janitor, registration sync, the node
+// watch, the state watch and the music.
+func (s *Switch) startBackground(loaded bool) {
 	s.events.start(&s.wg)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.janitor()
 	go s.syncRegistrations(loaded)
 	go s.watchNodes()
-	s.wg.Add(1)
 	go s.watchState()
 	if m := s.opts.Music; m != nil {
 		s.wg.Add(1)
@@ -374,14 +412,6 @@ func (s *Switch) Start() error {
 			m.Run(s.ctx)
 		}()
 	}
-	ev := s.log.Info().Str("advertise_ip", s.opts.AdvertiseIP.String())
-	for _, n := range []string{"udp", "tcp", "tls"} {
-		if a := s.Addr(n); a.IsValid() {
-			ev = ev.Str(n, a.String())
-		}
-	}
-	ev.Str("domain", s.opts.Domain).Msg("sip listening")
-	return nil
 }
 
 func (s *Switch) closeAll(pcs []net.PacketConn, lns []*guardedListener) {
