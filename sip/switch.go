@@ -122,19 +122,10 @@ type Switch struct {
 	closing   bool
 }
 
-// New builds a switch; Start binds its listeners.
-func New(opts Options) (*Switch, error) {
-	if opts.Domain == "" {
-		return nil, errors.New("sip: domain is required")
-	}
-	if len(opts.Listen) == 0 {
-		return nil, errors.New("sip: at least one listener is required")
-	}
+// setDefaults fills the fields left zero with their defaults.
+func (opts *Options) setDefaults() {
 	if opts.Directory == nil {
 		opts.Directory = NewDirectory(nil, nil)
-	}
-	if opts.Ports == nil {
-		return nil, errors.New("sip: a media port pool is required")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -166,6 +157,20 @@ func New(opts Options) (*Switch, error) {
 	if opts.IncompleteTimeout <= 0 {
 		opts.IncompleteTimeout = DefaultIncompleteTimeout
 	}
+}
+
+// New builds a switch; Start binds its listeners.
+func New(opts Options) (*Switch, error) {
+	if opts.Domain == "" {
+		return nil, errors.New("sip: domain is required")
+	}
+	if len(opts.Listen) == 0 {
+		return nil, errors.New("sip: at least one listener is required")
+	}
+	if opts.Ports == nil {
+		return nil, errors.New("sip: a media port pool is required")
+	}
+	opts.setDefaults()
 	durable := opts.Store != nil
 	if opts.Store == nil {
 		opts.Store = memstore.New(memstore.Options{Now: opts.Now}).Open("local", "")
