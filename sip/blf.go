@@ -275,6 +275,12 @@ func (s *Switch) resubscribe(req *sip.Request, tx sip.ServerTransaction, tag str
 		return
 	}
 	b.mu.Lock()
+	if b.byID[sub.id] != sub {
+		// It expired, or failed, while this request was read.
+		b.mu.Unlock()
+		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
+		return
+	}
 	if ct := req.Contact(); ct != nil {
 		sub.target = *ct.Address.Clone()
 	}
