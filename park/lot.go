@@ -326,6 +326,20 @@ func (l *Lot) OrbitOf(callID string) *Orbit {
 	return l.calls[callID]
 }
 
+// At is the orbit with code in the table of the policy named identity
+// (ignoring case), parked or ringing, and whether there is one: what a
+// park lamp shows.
+func (l *Lot) At(identity string, code int) (OrbitInfo, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.table(identity, false); t != nil {
+		if o := t.orbits[code]; o != nil {
+			return o.info(), true
+		}
+	}
+	return OrbitInfo{}, false
+}
+
 // Orbits returns a snapshot of every orbit, sorted by policy then code.
 func (l *Lot) Orbits() []OrbitInfo {
 	l.mu.Lock()

@@ -300,3 +300,34 @@ func TestOrbitsJSON(t *testing.T) {
 		t.Errorf("JSON = %s\nwant   %s", b, want)
 	}
 }
+
+func TestAt(t *testing.T) {
+	h := newHarness(t, Config{})
+	sales := pol("Sales", 500, 501)
+	o, err := h.lot.Park(context.Background(), sales, newCall(), alice, ken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		identity string
+		code     int
+		want     bool
+	}{
+		{"Sales", 500, true},
+		{"SALES", 500, true}, // policy identities ignore case
+		{"Sales", 501, false},
+		{"Other", 500, false},
+	}
+	for _, tt := range tests {
+		info, ok := h.lot.At(tt.identity, tt.code)
+		if ok != tt.want || (ok && (info.Code != o.Code() || info.ParkedParty != alice)) {
+			t.Errorf("At(%s, %d) = %+v, %v; want found %v", tt.identity, tt.code, info, ok, tt.want)
+		}
+	}
+	if _, err := h.lot.Retrieve(sales, 500, Party{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h.lot.At("Sales", 500); ok {
+		t.Error("At finds a retrieved orbit")
+	}
+}

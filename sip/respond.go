@@ -9,7 +9,7 @@ import (
 )
 
 // allowMethods is what the switch answers in Allow headers.
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, MESSAGE, REGISTER"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY, MESSAGE, REGISTER, SUBSCRIBE"
 
 // statusBadEvent is RFC 6665 §8.3.2's 489, which sipgo does not name.
 const statusBadEvent = 489

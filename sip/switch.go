@@ -75,6 +75,11 @@ type Options struct {
 	BanTime        time.Duration // how long a banned source is ignored (default 600 s)
 	RetrieveMisses int           // retrieves of empty codes per user and minute before 403 (default 10)
 
+	// Park lamp (BLF) subscriptions, SPEC §11.
+	SubscribeMinExpires     int // shorter subscriptions get 423 (default 60 s)
+	MaxSubscriptions        int // in force at once (default 20,000)
+	MaxSubscriptionsPerUser int // of them by one user (default 200)
+
 	// Store is the shared, durable state (SPEC §10): registrations,
 	// orbits, dialogs, events and call records. Nil: a private in-memory
 	// store, which survives nothing.
@@ -97,6 +102,7 @@ type Switch struct {
 	storeLog   map[string]*rateLimit
 	cluster    cluster
 	dialogs    dialogStore
+	lamps      lamps // park lamp subscriptions: dialogs of their own
 	metrics    *metrics
 	events     *eventQueue // to the store, off the SIP path
 	lot        *park.Lot
@@ -157,6 +163,15 @@ func (opts *Options) setDefaults() {
 	if opts.IncompleteTimeout <= 0 {
 		opts.IncompleteTimeout = DefaultIncompleteTimeout
 	}
+	if opts.SubscribeMinExpires <= 0 {
+		opts.SubscribeMinExpires = DefaultSubscribeMinExpires
+	}
+	if opts.MaxSubscriptions <= 0 {
+		opts.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if opts.MaxSubscriptionsPerUser <= 0 {
+		opts.MaxSubscriptionsPerUser = DefaultMaxSubscriptionsPerUser
+	}
 }
 
 // New builds a switch; Start binds its listeners.
@@ -200,6 +215,7 @@ func New(opts Options) (*Switch, error) {
 	s.auth.Offer(opts.DigestAlgorithms...)
 	s.reg = newRegistrar(opts.Now, opts.MaxExpires, opts.Store.NodeID())
 	s.dialogs.init()
+	s.lamps.init(s)
 	s.lot = park.NewLot(opts.ParkClock, opts.Park, s, s.onParkEvent)
 	s.lot.Share(opts.Store, opts.Store.NodeID(), s.log)
 	s.durable = durable
@@ -483,12 +499,7 @@ func (s *Switch) routes() {
 	s.srv.OnMessage(s.guard(s.onMessage))
 	s.srv.OnOptions(s.guard(s.onOptions))
 	s.srv.OnCancel(s.guard(s.onStrayCancel))
-	s.srv.OnSubscribe(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
-		// No event packages are offered (RFC 6665 §8.2.1).
-		res := s.response(req, statusBadEvent, "")
-		res.AppendHeader(sip.NewHeader("Allow-Events", "refer"))
-		s.respond(tx, res)
-	}))
+	s.srv.OnSubscribe(s.guard(s.onSubscribe))
 	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := s.response(req, sip.StatusMethodNotAllowed, "")
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
@@ -510,6 +521,8 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	}
 	s.closing = true
 	s.mu.Unlock()
+	// Park lamps go dark with a last NOTIFY, sent while calls end.
+	s.lamps.shutdown()
 	// No ringback may start while calls are being ended.
 	if err := s.lot.Close(ctx); err != nil {
 		s.log.Warn().Err(err).Msg("park lot did not stop in time")
@@ -538,6 +551,11 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	case <-grace.C:
 	case <-ctx.Done():
 	}
+	lctx, lcancel := context.WithTimeout(ctx, time.Second)
+	if err := s.lamps.wait(lctx); err != nil {
+		s.log.Debug().Err(err).Msg("park lamps' last NOTIFYs not answered in time")
+	}
+	lcancel()
 
 	// What is written behind gets a short while: with the store away it
 	// would take the whole shutdown, and a restart rebuilds it anyway.
@@ -551,6 +569,10 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	wcancel()
 	s.writes.Close()
 	s.cancel()
+	// NOTIFYs still unanswered give up now that ctx is done.
+	if err := s.lamps.wait(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("park lamp senders did not stop in time")
+	}
 	s.mu.Lock()
 	closers := s.listeners
 	s.listeners = nil

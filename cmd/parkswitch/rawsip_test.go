@@ -57,6 +57,14 @@ func TestRawRequests(t *testing.T) {
 			"From: <sip:1001@contoso.com>;tag=p1\r\nTo: <sip:1001@contoso.com>\r\nCall-ID: pub-1\r\nCSeq: 1 PUBLISH\r\nEvent: presence\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 405},
 		{"SUBSCRIBE to message-summary", "SUBSCRIBE sip:1001@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-s1;rport\r\n" +
 			"From: <sip:1001@contoso.com>;tag=s1\r\nTo: <sip:1001@contoso.com>\r\nCall-ID: sub-1\r\nCSeq: 1 SUBSCRIBE\r\nEvent: message-summary\r\nContact: <sip:1001@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 489},
+		{"SUBSCRIBE without Event", "SUBSCRIBE sip:10@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-s2;rport\r\n" +
+			"From: <sip:1001@contoso.com>;tag=s2\r\nTo: <sip:10@contoso.com>\r\nCall-ID: sub-2\r\nCSeq: 1 SUBSCRIBE\r\nContact: <sip:1001@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 400},
+		{"SUBSCRIBE to a park lamp is challenged", "SUBSCRIBE sip:10@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-s3;rport\r\n" +
+			"From: <sip:1001@contoso.com>;tag=s3\r\nTo: <sip:10@contoso.com>\r\nCall-ID: sub-3\r\nCSeq: 1 SUBSCRIBE\r\nEvent: dialog\r\nAccept: application/dialog-info+xml\r\nContact: <sip:1001@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 407},
+		{"SUBSCRIBE refresh of no subscription", "SUBSCRIBE sip:10@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-s4;rport\r\n" +
+			"From: <sip:1001@contoso.com>;tag=s4\r\nTo: <sip:10@contoso.com>;tag=nope\r\nCall-ID: sub-4\r\nCSeq: 2 SUBSCRIBE\r\nEvent: dialog\r\nContact: <sip:1001@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 481},
+		{"SUBSCRIBE to dialog that accepts no dialog-info", "SUBSCRIBE sip:10@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-s5;rport\r\n" +
+			"From: <sip:1001@contoso.com>;tag=s5\r\nTo: <sip:10@contoso.com>\r\nCall-ID: sub-5\r\nCSeq: 1 SUBSCRIBE\r\nEvent: dialog\r\nAccept: application/pidf+xml\r\nContact: <sip:1001@" + local + ">\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 406},
 		{"BYE for no dialog", "BYE sip:1002@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-y1;rport\r\n" +
 			"From: <sip:1001@contoso.com>;tag=y1\r\nTo: <sip:1002@contoso.com>;tag=nope\r\nCall-ID: bye-1\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", 481},
 		{"Max-Forwards 0", "OPTIONS sip:1002@contoso.com SIP/2.0\r\nVia: SIP/2.0/UDP " + local + ";branch=z9hG4bK-m1;rport\r\n" +

@@ -18,6 +18,8 @@
 //     NOTIFY "SIP/2.0 200 OK" (no transfer happens). NOTIFY, INFO and MESSAGE
 //     are answered 200 and published on their channels; channels are
 //     buffered and drop when full rather than stall the phone.
+//   - Subscribe starts a SUBSCRIBE dialog (a BLF key); its NOTIFYs are
+//     answered 200 and published on Subscription.Notifies.
 //   - Retransmitted 2xx responses are ACKed again; 2xx responses the phone
 //     sends over UDP are retransmitted until ACKed.
 //   - sipgo logs connection book-keeping at shutdown through its global
@@ -129,6 +131,7 @@ type Phone struct {
 	mu          sync.Mutex
 	closed      bool
 	calls       map[dialogKey]*Call
+	subs        map[dialogKey]*Subscription // SUBSCRIBE dialogs the phone started
 	autoAnswer  bool
 	busy        bool
 	acceptRefer bool
@@ -678,6 +681,11 @@ func (p *Phone) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	if tag, _ := req.To().Params.Get("tag"); tag == "" {
 		// Unsolicited NOTIFY (e.g. message waiting): accept and drop.
 		p.reply(tx, req, sip.StatusOK, nil)
+		return
+	}
+	if sub := p.subscriptionFor(req); sub != nil {
+		p.reply(tx, req, sip.StatusOK, nil)
+		publish(sub.notifies, req)
 		return
 	}
 	c := p.inDialog(req, tx)
