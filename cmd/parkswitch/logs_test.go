@@ -45,6 +45,10 @@ func TestLogLines(t *testing.T) {
 		t.Fatal("silent call was not ended")
 	}
 	waitDone(t, d, "callee")
+	// The BYEs go out before the switch writes its line for the call.
+	waitUntil(t, 5*time.Second, "the call's end to be logged", func() bool {
+		return strings.Contains(logs.String(), `"reason":"rtp timeout"`)
+	})
 
 	var lines []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
