@@ -121,3 +121,57 @@ func TestBlindTransferFails(t *testing.T) {
 	}
 	waitDone(t, b, "transferor")
 }
+
+// TestBlindTransferTransferorLeaves: a desk phone that hangs up right after
+// the 202 leaves the transferee waiting for the target, who is connected
+// on answer; when the target declines instead, the transferee's call ends
+// (there is nobody to go back to).
+func TestBlindTransferTransferorLeaves(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	bob := phone(t, ctx, ts, "1002", "udp")
+	carol := phone(t, ctx, ts, "1003", "udp")
+
+	// transferAndLeave has Bob transfer Alice to Carol and hang up while
+	// Carol's phone rings; it returns the ringing call.
+	transferAndLeave := func() (*siptest.Call, *siptest.Incoming) {
+		a, b := call(t, ctx, alice, bob, "1002")
+		if st, err := b.Refer(ctx, "sip:1003@"+testDomain); err != nil || st != 202 {
+			t.Fatalf("REFER to 1003: %d %v, want 202", st, err)
+		}
+		var in *siptest.Incoming
+		select {
+		case in = <-carol.Incoming():
+		case <-ctx.Done():
+			t.Fatal("carol's phone did not ring")
+		}
+		if err := b.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitDone(t, b, "transferor")
+		if !a.Established() {
+			t.Fatal("the transferor's hangup ended the transferee's call")
+		}
+		return a, in
+	}
+
+	a, in := transferAndLeave()
+	c, err := in.Answer(ctx)
+	if err != nil {
+		t.Fatalf("carol answers: %v", err)
+	}
+	nextReInvite(t, a, "transferee")
+	talk(t, ctx, a, c, 20)
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, c, "transfer target")
+
+	a, in = transferAndLeave()
+	if err := in.Reject(603); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, a, "transferee of a failed transfer whose transferor left")
+}
