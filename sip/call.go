@@ -65,6 +65,7 @@ type call struct {
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
 	stopMusic  func() // detaches music on hold
+	xfer       *leg   // the transferor while its blind transfer rings (transfer.go)
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed
@@ -186,7 +187,11 @@ func (s *Switch) identify(req *sip.Request, tx sip.ServerTransaction) (party, bo
 // some, they ring at once and later adds the other nodes' (the call does
 // not wait on the store); otherwise the store is read first.
 func (s *Switch) route(req *sip.Request, caller party) ([]target, func(context.Context) []target, int) {
-	dialed := req.Recipient.User
+	return s.routeDialed(req.Recipient.User, caller)
+}
+
+// routeDialed is route for the user part dialed (also a transfer target).
+func (s *Switch) routeDialed(dialed string, caller party) ([]target, func(context.Context) []target, int) {
 	if dialed == "" {
 		return nil, nil, sip.StatusNotFound
 	}
@@ -866,8 +871,10 @@ func (c *call) teardown(from, keep *leg) []*leg {
 	eps := c.eps
 	stopMusic := c.stopMusic
 	c.stopMusic = nil
-	c.mu.Unlock()
+	// Closed under c.mu: whoever adds a leg or an anchor checks c.done
+	// under it, so nothing is added that this teardown misses.
 	close(c.done)
+	c.mu.Unlock()
 	if stopMusic != nil {
 		stopMusic()
 	}

@@ -16,6 +16,7 @@ var (
 	endCancelled      = endReason{text: "cancelled", label: "cancelled"}
 	endNotAnswered    = endReason{text: "not answered", label: "not_answered"}
 	endParkAbandoned  = endReason{text: "park abandoned", label: "park_abandoned"}
+	endTransferFailed = endReason{text: "transfer failed", label: "transfer_failed"}
 	endShutdown       = endReason{text: "shutdown", label: "shutdown"}
 	endBadOffer       = endReason{text: "bad offer", label: "bad_offer", abnormal: true}
 	endBadAnswer      = endReason{text: "bad answer", label: "bad_answer", abnormal: true}

@@ -27,6 +27,12 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		l.mu.Lock()
 		crossing := l.ended
 		l.mu.Unlock()
+		if c.byeDuringTransfer(l) {
+			// The transferor left while its transfer rings: the
+			// transferee stays for the outcome.
+			s.dialogs.remove(l)
+			return
+		}
 		if crossing || l.isReleased() {
 			// Our BYE crossed the phone's, or the parker left after the
 			// park: only this leg ends, and it ends now.

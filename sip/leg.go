@@ -91,6 +91,7 @@ const (
 	partCallee    legPart = "callee"
 	partRetriever legPart = "retriever" // dialed the park code
 	partRingback  legPart = "ringback"  // answered a ringback
+	partTransfer  legPart = "transfer"  // answered a blind transfer
 )
 
 // endLocked marks the leg ended, noting when the first time; it needs l.mu.

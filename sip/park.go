@@ -59,11 +59,14 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusBadRequest, "Missing Refer-To")
 		return
 	}
+	if c.transferring() {
+		s.logRefusal("transfer", req, sip.StatusRequestPending, "", 0, "a transfer is in progress")
+		s.reply(req, tx, sip.StatusRequestPending, "A transfer is in progress")
+		return
+	}
 	directed, ok := s.parkTarget(rt.Address.User)
 	if !ok {
-		pu := s.numbers.Load().ParkUser
-		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "transfer target is not "+pu+" or a park code")
-		s.reply(req, tx, sip.StatusForbidden, "Only transfers to "+pu+" or a park code are supported")
+		c.blindTransfer(l, req, tx, rt)
 		return
 	}
 	parked := c.other(l)
@@ -322,9 +325,15 @@ func (c *call) notifyReferDone(l *leg) { c.notifyRefer(l, "SIP/2.0 200 OK\r\n") 
 // notifyRefer ends the REFER's implicit subscription with frag, the
 // status line of how the transfer ended.
 func (c *call) notifyRefer(l *leg, frag string) {
+	c.notifyReferState(l, frag, "terminated;reason=noresource")
+}
+
+// notifyReferState sends a NOTIFY of the REFER's implicit subscription
+// with frag as its sipfrag and state as its Subscription-State.
+func (c *call) notifyReferState(l *leg, frag, state string) {
 	req := l.newRequest(sip.NOTIFY, 0)
 	req.AppendHeader(sip.NewHeader("Event", "refer"))
-	req.AppendHeader(sip.NewHeader("Subscription-State", "terminated;reason=noresource"))
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
 	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag;version=2.0"))
 	req.SetBody([]byte(frag))
 	ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
