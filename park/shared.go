@@ -85,7 +85,7 @@ func (sh *sharing) claim(ctx context.Context, rec store.Orbit, code int) (store.
 // release gives back a code claimed in the shared table but not parked.
 func (sh *sharing) release(rec store.Orbit) {
 	sh.writes.Queue(orbitKey(rec.Policy, rec.Code), func(ctx context.Context) error {
-		return ignoreGone(sh.orbits.DeleteOrbit(ctx, rec))
+		return store.IgnoreNotFound(sh.orbits.DeleteOrbit(ctx, rec))
 	})
 }
 
@@ -105,7 +105,7 @@ func (l *Lot) sync(o *Orbit) {
 		rec, final := sh.record(o), o.state.final()
 		l.mu.Unlock()
 		if final {
-			err := ignoreGone(sh.orbits.DeleteOrbit(ctx, rec))
+			err := store.IgnoreNotFound(sh.orbits.DeleteOrbit(ctx, rec))
 			return sh.conflict(err, rec)
 		}
 		n, err := sh.orbits.UpdateOrbit(ctx, rec)
@@ -124,13 +124,6 @@ func (l *Lot) sync(o *Orbit) {
 func (sh *sharing) conflict(err error, rec store.Orbit) error {
 	if errors.Is(err, store.ErrConflict) {
 		sh.log.Warn().Str("policy", rec.Policy).Int("orbit", rec.Code).Msg("orbit changed in the shared table by another node; this node's change is dropped")
-		return nil
-	}
-	return err
-}
-
-func ignoreGone(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	return err

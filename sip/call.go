@@ -250,7 +250,7 @@ func (s *Switch) newCall(req *sip.Request, caller party, offer *media.Descriptio
 	if offer != nil {
 		a.setRemoteMedia(*offer)
 	}
-	c.from, c.to = storeParty(s.partyOf(a)), s.dialedParty(req.Recipient.User)
+	c.from, c.to = store.Party(s.partyOf(a)), s.dialedParty(req.Recipient.User)
 	if !s.addCall(c) {
 		epA.Close()
 		epB.Close()
@@ -749,7 +749,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	losers := slices.DeleteFunc(slices.Clone(c.forks), func(x *leg) bool { return x == f })
 	c.forks = nil
 	c.mu.Unlock()
-	s.publish(store.Event{Type: store.EventCallAnswered, At: c.answeredAt, CallID: c.id, From: c.from, To: storeParty(s.partyOf(f))})
+	s.publish(store.Event{Type: store.EventCallAnswered, At: c.answeredAt, CallID: c.id, From: c.from, To: store.Party(s.partyOf(f))})
 	for _, l := range losers {
 		s.dialogs.remove(l)
 	}

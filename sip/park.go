@@ -13,6 +13,7 @@ import (
 	"github.com/parkswitch/parkswitch/media"
 	"github.com/parkswitch/parkswitch/park"
 	"github.com/parkswitch/parkswitch/policy"
+	"github.com/parkswitch/parkswitch/store"
 )
 
 // This file is call park as SIP sees it: a REFER to the park address parks
@@ -476,7 +477,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		return
 	}
 	c := o.Call().(*call)
-	c.noteClaimed(o, storeParty(by))
+	c.noteClaimed(o, store.Party(by))
 	r := s.inboundLeg(c, req, caller.user, ep)
 	r.part = partRetriever
 	r.setRemoteMedia(offer)
@@ -628,7 +629,7 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	f.mu.Lock()
 	f.part = partRingback
 	f.mu.Unlock()
-	c.noteClaimed(o, storeParty(s.partyOf(f)))
+	c.noteClaimed(o, store.Party(s.partyOf(f)))
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
 	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {

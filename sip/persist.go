@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -40,9 +39,6 @@ func (l *leg) snapshot(parked bool) store.Dialog {
 		// What the phone's SDP said, in a form media.Parse reads back.
 		d.RemoteSDP = string(media.NewSDPWriter(a.Addr()).Offer(int(a.Port()), l.desc.Formats, l.desc.Direction))
 	}
-	if l.user != nil {
-		d.RemoteName = l.user.DisplayName
-	}
 	return d
 }
 
@@ -61,7 +57,7 @@ func (s *Switch) saveDialog(l *leg) {
 		gone := l.ended
 		l.mu.Unlock()
 		if gone {
-			return ignoreNotFound(s.opts.Store.DeleteDialog(ctx, l.callID, l.localTag))
+			return store.IgnoreNotFound(s.opts.Store.DeleteDialog(ctx, l.callID, l.localTag))
 		}
 		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.c.parkedLeg() == l))
 		return err
@@ -79,7 +75,7 @@ func (s *Switch) dropDialog(l *leg) {
 	}
 	callID, tag := l.callID, l.localTag
 	s.writes.Queue(dialogKeyOf(callID, tag), func(ctx context.Context) error {
-		return ignoreNotFound(s.opts.Store.DeleteDialog(ctx, callID, tag))
+		return store.IgnoreNotFound(s.opts.Store.DeleteDialog(ctx, callID, tag))
 	})
 }
 
@@ -127,13 +123,6 @@ func (s *Switch) legFromSnapshot(c *call, d store.Dialog, ep *media.Endpoint) (*
 		}
 	}
 	return l, true
-}
-
-func ignoreNotFound(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	return err
 }
 
 // leave lets a parked call go from this process without ending it, on a

@@ -20,11 +20,6 @@ func (s *Switch) publish(e store.Event) {
 	s.events.event(e)
 }
 
-// storeParty is p as the store spells a party.
-func storeParty(p park.Party) store.Party {
-	return store.Party{User: p.User, Display: p.Display, URI: p.URI}
-}
-
 // userParty is the party of the user named (or numbered) name, or just the
 // name when no user has it.
 func (s *Switch) userParty(name string) store.Party {
@@ -64,11 +59,11 @@ func (s *Switch) publishParkEvent(e park.Event) {
 	}
 	ev := store.Event{
 		Type: t, CallID: e.CallID, Policy: e.Orbit.Policy, Code: e.Orbit.Code,
-		Parker: storeParty(e.Orbit.Parker), ParkedParty: storeParty(e.Orbit.ParkedParty),
+		Parker: store.Party(e.Orbit.Parker), ParkedParty: store.Party(e.Orbit.ParkedParty),
 	}
 	switch e.Kind {
 	case park.EventRetrieve:
-		ev.Retriever = storeParty(e.By)
+		ev.Retriever = store.Party(e.By)
 	case park.EventRingback:
 		ev.To, ev.Reason = s.userParty(e.Target), "parker"
 	case park.EventFallback:
@@ -111,7 +106,7 @@ func (c *call) noteRingback(o *park.Orbit) {
 func (c *call) parkRecord(o *park.Orbit) *store.ParkRecord {
 	if c.parkRec == nil || c.parkOf != o {
 		c.parkOf = o
-		c.parkRec = &store.ParkRecord{Code: o.Code(), Policy: o.Policy(), Parker: storeParty(o.Parker()), ParkedAt: o.ParkedAt()}
+		c.parkRec = &store.ParkRecord{Code: o.Code(), Policy: o.Policy(), Parker: store.Party(o.Parker()), ParkedAt: o.ParkedAt()}
 	}
 	return c.parkRec
 }
@@ -142,7 +137,7 @@ func (s *Switch) recordEnd(c *call, why endReason, legs []*leg) {
 
 // record is the leg as its call's record lists it.
 func (l *leg) record() store.LegRecord {
-	p := storeParty(l.s.partyOf(l))
+	p := store.Party(l.s.partyOf(l))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return store.LegRecord{CallID: l.callID, Role: string(l.part), Party: p, Started: l.startedAt, Answered: l.answeredAt, Ended: l.endedAt}

@@ -121,7 +121,7 @@ func (s *Switch) adoptNode(from string, own bool) {
 			// Parked, but the dialog never reached the store: nothing
 			// can reach the phone.
 			s.log.Warn().Str("policy", o.Policy).Int("orbit", o.Code).Str("call_id", o.CallID).Msg("stored orbit has no dialog: freed")
-			_ = ignoreNotFound(st.DeleteOrbit(ctx, o))
+			_ = store.IgnoreNotFound(st.DeleteOrbit(ctx, o))
 			continue
 		}
 		if !own {
@@ -170,7 +170,7 @@ func (s *Switch) resume(ctx context.Context, o store.Orbit, d store.Dialog, keep
 	log := s.log.With().Str("call_id", d.Call).Int("orbit", o.Code).Str("policy", o.Policy).Logger()
 	give := func(why string, err error) bool {
 		log.Warn().Err(err).Msg("parked call not restored: " + why)
-		_ = ignoreNotFound(s.opts.Store.DeleteOrbit(ctx, o))
+		_ = store.IgnoreNotFound(s.opts.Store.DeleteOrbit(ctx, o))
 		s.byeSnapshot(d)
 		return false
 	}

@@ -148,6 +148,15 @@ type Records interface {
 	ListRecords(ctx context.Context, since time.Time, limit int) ([]CallRecord, error)
 }
 
+// IgnoreNotFound is err, or nil when err says the record is not there:
+// for deletes, which mean "make it be gone".
+func IgnoreNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
 // Limits and defaults shared by the implementations.
 const (
 	DefaultCDRDays     = 30

@@ -183,21 +183,36 @@ func (s *Store) CreateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, er
 	if err := store.CheckOrbitKey(o.Policy, o.Code); err != nil {
 		return store.Orbit{}, err
 	}
-	c, cancel, err := s.begin(ctx, what)
+	rev, err := s.writeJSON(ctx, what, s.orbits, orbitKey(o.Policy, o.Code), o, 0, true)
 	if err != nil {
 		return store.Orbit{}, err
 	}
-	defer cancel()
-	data, err := json.Marshal(o)
-	if err != nil {
-		return store.Orbit{}, fmt.Errorf("%s: %w", what, err)
-	}
-	rev, err := s.orbits.create(c, orbitKey(o.Policy, o.Code), data, 0)
-	if err != nil {
-		return store.Orbit{}, s.fail(ctx, what, err)
-	}
 	o.Revision = rev
 	return o, nil
+}
+
+// writeJSON stores v as JSON at key of b: create-if-absent with create
+// set, otherwise over revision rev (0: whatever is there). what names the
+// operation in errors.
+func (s *Store) writeJSON(ctx context.Context, what string, b *bucket, key string, v any, rev uint64, create bool) (uint64, error) {
+	c, cancel, err := s.begin(ctx, what)
+	if err != nil {
+		return 0, err
+	}
+	defer cancel()
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if create {
+		rev, err = b.create(c, key, data, 0)
+	} else {
+		rev, err = b.update(c, key, data, rev, 0)
+	}
+	if err != nil {
+		return 0, s.fail(ctx, what, err)
+	}
+	return rev, nil
 }
 
 // GetOrbit implements store.Orbits.
@@ -220,18 +235,9 @@ func (s *Store) UpdateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, er
 	if o.Revision == 0 { // revision 0 would mean "whatever is there"
 		return store.Orbit{}, fmt.Errorf("%s: %w", what, store.ErrConflict)
 	}
-	c, cancel, err := s.begin(ctx, what)
+	rev, err := s.writeJSON(ctx, what, s.orbits, orbitKey(o.Policy, o.Code), o, o.Revision, false)
 	if err != nil {
 		return store.Orbit{}, err
-	}
-	defer cancel()
-	data, err := json.Marshal(o)
-	if err != nil {
-		return store.Orbit{}, fmt.Errorf("%s: %w", what, err)
-	}
-	rev, err := s.orbits.update(c, orbitKey(o.Policy, o.Code), data, o.Revision, 0)
-	if err != nil {
-		return store.Orbit{}, s.fail(ctx, what, err)
 	}
 	o.Revision = rev
 	return o, nil
@@ -328,18 +334,9 @@ func (s *Store) PutDialog(ctx context.Context, d store.Dialog) (store.Dialog, er
 	if err := store.CheckDialogKey(d.CallID, d.LocalTag); err != nil {
 		return store.Dialog{}, err
 	}
-	c, cancel, err := s.begin(ctx, what)
+	rev, err := s.writeJSON(ctx, what, s.dialogs, dialogKey(d.CallID, d.LocalTag), d, d.Revision, false)
 	if err != nil {
 		return store.Dialog{}, err
-	}
-	defer cancel()
-	data, err := json.Marshal(d)
-	if err != nil {
-		return store.Dialog{}, fmt.Errorf("%s: %w", what, err)
-	}
-	rev, err := s.dialogs.update(c, dialogKey(d.CallID, d.LocalTag), data, d.Revision, 0)
-	if err != nil {
-		return store.Dialog{}, s.fail(ctx, what, err)
 	}
 	d.Revision = rev
 	return d, nil
