@@ -361,17 +361,26 @@ func describe(n *yaml.Node) string {
 // looks like a typo, and the full list of valid keys.
 func suggestKey(name string, fields []Field) string {
 	names := make([]string, len(fields))
-	best, bestDist := "", 3 // more than two edits away is not a typo
 	for i, f := range fields {
 		names[i] = f.Name
-		if dist := editDistance(strings.ToLower(name), f.Name); dist < bestDist {
-			best, bestDist = f.Name, dist
-		}
 	}
-	if best != "" {
+	if best := Nearest(strings.ToLower(name), names); best != "" {
 		return fmt.Sprintf("did you mean %s? Valid keys: %s", best, strings.Join(names, ", "))
 	}
 	return "remove it or use one of " + strings.Join(names, ", ")
+}
+
+// Nearest returns the candidate closest to name when it is at most two
+// edits away, which is what a typo looks like; "" when none is. Both the
+// policy file's unknown keys and the CLI's unknown flags are answered with it.
+func Nearest(name string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	return best
 }
 
 // editDistance is the Levenshtein distance between a and b.

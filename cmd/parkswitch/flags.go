@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/parkswitch/parkswitch/policy"
 )
 
 // newFlagSet returns a flag set that prints nothing itself: parseFlags
@@ -112,33 +114,9 @@ func flagProblem(fset *flag.FlagSet, err error) string {
 
 // nearestFlag returns the defined flag closest to name, if it is close.
 func nearestFlag(fset *flag.FlagSet, name string) string {
-	best, bestD := "", 3
-	fset.VisitAll(func(f *flag.Flag) {
-		if d := editDistance(name, f.Name); d < bestD {
-			best, bestD = f.Name, d
-		}
-	})
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	var names []string
+	fset.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return policy.Nearest(name, names)
 }
 
 func isNumber(s string) bool {
