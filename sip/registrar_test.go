@@ -7,13 +7,9 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/sip/internal/testclock"
 )
-
-// fakeClock is a settable clock for expiry tests.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func uri(t *testing.T, s string) sip.Uri {
 	t.Helper()
@@ -73,10 +69,10 @@ func TestRegistrarApply(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-			g := newRegistrar(clk.now, 3600, "n1")
+			clk := testclock.New(time.Unix(1_800_000_000, 0))
+			g := newRegistrar(clk.Now, 3600, "n1")
 			for _, st := range tt.steps(t) {
-				clk.advance(st.advance)
+				clk.Advance(st.advance)
 				if st.reg.callID != "" || st.reg.wildcard {
 					st.reg.user = "1001"
 					g.apply(st.reg)
@@ -199,12 +195,12 @@ func TestWithOwn(t *testing.T) {
 // through another phone's REGISTER, lose it when their own phone
 // registers again, and a restored TCP binding is reached at its Contact.
 func TestRestoredBindings(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
-	g := newRegistrar(clk.now, 3600, "a")
+	clk := testclock.New(time.Unix(1_800_000_000, 0))
+	g := newRegistrar(clk.Now, 3600, "a")
 	udp := Binding{User: "1001", Contact: uri(t, "sip:1001@127.0.0.1:5061"), Source: "127.0.0.1:5061", Transport: "UDP",
-		Expires: clk.t.Add(time.Minute), CallID: "u", CSeq: 1, Node: "a"}
+		Expires: clk.Now().Add(time.Minute), CallID: "u", CSeq: 1, Node: "a"}
 	tcp := Binding{User: "1001", Contact: uri(t, "sip:1001@127.0.0.1:5062;transport=tcp"), Source: "127.0.0.1:40000", Transport: "TCP",
-		Expires: clk.t.Add(time.Minute), CallID: "t", CSeq: 1, Node: "a"}
+		Expires: clk.Now().Add(time.Minute), CallID: "t", CSeq: 1, Node: "a"}
 	if n := g.load([]Binding{udp, tcp}); n != 2 {
 		t.Fatalf("loaded %d", n)
 	}

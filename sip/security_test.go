@@ -8,18 +8,20 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parkswitch/parkswitch/media"
+
+	"github.com/parkswitch/parkswitch/sip/internal/testclock"
 )
 
 // newTestSwitch builds a switch that is never started: enough for the
 // bookkeeping behind bans and throttles, on clk.
-func newTestSwitch(t *testing.T, clk *fakeClock, trunks []Trunk) *Switch {
+func newTestSwitch(t *testing.T, clk *testclock.Clock, trunks []Trunk) *Switch {
 	t.Helper()
 	ports, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), 40000, 40010)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(Options{
-		Domain: "contoso.com", Listen: []Listen{{"udp", "127.0.0.1:0"}}, Ports: ports, Now: clk.now,
+		Domain: "contoso.com", Listen: []Listen{{"udp", "127.0.0.1:0"}}, Ports: ports, Now: clk.Now,
 		Directory: NewDirectory([]User{{ID: "1001@contoso.com", Password: "x"}}, trunks),
 		BanAfter:  3, BanWindow: time.Minute, BanTime: 10 * time.Minute, RetrieveMisses: 10,
 	})
@@ -36,14 +38,14 @@ func requestFrom(src string) *sip.Request {
 }
 
 func TestRetrieveMissThrottle(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	s := newTestSwitch(t, clk, nil)
 	for i := range 10 {
 		if s.retrieveThrottled("1001") {
 			t.Fatalf("throttled after %d misses", i)
 		}
 		s.retrieveMissed("1001")
-		clk.advance(5 * time.Second)
+		clk.Advance(5 * time.Second)
 	}
 	// Ten misses within 60 s: the next retrieves are refused for 60 s.
 	for i := 0; i < 2; i++ {
@@ -54,18 +56,18 @@ func TestRetrieveMissThrottle(t *testing.T) {
 	if s.retrieveThrottled("1002") {
 		t.Error("another user throttled")
 	}
-	clk.advance(54 * time.Second) // 59 s after the tenth miss
+	clk.Advance(54 * time.Second) // 59 s after the tenth miss
 	if !s.retrieveThrottled("1001") {
 		t.Error("throttle ended early")
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	if s.retrieveThrottled("1001") {
 		t.Error("throttle outlived its minute")
 	}
 	// Misses spread wider than the window never throttle.
 	for range 30 {
 		s.retrieveMissed("1002")
-		clk.advance(7 * time.Second)
+		clk.Advance(7 * time.Second)
 	}
 	if s.retrieveThrottled("1002") {
 		t.Error("one miss every 7 s throttled")
@@ -73,7 +75,7 @@ func TestRetrieveMissThrottle(t *testing.T) {
 }
 
 func TestBanOfFailingSource(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC))
 	trunk := Trunk{Name: "carrier", Address: netip.MustParseAddrPort("192.0.2.10:5060"), Transport: "udp"}
 	s := newTestSwitch(t, clk, []Trunk{trunk})
 	bad := requestFrom("198.51.100.4:5060")
@@ -92,10 +94,10 @@ func TestBanOfFailingSource(t *testing.T) {
 	}
 	bs := s.Bans()
 	if len(bs) != 1 || bs[0].IP != netip.MustParseAddr("198.51.100.4") || bs[0].Failures != 3 ||
-		!bs[0].Until.Equal(clk.t.Add(10*time.Minute)) {
+		!bs[0].Until.Equal(clk.Now().Add(10*time.Minute)) {
 		t.Fatalf("Bans = %+v", bs)
 	}
-	clk.advance(10 * time.Minute)
+	clk.Advance(10 * time.Minute)
 	if s.ignored(bad) {
 		t.Error("ban outlived ban_seconds")
 	}

@@ -5,38 +5,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/parkswitch/parkswitch/sip/internal/testclock"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
+func newClock() *testclock.Clock { return testclock.New(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 var ip = netip.MustParseAddr("192.0.2.1")
 
 func TestBlockAfterFailuresInWindow(t *testing.T) {
 	c := newClock()
-	tb := New[netip.Addr](Limits{After: 10, Window: time.Minute, For: 10 * time.Minute}, c.now)
-	start := c.now()
+	tb := New[netip.Addr](Limits{After: 10, Window: time.Minute, For: 10 * time.Minute}, c.Now)
+	start := c.Now()
 	for i := range 9 {
 		if b := tb.Strike(ip); b != nil {
 			t.Fatalf("blocked after %d failures", i+1)
 		}
-		c.add(5 * time.Second)
+		c.Advance(5 * time.Second)
 	}
 	if tb.Blocked(ip) {
 		t.Fatal("blocked before the tenth failure")
@@ -58,11 +43,11 @@ func TestBlockAfterFailuresInWindow(t *testing.T) {
 	if bs := tb.Blocks(); len(bs) != 1 || bs[0].Key != ip {
 		t.Errorf("Blocks = %+v", bs)
 	}
-	c.add(10*time.Minute - time.Second)
+	c.Advance(10*time.Minute - time.Second)
 	if !tb.Blocked(ip) {
 		t.Error("block ended early")
 	}
-	c.add(time.Second)
+	c.Advance(time.Second)
 	if tb.Blocked(ip) || len(tb.Blocks()) != 0 {
 		t.Error("block outlived its time")
 	}
@@ -76,15 +61,15 @@ func TestBlockAfterFailuresInWindow(t *testing.T) {
 
 func TestSlidingWindow(t *testing.T) {
 	c := newClock()
-	tb := New[string](Limits{After: 3, Window: time.Minute, For: time.Minute}, c.now)
+	tb := New[string](Limits{After: 3, Window: time.Minute, For: time.Minute}, c.Now)
 	tb.Strike("u")
-	c.add(40 * time.Second)
+	c.Advance(40 * time.Second)
 	tb.Strike("u")
-	c.add(30 * time.Second) // the first failure has left the window
+	c.Advance(30 * time.Second) // the first failure has left the window
 	if tb.Strike("u") != nil {
 		t.Fatal("failures 70 s apart counted in a 60 s window")
 	}
-	c.add(10 * time.Second) // 40 s and 70 s old: both still in
+	c.Advance(10 * time.Second) // 40 s and 70 s old: both still in
 	if tb.Strike("u") == nil {
 		t.Fatal("three failures within 60 s did not block")
 	}
@@ -92,7 +77,7 @@ func TestSlidingWindow(t *testing.T) {
 
 func TestLift(t *testing.T) {
 	c := newClock()
-	tb := New[netip.Addr](Limits{After: 2, Window: time.Minute, For: time.Hour}, c.now)
+	tb := New[netip.Addr](Limits{After: 2, Window: time.Minute, For: time.Hour}, c.Now)
 	if tb.Lift(ip) {
 		t.Error("lifted a key that was never blocked")
 	}
@@ -109,7 +94,7 @@ func TestLift(t *testing.T) {
 func TestBoundedUnderAFlood(t *testing.T) {
 	c := newClock()
 	const max = 64
-	tb := New[netip.Addr](Limits{After: 2, Window: time.Minute, For: time.Hour, MaxKeys: max}, c.now)
+	tb := New[netip.Addr](Limits{After: 2, Window: time.Minute, For: time.Hour, MaxKeys: max}, c.Now)
 	banned := netip.MustParseAddr("198.51.100.1")
 	tb.Strike(banned)
 	tb.Strike(banned)
@@ -125,7 +110,7 @@ func TestBoundedUnderAFlood(t *testing.T) {
 		t.Error("a flood of single failures evicted a block")
 	}
 	// Over: idle keys make room before anything live is evicted.
-	c.add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	fresh := netip.MustParseAddr("203.0.113.9")
 	tb.Strike(fresh)
 	if tb.Strike(fresh) == nil {

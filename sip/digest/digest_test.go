@@ -16,6 +16,8 @@ import (
 	"time"
 
 	client "github.com/icholy/digest"
+
+	"github.com/parkswitch/parkswitch/sip/internal/testclock"
 )
 
 const (
@@ -47,27 +49,9 @@ func lookup(name string) (Credential, bool) {
 	return c, ok
 }
 
-// clock is an adjustable time source.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newTestServer() (*Server, *clock) {
-	c := &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-	return NewServer(testRealm, []byte("test secret"), time.Minute, c.now), c
+func newTestServer() (*Server, *testclock.Clock) {
+	c := testclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	return NewServer(testRealm, []byte("test secret"), time.Minute, c.Now), c
 }
 
 // answer builds the Authorization value a sipgo client sends for one of
@@ -391,10 +375,10 @@ func TestVerify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
-			s := NewServer(testRealm, []byte("test secret"), time.Minute, c.now)
+			c := testclock.New(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+			s := NewServer(testRealm, []byte("test secret"), time.Minute, c.Now)
 			for i, st := range tc.steps(t, func() []string { return s.Challenge(false) }) {
-				c.add(st.advance)
+				c.Advance(st.advance)
 				method, uri := cmp.Or(st.method, "REGISTER"), cmp.Or(st.uri, regURI)
 				user, err := s.Verify(st.header, method, uri, lookup)
 				if user != st.wantUser || err != st.wantErr {
