@@ -52,7 +52,7 @@ func (s *Switch) saveDialog(l *leg) {
 	l.stored = true
 	l.mu.Unlock()
 	key := dialogKeyOf(l.callID, l.localTag)
-	s.queueWrite(key, func(ctx context.Context) error {
+	s.writes.Queue(key, func(ctx context.Context) error {
 		l.mu.Lock()
 		gone := l.ended
 		l.mu.Unlock()
@@ -62,14 +62,6 @@ func (s *Switch) saveDialog(l *leg) {
 		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.c.parkedLeg() == l))
 		return err
 	})
-}
-
-// queueWrite queues a dialog write; a full queue (the store away for
-// long under load) drops it with a rate-limited log line.
-func (s *Switch) queueWrite(key string, write func(context.Context) error) {
-	if !s.writes.Queue(key, write) {
-		s.storeTrouble("dialog snapshot dropped: the write queue is full", store.ErrUnavailable)
-	}
 }
 
 // dropDialog removes l's dialog from the store, behind, if it was saved.
@@ -82,7 +74,7 @@ func (s *Switch) dropDialog(l *leg) {
 		return
 	}
 	callID, tag := l.callID, l.localTag
-	s.queueWrite(dialogKeyOf(callID, tag), func(ctx context.Context) error {
+	s.writes.Queue(dialogKeyOf(callID, tag), func(ctx context.Context) error {
 		return store.IgnoreNotFound(s.opts.Store.DeleteDialog(ctx, callID, tag))
 	})
 }

@@ -26,12 +26,14 @@ type WriteBehind struct {
 	retry   time.Duration
 	timeout time.Duration
 
-	mu      sync.Mutex
-	pending map[string]pendingWrite
-	order   []string // keys in the order first queued, for fairness
-	gen     uint64
-	wake    chan struct{}
-	dropped int
+	mu       sync.Mutex
+	pending  map[string]pendingWrite
+	order    []string // keys in the order first queued, for fairness
+	gen      uint64
+	wake     chan struct{}
+	dropped  int
+	logged   time.Time // when a drop was last logged
+	unlogged int       // drops since then
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -41,6 +43,7 @@ type WriteBehind struct {
 // Defaults of NewWriteBehind.
 const (
 	DefaultWriteBehindMax = 65536
+	dropLogEvery          = 10 * time.Second
 	writeRetry            = time.Second
 	writeTimeout          = 5 * time.Second
 )
@@ -78,7 +81,7 @@ func (w *WriteBehind) Queue(key string, write func(context.Context) error) bool 
 	w.mu.Lock()
 	if _, ok := w.pending[key]; !ok {
 		if len(w.pending) >= w.max {
-			w.dropped++
+			w.dropLocked()
 			w.mu.Unlock()
 			return false
 		}
@@ -92,6 +95,21 @@ func (w *WriteBehind) Queue(key string, write func(context.Context) error) bool 
 	default:
 	}
 	return true
+}
+
+// dropLocked counts a refused write and logs it, once per dropLogEvery
+// with the number refused since, so that a store away under load costs
+// one log line, not one per write. It needs w.mu.
+func (w *WriteBehind) dropLocked() {
+	w.dropped++
+	w.unlogged++
+	now := time.Now()
+	if !w.logged.IsZero() && now.Sub(w.logged) < dropLogEvery {
+		return
+	}
+	w.log.Warn().Int("dropped", w.unlogged).Int("pending", len(w.pending)).
+		Msg("state store: write queue full, writes dropped")
+	w.logged, w.unlogged = now, 0
 }
 
 // Pending is the number of keys waiting to be written.

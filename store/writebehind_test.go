@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -58,7 +60,8 @@ func TestWriteBehindRetriesUnavailable(t *testing.T) {
 }
 
 func TestWriteBehindBounded(t *testing.T) {
-	w := newWriteBehind(zerolog.Nop(), 2, time.Hour)
+	var logged bytes.Buffer
+	w := newWriteBehind(zerolog.New(&logged), 2, time.Hour)
 	defer w.Close()
 	block := make(chan struct{})
 	defer close(block)
@@ -72,8 +75,15 @@ func TestWriteBehindBounded(t *testing.T) {
 	if !w.Queue("b", wait) {
 		t.Error("a pending key refused: replacing it takes no room")
 	}
-	if w.Dropped() != 1 {
-		t.Errorf("dropped = %d, want 1", w.Dropped())
+	if w.Queue("d", wait) {
+		t.Error("fourth key accepted past max")
+	}
+	if w.Dropped() != 2 {
+		t.Errorf("dropped = %d, want 2", w.Dropped())
+	}
+	// Two drops within the log interval: one line, not one per write.
+	if n := strings.Count(logged.String(), "writes dropped"); n != 1 {
+		t.Errorf("%d log lines for 2 drops, want 1:\n%s", n, logged.String())
 	}
 }
 
