@@ -141,20 +141,15 @@ func (l *Lot) ParkAt(ctx context.Context, p policy.Policy, call Call, parked, pa
 func (l *Lot) park(ctx context.Context, p policy.Policy, call Call, parked, parker Party, want int) (*Orbit, error) {
 	id := call.CallID()
 	l.mu.Lock()
-	refuse := func(reason string, err error) (*Orbit, error) {
-		l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, Reason: reason})
-		l.unlock()
-		return nil, err
-	}
 	switch {
 	case l.closed:
-		return refuse(ReasonClosed, ErrClosed)
+		return l.refuseLocked(p, parked, parker, ReasonClosed, ErrClosed)
 	case !p.AllowCallPark:
-		return refuse(ReasonNotAllowed, ErrNotAllowed)
+		return l.refuseLocked(p, parked, parker, ReasonNotAllowed, ErrNotAllowed)
 	case l.calls[id] != nil || l.pending[id]:
-		return refuse(ReasonParked, ErrParked)
+		return l.refuseLocked(p, parked, parker, ReasonParked, ErrParked)
 	case want != 0 && (want < p.PickupRangeStart || want > p.PickupRangeEnd):
-		return refuse(ReasonOutOfRange, ErrOutOfRange)
+		return l.refuseLocked(p, parked, parker, ReasonOutOfRange, ErrOutOfRange)
 	}
 	now := l.clock.Now()
 	o := &Orbit{
@@ -171,22 +166,42 @@ func (l *Lot) park(ctx context.Context, p policy.Policy, call Call, parked, park
 	}
 	t := l.table(p.Identity, true)
 	if l.shared == nil {
-		code, ok := want, t.orbits[want] == nil
-		if want == 0 {
-			code, ok = t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
-		}
-		switch {
-		case !ok && want != 0:
-			return refuse(ReasonOccupied, ErrOccupied)
-		case !ok:
-			return refuse(ReasonRangeFull, ErrRangeFull)
-		}
-		o.code = code
-		l.insert(t, o, want == 0)
-		l.unlock()
-		return o, nil
+		return l.parkHere(t, o, p, want)
 	}
-	l.pending[id] = true
+	return l.parkShared(ctx, t, o, p, want)
+}
+
+// refuseLocked emits the refusal of a park and releases l.mu, which the
+// caller holds.
+func (l *Lot) refuseLocked(p policy.Policy, parked, parker Party, reason string, err error) (*Orbit, error) {
+	l.emit(Event{Kind: EventRefused, Orbit: OrbitInfo{Policy: p.Identity, ParkedParty: parked, Parker: parker}, Reason: reason})
+	l.unlock()
+	return nil, err
+}
+
+// parkHere gives o a code of a lot of its own (want, or the next free one
+// when want is 0). It needs l.mu, and releases it.
+func (l *Lot) parkHere(t *table, o *Orbit, p policy.Policy, want int) (*Orbit, error) {
+	code, ok := want, t.orbits[want] == nil
+	if want == 0 {
+		code, ok = t.allocate(p.PickupRangeStart, p.PickupRangeEnd)
+	}
+	switch {
+	case !ok && want != 0:
+		return l.refuseLocked(p, o.parked, o.parker, ReasonOccupied, ErrOccupied)
+	case !ok:
+		return l.refuseLocked(p, o.parked, o.parker, ReasonRangeFull, ErrRangeFull)
+	}
+	o.code = code
+	l.insert(t, o, want == 0)
+	l.unlock()
+	return o, nil
+}
+
+// parkShared claims o's code in the shared table, without l.mu while it
+// waits for the store. It needs l.mu, and releases it.
+func (l *Lot) parkShared(ctx context.Context, t *table, o *Orbit, p policy.Policy, want int) (*Orbit, error) {
+	l.pending[o.callID] = true
 	rec := l.shared.record(o)
 	l.unlock()
 
@@ -197,22 +212,22 @@ func (l *Lot) park(ctx context.Context, p policy.Policy, call Call, parked, park
 		rec, err = l.shared.allocate(ctx, rec, p.PickupRangeStart, p.PickupRangeEnd)
 	}
 	l.mu.Lock()
-	delete(l.pending, id)
+	delete(l.pending, o.callID)
 	switch {
 	case errors.Is(err, ErrRangeFull):
-		return refuse(ReasonRangeFull, err)
+		return l.refuseLocked(p, o.parked, o.parker, ReasonRangeFull, err)
 	case errors.Is(err, ErrOccupied):
-		return refuse(ReasonOccupied, err)
+		return l.refuseLocked(p, o.parked, o.parker, ReasonOccupied, err)
 	case err != nil:
-		return refuse(ReasonUnavailable, err)
+		return l.refuseLocked(p, o.parked, o.parker, ReasonUnavailable, err)
 	case l.closed || t.orbits[rec.Code] != nil:
 		// Closed meanwhile, or the shared table lost a record this lot
 		// still holds: give the code back rather than park twice on it.
 		l.shared.release(rec)
 		if l.closed {
-			return refuse(ReasonClosed, ErrClosed)
+			return l.refuseLocked(p, o.parked, o.parker, ReasonClosed, ErrClosed)
 		}
-		return refuse(ReasonUnavailable, fmt.Errorf("%w: code %d of %s is parked here but was free in the shared table", ErrUnavailable, rec.Code, p.Identity))
+		return l.refuseLocked(p, o.parked, o.parker, ReasonUnavailable, fmt.Errorf("%w: code %d of %s is parked here but was free in the shared table", ErrUnavailable, rec.Code, p.Identity))
 	}
 	o.code, o.rev = rec.Code, rec.Revision
 	l.insert(t, o, want == 0)
