@@ -527,6 +527,32 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	if err := s.lot.Close(ctx); err != nil {
 		s.log.Warn().Err(err).Msg("park lot did not stop in time")
 	}
+	s.endCalls(ctx)
+	s.flushState(ctx)
+	s.cancel()
+	// NOTIFYs still unanswered give up now that ctx is done.
+	if err := s.lamps.wait(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("park lamp senders did not stop in time")
+	}
+	s.closeTransports()
+	// The calls' last events and records, before the store closes.
+	ectx, ecancel := context.WithTimeout(ctx, storeFlushTimeout)
+	s.events.close(ectx)
+	ecancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sip: shutdown: %w", ctx.Err())
+	}
+}
+
+// endCalls ends every call, or leaves it to the store when it is parked
+// and the store is durable, and waits a short while for the BYEs and the
+// lamps' last NOTIFYs to be answered.
+func (s *Switch) endCalls(ctx context.Context) {
 	s.mu.Lock()
 	calls := make([]*call, 0, len(s.calls))
 	for c := range s.calls {
@@ -556,23 +582,24 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 		s.log.Debug().Err(err).Msg("park lamps' last NOTIFYs not answered in time")
 	}
 	lcancel()
+}
 
-	// What is written behind gets a short while: with the store away it
-	// would take the whole shutdown, and a restart rebuilds it anyway.
+// flushState gives what is written behind a short while: with the store
+// away it would take the whole shutdown, and a restart rebuilds it anyway.
+func (s *Switch) flushState(ctx context.Context) {
 	wctx, wcancel := context.WithTimeout(ctx, storeFlushTimeout)
+	defer wcancel()
 	if err := s.lot.Release(wctx); err != nil {
 		s.log.Warn().Err(err).Msg("orbit changes not written to the state store")
 	}
 	if !s.writes.Flush(wctx) {
 		s.log.Warn().Int("pending", s.writes.Pending()).Msg("dialog snapshots not written to the state store")
 	}
-	wcancel()
 	s.writes.Close()
-	s.cancel()
-	// NOTIFYs still unanswered give up now that ctx is done.
-	if err := s.lamps.wait(ctx); err != nil {
-		s.log.Warn().Err(err).Msg("park lamp senders did not stop in time")
-	}
+}
+
+// closeTransports closes the listeners and every connection.
+func (s *Switch) closeTransports() {
 	s.mu.Lock()
 	closers := s.listeners
 	s.listeners = nil
@@ -585,18 +612,6 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	s.limits.closeAll()
 	if s.ua != nil {
 		s.ua.Close()
-	}
-	// The calls' last events and records, before the store closes.
-	ectx, ecancel := context.WithTimeout(ctx, storeFlushTimeout)
-	s.events.close(ectx)
-	ecancel()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("sip: shutdown: %w", ctx.Err())
 	}
 }
 
