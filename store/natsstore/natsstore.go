@@ -278,61 +278,23 @@ func (s *Store) setup(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // R3 creation waits for a leader election
 	defer cancel()
-	kv := func(name, desc string, storage jetstream.StorageType) (*bucket, error) {
-		// The bucket's stream is made here rather than by the KV API so
-		// that reads of a replicated bucket go to the stream leader: a
-		// direct get may be answered by a lagging follower, and a node
-		// would then miss an orbit another node had just written (its
-		// claim failing on a revision it never saw).
-		err := s.forming(ctx, func() error {
-			_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-				Name: "KV_" + name, Description: desc, Subjects: []string{"$KV." + name + ".>"},
-				MaxMsgsPerSubject: 1, MaxMsgs: -1, MaxBytes: -1, MaxMsgSize: -1, MaxConsumers: -1,
-				Storage: storage, Replicas: s.replicas, Discard: jetstream.DiscardNew,
-				AllowRollup: true, DenyDelete: true, Duplicates: 2 * time.Minute,
-				AllowDirect: s.replicas == 1,
-				// Per-message TTLs (registrations, heartbeats) and markers that
-				// expire, so deleted keys leave nothing behind for long.
-				AllowMsgTTL: true, SubjectDeleteMarkerTTL: markerTTL,
-			})
-			return err
-		})
-		if err != nil {
-			return nil, s.fail(ctx, "create bucket "+name, err)
-		}
-		b, err := s.js.KeyValue(ctx, name)
-		if err != nil {
-			return nil, s.fail(ctx, "open bucket "+name, err)
-		}
-		return &bucket{s: s, name: name, kv: b, subject: "$KV." + name + "."}, nil
-	}
 	var err error
-	if s.regs, err = kv(BucketRegistrations, "parkswitch registrations; a key expires with its last binding", jetstream.FileStorage); err != nil {
+	if s.regs, err = s.bucket(ctx, BucketRegistrations, "parkswitch registrations; a key expires with its last binding"); err != nil {
 		return err
 	}
-	if s.orbits, err = kv(BucketOrbits, "parkswitch orbits and allocation cursors", jetstream.FileStorage); err != nil {
+	if s.orbits, err = s.bucket(ctx, BucketOrbits, "parkswitch orbits and allocation cursors"); err != nil {
 		return err
 	}
-	if s.dialogs, err = kv(BucketDialogs, "parkswitch dialog snapshots", jetstream.FileStorage); err != nil {
+	if s.dialogs, err = s.bucket(ctx, BucketDialogs, "parkswitch dialog snapshots"); err != nil {
 		return err
 	}
 	// Heartbeats are on file too: a memory stream is gone after its
 	// server restarts, and every heartbeat would then fail with "stream
 	// not found" until a node opened the store again.
-	if s.nodes, err = kv(BucketNodes, "parkswitch node heartbeats", jetstream.FileStorage); err != nil {
+	if s.nodes, err = s.bucket(ctx, BucketNodes, "parkswitch node heartbeats"); err != nil {
 		return err
 	}
-	stream := func(cfg jetstream.StreamConfig) (st jetstream.Stream, err error) {
-		err = s.forming(ctx, func() (err error) {
-			st, err = s.js.CreateOrUpdateStream(ctx, cfg)
-			return err
-		})
-		if err != nil {
-			return nil, s.fail(ctx, "create stream "+cfg.Name, err)
-		}
-		return st, nil
-	}
-	s.events, err = stream(jetstream.StreamConfig{
+	s.events, err = s.stream(ctx, jetstream.StreamConfig{
 		Name: StreamEvents, Description: "parkswitch events",
 		Subjects: []string{EventSubjectPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: s.replicas,
 		MaxAge: s.opts.EventsMaxAge, MaxMsgs: DefaultEventsMax, Discard: jetstream.DiscardOld,
@@ -340,12 +302,54 @@ func (s *Store) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.records, err = stream(jetstream.StreamConfig{
+	s.records, err = s.stream(ctx, jetstream.StreamConfig{
 		Name: StreamRecords, Description: "parkswitch call records",
 		Subjects: []string{RecordSubject}, Storage: jetstream.FileStorage, Replicas: s.replicas,
 		MaxAge: time.Duration(s.opts.CDRDays) * 24 * time.Hour, Discard: jetstream.DiscardOld,
 	})
 	return err
+}
+
+// bucket creates (or updates) the key-value bucket name on file and opens it.
+// The bucket's stream is made here rather than by the KV API so that reads
+// of a replicated bucket go to the stream leader: a direct get may be
+// answered by a lagging follower, and a node would then miss an orbit
+// another node had just written (its claim failing on a revision it never
+// saw).
+func (s *Store) bucket(ctx context.Context, name, desc string) (*bucket, error) {
+	err := s.forming(ctx, func() error {
+		_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: "KV_" + name, Description: desc, Subjects: []string{"$KV." + name + ".>"},
+			MaxMsgsPerSubject: 1, MaxMsgs: -1, MaxBytes: -1, MaxMsgSize: -1, MaxConsumers: -1,
+			Storage: jetstream.FileStorage, Replicas: s.replicas, Discard: jetstream.DiscardNew,
+			AllowRollup: true, DenyDelete: true, Duplicates: 2 * time.Minute,
+			AllowDirect: s.replicas == 1,
+			// Per-message TTLs (registrations, heartbeats) and markers that
+			// expire, so deleted keys leave nothing behind for long.
+			AllowMsgTTL: true, SubjectDeleteMarkerTTL: markerTTL,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "create bucket "+name, err)
+	}
+	b, err := s.js.KeyValue(ctx, name)
+	if err != nil {
+		return nil, s.fail(ctx, "open bucket "+name, err)
+	}
+	return &bucket{s: s, name: name, kv: b, subject: "$KV." + name + "."}, nil
+}
+
+// stream creates (or updates) a stream of events or records.
+func (s *Store) stream(ctx context.Context, cfg jetstream.StreamConfig) (st jetstream.Stream, err error) {
+	err = s.forming(ctx, func() (err error) {
+		st, err = s.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "create stream "+cfg.Name, err)
+	}
+	return st, nil
 }
 
 // forming runs fn again while the cluster is still forming (no meta
