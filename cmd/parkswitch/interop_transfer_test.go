@@ -4,7 +4,9 @@ package main
 
 // Blind transfer (SPEC §11) with real softphones: baresip and Linphone
 // transfer a call through the switch to a third user (REFER with a plain
-// Refer-To), and are themselves transferred by a siptest phone. The
+// Refer-To), and are themselves transferred by a siptest phone. (baresip
+// 1.0.0 ends its own call when a transfer fails, so only Linphone shows
+// the failed transfer leaving the call up.) The
 // transferee and the target are siptest phones where the softphone is the
 // transferor, so the media between them is counted packet by packet; a
 // softphone's own audio is counted by the softphone.
@@ -214,8 +216,9 @@ func TestInteropBaresipTransfer(t *testing.T) {
 }
 
 // TestInteropLinphoneTransfer: Linphone blind-transfers a siptest caller
-// to a siptest user with "transfer <id> <uri>", and Linphone, having
-// called a siptest phone, is transferred by it.
+// to a siptest user with "transfer <id> <uri>"; a transfer to a busy user
+// fails and the call stays up; and Linphone, having called a siptest
+// phone, is transferred by it.
 func TestInteropLinphoneTransfer(t *testing.T) {
 	requireLinphone(t)
 	ts := startServer(t, "", nil)
@@ -270,6 +273,51 @@ func TestInteropLinphoneTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitDone(t, c, "transfer target")
+		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
+	})
+
+	t.Run("Linphone transfers to a busy user", func(t *testing.T) {
+		// SPEC §11: a failed target leaves the call as it was. The switch
+		// reports the 486 in the NOTIFY; Linphone keeps its call.
+		alice := subtestPhone(t, ctx, ts, "1001")
+		carol := subtestPhone(t, ctx, ts, "1003")
+		carol.Busy(true)
+		lp := startLinphone(t, ts, "1002", linphoneOptions{autoAnswer: true})
+
+		at, logAt := lp.mark(), lp.logMark()
+		a, err := alice.Dial(ctx, "1002")
+		if err != nil {
+			t.Fatalf("call Linphone: %v", err)
+		}
+		id := lp.expect(t, &at, lpIncomingRE, 5*time.Second, "incoming call")[2]
+		lp.expect(t, &at, lpConnectedRE(id), 5*time.Second, "call connected (auto-answer)")
+		rtpFlows(t, a, 25, "Linphone's audio at the caller")
+		twoParty := footprint(ts)
+
+		lp.send(t, "transfer "+id+" sip:1003@"+testDomain)
+		notify := regexp.MustCompile(`(?m)^NOTIFY sip:[^\n]*\n(?:[^\n]+\n)*\n*SIP/2\.0 486`)
+		waitUntil(t, 5*time.Second, "NOTIFY sipfrag 486 at Linphone", func() bool { return notify.Match(lp.logSince(logAt)) })
+		if m, _ := lp.scan(&at, lpEndedRE(id)); m != nil {
+			t.Fatal("Linphone's call ended after the failed transfer")
+		}
+		if !a.Established() {
+			t.Fatal("the transferee's call ended after the failed transfer")
+		}
+		// Both ways still: Linphone's tone at Alice, Alice's packets
+		// counted by Linphone at hang-up.
+		rtpFlows(t, a, 25, "Linphone's audio at the caller after the failed transfer")
+		if err := a.SendRTP(ctx, 100, 10*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		settlesTo(t, ts, twoParty, "after the failed transfer")
+		time.Sleep(100 * time.Millisecond)
+		if err := a.Hangup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		lp.expect(t, &at, lpEndedRE(id), 5*time.Second, "call ended by the caller")
+		if s := lp.rtpStats(t, logAt, 1)[0]; s.received < 90 {
+			t.Errorf("Linphone received %d of the caller's 100 RTP packets after the failed transfer", s.received)
+		}
 		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 	})
 
