@@ -202,7 +202,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 			// The music's fan-out helpers start a moment after Start, so
 			// those of a switch started just before this one can postdate
 			// before; they cannot outlive their Run, which is checked.
-			verifyNoLeaks(t, len(setup.natsURLs) > 0, before, goleak.IgnoreAnyFunction("github.com/parkswitch/parkswitch/media.(*MusicOnHold).startFanout.func1"))
+			verifyNoLeaks(t, len(setup.natsURLs) > 0, before, goleak.IgnoreAnyFunction("github.com/parkswitch/parkswitch/media.(*pacer).startFanout.func1"))
 		})
 	}
 	t.Cleanup(ts.stop)
