@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -383,4 +384,56 @@ func TestSRTPPrompt(t *testing.T) {
 		pkts = append(pkts, pkt)
 	}
 	checkPlayed(t, PCMA, pkts, s)
+}
+
+// TestPlayManyCostsNoGoroutine: hundreds of playbacks at once run on the
+// announcer's own goroutines, none of their own, and all end.
+func TestPlayManyCostsNoGoroutine(t *testing.T) {
+	const n = 300
+	a, pool, sink := NewAnnouncer(), testPool(t, n), newPhone(t).addr()
+	p, _ := testPrompt(t, 0, 5)
+	eps := make([]*Endpoint, n)
+	for i := range eps {
+		eps[i] = openEndpoint(t, pool)
+		eps[i].SetRemote(sink, false)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { a.Run(ctx) })
+	// A first playback: the announcer and its helpers are running.
+	warm, err := a.Play(context.Background(), eps[0], PCMU, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-warm.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first playback did not end")
+	}
+	before := runtime.NumGoroutine()
+	pbs := make([]*Playback, n)
+	for i, e := range eps {
+		var err error
+		if pbs[i], err = a.Play(context.Background(), e, PCMU, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if during := runtime.NumGoroutine(); during > before {
+		t.Errorf("%d playbacks started %d goroutines", n, during-before)
+	}
+	for i, pb := range pbs {
+		select {
+		case <-pb.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("playback %d did not end", i)
+		}
+		want := uint64(5)
+		if i == 0 {
+			want += 5 // the first playback's
+		}
+		if s := eps[i].Stats(); !pb.Finished() || s.PacketsOut != want {
+			t.Fatalf("playback %d: finished %v, %d packets, want %d", i, pb.Finished(), s.PacketsOut, want)
+		}
+	}
 }
