@@ -6,9 +6,9 @@ import (
 	"fmt"
 )
 
-// The one WAV layout music on hold takes: what G.711 carries, so that the
-// switch never resamples or mixes down (a job for an audio editor, done
-// once, not for every call).
+// The one WAV layout music on hold and prompts take: what G.711 carries,
+// so that the switch never resamples or mixes down (a job for an audio
+// editor, done once, not for every call).
 const (
 	wavFormatPCM        = 1
 	wavFormatExtensible = 0xfffe // same samples; the real format is in a GUID
@@ -18,8 +18,8 @@ const (
 )
 
 // EncodeWAV returns samples as a canonical RIFF/WAVE file (a 44-byte header,
-// then the data) in the one layout music on hold takes, so that what it
-// writes NewMusicOnHold reads.
+// then the data) in the one layout music on hold and prompts take, so that
+// what it writes NewMusicOnHold and NewPrompt read.
 func EncodeWAV(samples []int16) []byte {
 	const blockAlign = wavChannels * wavBits / 8
 	data := blockAlign * len(samples)
@@ -42,27 +42,27 @@ func EncodeWAV(samples []int16) []byte {
 	return b
 }
 
-const errWAVFormat = "media: music on hold must be 8 kHz mono 16-bit PCM WAV, got %s"
+const errWAVFormat = "the file must be 8 kHz mono 16-bit PCM WAV, got %s"
 
 // parseWAV returns the samples of a RIFF/WAVE file holding 8 kHz mono 16-bit
 // little-endian PCM. Chunks other than "fmt " and "data" (LIST, fact, cue,
 // ...) are skipped, as editors add them freely.
 func parseWAV(b []byte) ([]int16, error) {
 	if len(b) < 12 || string(b[0:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		return nil, errors.New("media: music on hold is not a WAV file (no RIFF/WAVE header)")
+		return nil, errors.New("not a WAV file (no RIFF/WAVE header)")
 	}
 	var haveFmt bool
 	for off := 12; ; {
 		if off+8 > len(b) {
 			if !haveFmt {
-				return nil, errors.New("media: music on hold WAV is truncated: no fmt chunk")
+				return nil, errors.New("WAV is truncated: no fmt chunk")
 			}
-			return nil, errors.New("media: music on hold WAV is truncated: no data chunk")
+			return nil, errors.New("WAV is truncated: no data chunk")
 		}
 		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:off+8]))
 		body := off + 8
 		if size > len(b)-body {
-			return nil, fmt.Errorf("media: music on hold WAV is truncated: %q chunk says %d bytes, %d left", id, size, len(b)-body)
+			return nil, fmt.Errorf("WAV is truncated: %q chunk says %d bytes, %d left", id, size, len(b)-body)
 		}
 		chunk := b[body : body+size]
 		switch id {
@@ -73,7 +73,7 @@ func parseWAV(b []byte) ([]int16, error) {
 			haveFmt = true
 		case "data":
 			if !haveFmt {
-				return nil, errors.New("media: music on hold WAV has its data chunk before its fmt chunk")
+				return nil, errors.New("WAV has its data chunk before its fmt chunk")
 			}
 			return wavSamples(chunk)
 		}
@@ -85,7 +85,7 @@ func parseWAV(b []byte) ([]int16, error) {
 // anything else in the error, so that an operator knows what to convert.
 func checkWAVFormat(c []byte) error {
 	if len(c) < 16 {
-		return fmt.Errorf("media: music on hold WAV has a %d-byte fmt chunk, want at least 16", len(c))
+		return fmt.Errorf("WAV has a %d-byte fmt chunk, want at least 16", len(c))
 	}
 	format := binary.LittleEndian.Uint16(c[0:2])
 	channels := binary.LittleEndian.Uint16(c[2:4])
@@ -131,10 +131,10 @@ func channelName(n uint16) string {
 
 func wavSamples(data []byte) ([]int16, error) {
 	if len(data)%2 != 0 {
-		return nil, fmt.Errorf("media: music on hold WAV data is %d bytes, not whole 16-bit samples", len(data))
+		return nil, fmt.Errorf("WAV data is %d bytes, not whole 16-bit samples", len(data))
 	}
 	if len(data) < 2*samplesPerFrame {
-		return nil, fmt.Errorf("media: music on hold WAV holds %d samples, less than one 20 ms packet", len(data)/2)
+		return nil, fmt.Errorf("WAV holds %d samples, less than one 20 ms packet", len(data)/2)
 	}
 	s := make([]int16, len(data)/2)
 	for i := range s {

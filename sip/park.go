@@ -132,7 +132,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.dropDialog(l)
 		c.notifyReferDone(l)
 		s.tellParker(l.user, o)
-		c.releaseParker(l)
+		c.announceAndRelease(l, o)
 	}()
 }
 

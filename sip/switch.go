@@ -55,6 +55,7 @@ type Options struct {
 	Park           park.Config        // ringback length, cycles, fallback
 	ParkClock      park.Clock         // default: real time; tests shorten park timeouts with it
 	Music          *media.MusicOnHold // what parked callers hear; nil = silence
+	Prompts        *Prompts           // speak the code to the parker after a park (SPEC §11); nil = not spoken
 	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
 
 	NoAnswerTimeout  time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
@@ -106,6 +107,7 @@ type Switch struct {
 	metrics    *metrics
 	events     *eventQueue // to the store, off the SIP path
 	lot        *park.Lot
+	announcer  *media.Announcer // plays Prompts; nil without them
 	policies   atomic.Pointer[policy.Set]
 	numbers    atomic.Pointer[ParkNumbers]
 	sec        security
@@ -225,6 +227,9 @@ func New(opts Options) (*Switch, error) {
 	s.metrics = newMetrics(s, opts.Registry)
 	s.events = newEventQueue(opts.Store, opts.Logger.With().Str("component", "events").Logger(), opts.Registry, eventQueueLen)
 	s.initSecurity(opts.Registry)
+	if err := s.initAnnouncer(); err != nil {
+		return nil, err
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -418,7 +423,7 @@ func (s *Switch) newStack() error {
 
 // startBackground starts the switch's own goroutines, each stopped by
 // Shutdown: the events queue, the janitor, registration sync, the node
-// watch, the state watch and the music.
+// watch, the state watch, the music and the announcements.
 func (s *Switch) startBackground(loaded bool) {
 	s.events.start(&s.wg)
 	s.wg.Add(4)
@@ -433,6 +438,7 @@ func (s *Switch) startBackground(loaded bool) {
 			m.Run(s.ctx)
 		}()
 	}
+	s.runAnnouncer()
 }
 
 func (s *Switch) closeAll(pcs []net.PacketConn, lns []*guardedListener) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -107,6 +108,7 @@ func startServer(t testing.TB, extraYAML string, tune func(*sip.Options)) *testS
 type serverSetup struct {
 	extraYAML  string            // appended to the configuration
 	serverYAML string            // lines added to its server: section
+	parkYAML   string            // lines added to its park: section
 	files      map[string]string // more files beside the configuration
 	listens    []config.Listen   // default: UDP and TCP on 127.0.0.1:0
 	tune       func(*sip.Options)
@@ -150,6 +152,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 	dir := t.TempDir()
 	main := strings.Replace(strings.Replace(baseConfig, "%d", strconv.Itoa(lo), 1), "%d", strconv.Itoa(hi), 1) + extraYAML
 	main = strings.Replace(main, "  domain: contoso.com\n", "  domain: contoso.com\n"+setup.serverYAML, 1) + setup.stateYAML()
+	main = strings.Replace(main, "park:\n", "park:\n"+setup.parkYAML, 1)
 	writeFile(t, dir+"/parkswitch.yaml", main)
 	writeFile(t, dir+"/policies.yaml", basePolicies)
 	for name, data := range setup.files {
@@ -202,7 +205,7 @@ func startServerWith(t testing.TB, setup serverSetup) *testServer {
 			// The music's fan-out helpers start a moment after Start, so
 			// those of a switch started just before this one can postdate
 			// before; they cannot outlive their Run, which is checked.
-			verifyNoLeaks(t, len(setup.natsURLs) > 0, before, goleak.IgnoreAnyFunction("github.com/parkswitch/parkswitch/media.(*MusicOnHold).startFanout.func1"))
+			verifyNoLeaks(t, len(setup.natsURLs) > 0, before, goleak.IgnoreAnyFunction("github.com/parkswitch/parkswitch/media.(*pacer).startFanout.func1"))
 		})
 	}
 	t.Cleanup(ts.stop)
@@ -253,6 +256,9 @@ var goroutineDump = regexp.MustCompile(`Goroutine \d+ in state`)
 
 func writeFile(t testing.TB, path, data string) {
 	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func (r *reloader) reload(why string) error {
 	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix})
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
 	if restartNeeded(r.cfg, cfg) {
-		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports or music changed: they take effect after a restart")
+		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports, music or announcements changed: they take effect after a restart")
 	}
 	r.cfg, r.lastErr = cfg, nil
 	r.success.Set(1)
@@ -105,7 +105,8 @@ func restartNeeded(old, cur *config.Config) bool {
 		old.Server.HTTPListen != cur.Server.HTTPListen ||
 		old.Server.AdvertiseIP != cur.Server.AdvertiseIP ||
 		!slices.Equal(old.Server.DigestAlgorithms, cur.Server.DigestAlgorithms) ||
-		old.Media != cur.Media
+		old.Media != cur.Media ||
+		old.Park.Announce != cur.Park.Announce || old.Park.PromptsDir != cur.Park.PromptsDir
 }
 
 // watcher watches the directories of the main configuration and the

@@ -78,10 +78,15 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	if err != nil {
 		return nil, err
 	}
+	prompts, err := loadPrompts(cfg)
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMediaMetrics(reg, ports)
 	opts := switchOptions(cfg, dir, ports, music)
+	opts.Prompts = prompts
 	opts.Listen, opts.AdvertiseIP, opts.Logger, opts.Registry = sipListen, advertise, log, reg
 	if o.tune != nil {
 		o.tune(&opts)
@@ -192,6 +197,36 @@ func loadMusic(cfg *config.Config) (*media.MusicOnHold, error) {
 		return nil, fmt.Errorf("music_on_hold %s: %w", cfg.Media.MusicOnHold, err)
 	}
 	return m, nil
+}
+
+// loadPrompts builds what a parker hears after a park: the built-in
+// prompts, each replaced by the one park.prompts_dir holds of its name
+// (checked with the configuration); nil when park.announce is off.
+func loadPrompts(cfg *config.Config) (*sip.Prompts, error) {
+	if !cfg.Park.Announce {
+		return nil, nil
+	}
+	get := func(name string) (*media.Prompt, error) {
+		if p, ok := cfg.Prompts[name]; ok {
+			return p, nil
+		}
+		b, err := configs.Prompts.ReadFile("prompts/" + name + ".wav")
+		if err != nil {
+			return nil, fmt.Errorf("built-in prompt %s: %w", name, err)
+		}
+		return media.NewPrompt(b)
+	}
+	ps := &sip.Prompts{}
+	var err error
+	if ps.ParkedAt, err = get(config.PromptNames[0]); err != nil {
+		return nil, err
+	}
+	for i, name := range config.PromptNames[1:] {
+		if ps.Digits[i], err = get(name); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
 }
 
 // directoryOf turns configured users and trunks into the switch's directory.

@@ -29,6 +29,8 @@ type rtpSession struct {
 	digits    []byte
 	lastEndTS uint32
 	haveEnd   bool
+	recMax    int         // RecordRTP: packets to keep
+	rec       []RTPPacket // kept so far
 
 	sendMu  sync.Mutex
 	ssrc    uint32
@@ -79,6 +81,7 @@ func (r *rtpSession) read() {
 		r.perPT[h.PayloadType&0x7f].Add(1)
 		r.mu.Lock()
 		r.lastSrc = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		r.recordLocked(h, buf[hl:n])
 		if int32(h.PayloadType) == r.recvEventPT.Load() && n-hl >= 4 {
 			r.noteEventLocked(h.Timestamp, buf[hl:n])
 		}

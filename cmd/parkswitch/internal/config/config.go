@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parkswitch/parkswitch/media"
 	"github.com/parkswitch/parkswitch/policy"
 )
 
@@ -54,6 +55,9 @@ type Config struct {
 	Trunks   []Trunk
 	HTTP     HTTP
 	Policies *policy.Set
+	// Prompts are the replacements found in Park.PromptsDir, by name (see
+	// PromptNames), checked and encoded.
+	Prompts map[string]*media.Prompt
 
 	// Where keys were, for the checks ParsePolicies repeats on reloads.
 	userKeys []policy.Keys
@@ -137,6 +141,8 @@ type Park struct {
 	MaxRingbacks    int    // unanswered ringback cycles before the parked call is dropped
 	Fallback        string // user rung when the parker does not answer; "" = none
 	PolicyFile      string // policy file, resolved against the config file's directory
+	Announce        bool   // a parker still on the line hears "parked at <code>"
+	PromptsDir      string // replacement prompt WAVs, resolved against the config file's directory; "" = none
 }
 
 // Ringback is RingbackSeconds as a duration.

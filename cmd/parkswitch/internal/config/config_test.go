@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 			DigestAlgorithms: []string{"MD5", "SHA-256"},
 		},
 		Media: Media{RTPPortMin: 20000, RTPPortMax: 29999, RTPTimeoutSeconds: 60},
-		Park:  Park{ParkUser: "park", RingbackSeconds: 30, MaxRingbacks: 3, PolicyFile: "policies.yaml"},
+		Park:  Park{ParkUser: "park", RingbackSeconds: 30, MaxRingbacks: 3, PolicyFile: "policies.yaml", Announce: true},
 	}
 	if !reflect.DeepEqual(c.Server, want.Server) || c.Media != want.Media || c.Park != want.Park || c.Path != want.Path {
 		t.Errorf("defaults = %+v %+v %+v, want %+v %+v %+v", c.Server, c.Media, c.Park, want.Server, want.Media, want.Park)
@@ -207,7 +207,7 @@ func TestProblems(t *testing.T) {
 		{"unknown key in a section", head + "  sip_listn: []\n", "",
 			[]want{{"", 3, `unknown key "sip_listn" in server: did you mean sip_listen? Valid keys: domain, sip_listen, http_listen, advertise_ip, digest_algorithms`}}},
 		{"unknown key in park", head + "park:\n  timeout: 3\n", "",
-			[]want{{"", 4, `unknown key "timeout" in park: remove it or use one of park_user, retrieve_prefix, ringback_seconds, max_ringbacks, fallback, policy_file`}}},
+			[]want{{"", 4, `unknown key "timeout" in park: remove it or use one of park_user, retrieve_prefix, ringback_seconds, max_ringbacks, fallback, policy_file, announce, prompts_dir`}}},
 		{"domain missing", "server:\n  http_listen: 127.0.0.1:8080\n", "",
 			[]want{{"", 2, "server.domain is missing: add domain: <your SIP domain> under server"}}},
 		{"server missing", "media: {}\n", "",

@@ -53,6 +53,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				RingbackSeconds: DefaultRingbackSeconds,
 				MaxRingbacks:    DefaultMaxRingbacks,
 				PolicyFile:      DefaultPolicyFile,
+				Announce:        true,
 			},
 			Security: Security{
 				MaxConnections: DefaultMaxConnections, MaxConnectionsPerIP: DefaultMaxConnectionsPerIP,
@@ -155,6 +156,8 @@ func (p *parser) decode(doc *yaml.Node) {
 			policy.IntField("max_ringbacks", &c.Park.MaxRingbacks),
 			policy.StringField("fallback", &c.Park.Fallback),
 			policy.StringField("policy_file", &p.policyFile),
+			policy.BoolField("announce", &c.Park.Announce),
+			policy.StringField("prompts_dir", &c.Park.PromptsDir),
 		),
 		section("security", &p.security,
 			policy.IntField("max_connections", &c.Security.MaxConnections),
@@ -575,6 +578,7 @@ func (p *parser) checkPark() {
 			d.Addf(k.Line("fallback"), "fallback %q is not a configured user: write a user's id, name or extension, or leave it empty", pk.Fallback)
 		}
 	}
+	p.checkPrompts()
 }
 
 func (p *parser) checkSecurity() {
