@@ -56,6 +56,7 @@ type Options struct {
 	ParkClock      park.Clock         // default: real time; tests shorten park timeouts with it
 	Music          *media.MusicOnHold // what parked callers hear; nil = silence
 	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
+	ConsultTimeout time.Duration      // a call to the park address that parks nothing is hung up after this (default 60 s)
 
 	NoAnswerTimeout  time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
 	MediaTimeout     time.Duration // a call whose media is silent this long is ended (0 = never)
@@ -153,6 +154,9 @@ func (opts *Options) setDefaults() {
 	}
 	if opts.ReleaseTimeout <= 0 {
 		opts.ReleaseTimeout = 30 * time.Second
+	}
+	if opts.ConsultTimeout <= 0 {
+		opts.ConsultTimeout = 60 * time.Second
 	}
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections
