@@ -206,6 +206,9 @@ func (c *call) joinAttended(l, p *leg, c2 *call, l2, q *leg) int {
 	s.recordEnd(c2, endTransferred, legs)
 	s.metrics.callsEnded.WithLabelValues(endTransferred.label).Inc()
 	c2.log.Info().Str("reason", endTransferred.text).Str("into", c.id).Msg("call ended")
+	q.mu.Lock()
+	q.part = partTransfer // in c's record; c2's has it as it was there
+	q.mu.Unlock()
 	return sip.StatusOK
 }
 
@@ -301,9 +304,6 @@ func (c *call) absorb(c2 *call, l, l2, q *leg) (legs []*leg, ok bool) {
 			x.mu.Lock()
 			x.c = c
 			x.released = x != q // their BYEs now end only their legs
-			if x == q {
-				x.part = partTransfer
-			}
 			x.mu.Unlock()
 		}
 		ok = true

@@ -130,8 +130,9 @@ func TestAttendedTransferRefused(t *testing.T) {
 // TestInviteReplaces: an INVITE with Replaces naming Bob's leg of his call
 // with Alice, from Bob's other phone, takes that call over (RFC 3891 §3):
 // Alice is re-INVITEd to the new phone, the old one gets BYE. A dialog the
-// switch does not hold is 481, a caller who is no party to the call 403,
-// early-only for a confirmed dialog 486; the call goes on meanwhile.
+// switch does not hold is 481, and so is an early one; a caller who is no
+// party to the call gets 403, early-only for a confirmed dialog 486, two
+// Replaces 400; the call goes on meanwhile.
 func TestInviteReplaces(t *testing.T) {
 	s := startLive(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -180,6 +181,23 @@ func TestInviteReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended(t, d, "the replacing phone")
+
+	// An early dialog: the switch's INVITE still ringing at Carol's phone.
+	ringing, err := bob.DialAsync(ctx, "1003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case in := <-carol.Incoming():
+		if _, err := desk.DialReplaces(ctx, "1003", in.ReplacesID()); siptest.StatusCode(err) != 481 {
+			t.Errorf("INVITE with Replaces naming an early dialog got %v, want 481", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("carol's phone did not ring")
+	}
+	if err := ringing.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestAttendedPark is an attended transfer to park as desk phones do it:

@@ -43,3 +43,11 @@ func (p *Phone) DialReplaces(ctx context.Context, target string, replaces ...str
 	}
 	return waitSetup(ctx, c)
 }
+
+// ReplacesID names the early dialog of an INVITE still ringing at the
+// phone, as Call.ReplacesID names an established one: the caller's tag
+// as to-tag, the tag the phone's provisional responses carry as from-tag.
+func (in *Incoming) ReplacesID() string {
+	tag, _ := in.Req.From().Params.Get("tag")
+	return in.CallID + ";to-tag=" + tag + ";from-tag=" + in.toTag
+}
