@@ -308,3 +308,22 @@ func (s *Switch) hangUpReplaced(old *leg) {
 		s.bye(old)
 	}
 }
+
+// unsupported lists the option tags of req's Require headers the switch
+// does not support: all but replaces on an INVITE (RFC 3891 §6.1).
+func unsupported(req *sip.Request) []string {
+	var out []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, tag := range strings.Split(h.Value(), ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "" || (req.Method == sip.INVITE && strings.EqualFold(tag, "replaces")) {
+				continue
+			}
+			if len(out) == 8 { // never reflect more than a few
+				return out
+			}
+			out = append(out, tag)
+		}
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,6 +65,30 @@ func TestReferReplaces(t *testing.T) {
 		got, ok, err := referReplaces(u)
 		if ok != tt.ok || (err != nil) != tt.err || (!tt.err && got != tt.want) {
 			t.Errorf("referReplaces(%s) = %+v, %v, %v; want %+v, %v, error %v", tt.referTo, got, ok, err, tt.want, tt.ok, tt.err)
+		}
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	tests := []struct {
+		method  sip.RequestMethod
+		require []string
+		want    []string
+	}{
+		{sip.INVITE, nil, nil},
+		{sip.INVITE, []string{"replaces"}, nil},
+		{sip.INVITE, []string{"Replaces, 100rel"}, []string{"100rel"}},
+		{sip.INVITE, []string{"timer", "replaces"}, []string{"timer"}},
+		{sip.REFER, []string{"replaces"}, []string{"replaces"}},
+		{sip.INVITE, []string{strings.Repeat("x,", 20)}, strings.Split(strings.Repeat("x,", 8), ",")[:8]},
+	}
+	for _, tt := range tests {
+		req := sip.NewRequest(tt.method, sip.Uri{Scheme: "sip", User: "1002", Host: "contoso.com"})
+		for _, r := range tt.require {
+			req.AppendHeader(sip.NewHeader("Require", r))
+		}
+		if got := unsupported(req); !slices.Equal(got, tt.want) {
+			t.Errorf("%s with Require %q: unsupported %q, want %q", tt.method, tt.require, got, tt.want)
 		}
 	}
 }
