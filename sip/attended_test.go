@@ -10,8 +10,8 @@ import (
 	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
-// noReInvite checks that the switch has not re-INVITEd c.
-func noReInvite(t *testing.T, c *siptest.Call, what string) {
+// liveNoReInvite checks that the switch has not re-INVITEd c.
+func liveNoReInvite(t *testing.T, c *siptest.Call, what string) {
 	t.Helper()
 	select {
 	case r := <-c.ReInvites():
@@ -39,25 +39,25 @@ func TestAttendedTransfer(t *testing.T) {
 			alice, bob, carol := s.phone(t, ctx, "1001"), s.phone(t, ctx, "1002"), s.phone(t, ctx, "1003")
 
 			a, b1 := liveCall(t, ctx, alice, bob, "1002")
-			talk(t, ctx, a, b1, 10)
+			liveTalk(t, ctx, a, b1, 10)
 			if err := b1.Hold(ctx); err != nil {
 				t.Fatalf("hold: %v", err)
 			}
-			reInvited(t, a, "held transferee")
+			liveReInvited(t, a, "held transferee")
 			b2, c := liveCall(t, ctx, bob, carol, "1003")
-			talk(t, ctx, b2, c, 10)
+			liveTalk(t, ctx, b2, c, 10)
 
 			st, err := b1.ReferReplaces(ctx, "sip:1003@"+liveDomain, b2.ReplacesID())
 			if err != nil || st != 202 {
 				t.Fatalf("REFER with Replaces: %d %v, want 202", st, err)
 			}
 			for who, call := range map[string]*siptest.Call{"transfer target": c, "transferee": a} {
-				if d := siptest.SDPDirection(reInvited(t, call, who).Body()); d != "sendrecv" && d != "" {
+				if d := siptest.SDPDirection(liveReInvited(t, call, who).Body()); d != "sendrecv" && d != "" {
 					t.Errorf("%s re-INVITEd %q, want sendrecv", who, d)
 				}
 			}
-			referState(t, b1, "SIP/2.0 200")
-			talk(t, ctx, a, c, 30)
+			liveReferState(t, b1, "SIP/2.0 200")
+			liveTalk(t, ctx, a, c, 30)
 			if phoneHangsUp {
 				for _, b := range []*siptest.Call{b1, b2} {
 					if err := b.Hangup(ctx); err != nil {
@@ -65,16 +65,16 @@ func TestAttendedTransfer(t *testing.T) {
 					}
 				}
 			}
-			ended(t, b1, "transferor's leg to the transferee")
-			ended(t, b2, "transferor's leg to the target")
-			talk(t, ctx, a, c, 10)
+			liveEnded(t, b1, "transferor's leg to the transferee")
+			liveEnded(t, b2, "transferor's leg to the target")
+			liveTalk(t, ctx, a, c, 10)
 			if n := s.ActiveCalls(); n != 1 {
 				t.Errorf("%d calls after the transfer, want 1", n)
 			}
 			if err := c.Hangup(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ended(t, a, "transferee")
+			liveEnded(t, a, "transferee")
 		})
 	}
 }
@@ -111,20 +111,20 @@ func TestAttendedTransferRefused(t *testing.T) {
 			t.Errorf("%s: REFER %d %v, want %d", tt.name, st, err, tt.status)
 		}
 		if tt.notify != "" {
-			referState(t, b1, tt.notify)
+			liveReferState(t, b1, tt.notify)
 		}
-		talk(t, ctx, a, b1, 10)
-		talk(t, ctx, b2, c, 10)
+		liveTalk(t, ctx, a, b1, 10)
+		liveTalk(t, ctx, b2, c, 10)
 	}
-	noReInvite(t, a, "the transferee")
-	noReInvite(t, c, "the target")
+	liveNoReInvite(t, a, "the transferee")
+	liveNoReInvite(t, c, "the target")
 	for _, x := range []*siptest.Call{a, b2} {
 		if err := x.Hangup(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ended(t, b1, "transferor")
-	ended(t, c, "target")
+	liveEnded(t, b1, "transferor")
+	liveEnded(t, c, "target")
 }
 
 // TestInviteReplaces: an INVITE with Replaces naming Bob's leg of his call
@@ -161,26 +161,26 @@ func TestInviteReplaces(t *testing.T) {
 		if siptest.StatusCode(err) != tt.want {
 			t.Errorf("%s: INVITE with Replaces got %v, want %d", tt.name, err, tt.want)
 		}
-		talk(t, ctx, a, b, 10)
+		liveTalk(t, ctx, a, b, 10)
 	}
-	noReInvite(t, a, "the other party")
+	liveNoReInvite(t, a, "the other party")
 
 	d, err := desk.DialReplaces(ctx, "1002", b.ReplacesID())
 	if err != nil {
 		t.Fatalf("INVITE with Replaces: %v", err)
 	}
-	if dir := siptest.SDPDirection(reInvited(t, a, "the other party").Body()); dir != "sendrecv" && dir != "" {
+	if dir := siptest.SDPDirection(liveReInvited(t, a, "the other party").Body()); dir != "sendrecv" && dir != "" {
 		t.Errorf("the other party was re-INVITEd %q, want sendrecv", dir)
 	}
-	ended(t, b, "the replaced leg")
+	liveEnded(t, b, "the replaced leg")
 	if r := b.EndReason(); r != siptest.EndRemoteHangup {
 		t.Errorf("the replaced leg ended %q, want a BYE from the switch", r)
 	}
-	talk(t, ctx, a, d, 30)
+	liveTalk(t, ctx, a, d, 30)
 	if err := a.Hangup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ended(t, d, "the replacing phone")
+	liveEnded(t, d, "the replacing phone")
 
 	// An early dialog: the switch's INVITE still ringing at Carol's phone.
 	ringing, err := bob.DialAsync(ctx, "1003")
@@ -222,12 +222,12 @@ func TestAttendedPark(t *testing.T) {
 			if err := b1.Hold(ctx); err != nil {
 				t.Fatalf("hold: %v", err)
 			}
-			reInvited(t, a, "held party")
+			liveReInvited(t, a, "held party")
 			b2, err := bob.Dial(ctx, "park")
 			if err != nil {
 				t.Fatalf("call the park address: %v", err)
 			}
-			hears(t, b2, 10, "music on the call to the park address")
+			liveHears(t, b2, 10, "music on the call to the park address")
 
 			refer, named, notified := b1, b2, b1
 			if onConsult {
@@ -236,12 +236,12 @@ func TestAttendedPark(t *testing.T) {
 			if st, err := refer.ReferReplaces(ctx, "sip:park@"+liveDomain, named.ReplacesID()); err != nil || st != 202 {
 				t.Fatalf("REFER with Replaces to park: %d %v, want 202", st, err)
 			}
-			if d := siptest.SDPDirection(reInvited(t, a, "parked party").Body()); d != "sendonly" {
+			if d := siptest.SDPDirection(liveReInvited(t, a, "parked party").Body()); d != "sendonly" {
 				t.Errorf("parked party re-INVITEd %q, want sendonly", d)
 			}
-			hears(t, a, 10, "music at the parked party")
-			referState(t, notified, "SIP/2.0 200")
-			code := parkedCode(t, bob)
+			liveHears(t, a, 10, "music at the parked party")
+			liveReferState(t, notified, "SIP/2.0 200")
+			code := liveParkedCode(t, bob)
 			if os := s.Lot().Orbits(); len(os) != 1 || os[0].Policy != "DemoPark" || os[0].Parker.User != "1002" ||
 				os[0].ParkedParty.User != "1001" || os[0].State != park.StateParked {
 				t.Errorf("orbits %+v, want Alice parked by Bob in DemoPark", os)
@@ -253,26 +253,26 @@ func TestAttendedPark(t *testing.T) {
 					}
 				}
 			}
-			ended(t, b1, "parker's leg to the parked party")
-			ended(t, b2, "parker's call to the park address")
-			hears(t, a, 10, "music after the parker left")
+			liveEnded(t, b1, "parker's leg to the parked party")
+			liveEnded(t, b2, "parker's call to the park address")
+			liveHears(t, a, 10, "music after the parker left")
 
 			c, err := carol.Dial(ctx, code)
 			if err != nil {
 				t.Fatalf("retrieve %s: %v", code, err)
 			}
-			reInvited(t, a, "retrieved party")
-			talk(t, ctx, a, c, 30)
+			liveReInvited(t, a, "retrieved party")
+			liveTalk(t, ctx, a, c, 30)
 			if err := c.Hangup(ctx); err != nil {
 				t.Fatal(err)
 			}
-			ended(t, a, "retrieved party")
+			liveEnded(t, a, "retrieved party")
 		})
 	}
 }
 
-// parkedCode reads the code from the MESSAGE the parker's phone gets.
-func parkedCode(t *testing.T, p *siptest.Phone) string {
+// liveParkedCode reads the code from the MESSAGE the parker's phone gets.
+func liveParkedCode(t *testing.T, p *siptest.Phone) string {
 	t.Helper()
 	select {
 	case m := <-p.Messages():
@@ -303,12 +303,12 @@ func TestParkConsult(t *testing.T) {
 	if err != nil {
 		t.Fatalf("call the park address: %v", err)
 	}
-	hears(t, b, 10, "music on the call to the park address")
+	liveHears(t, b, 10, "music on the call to the park address")
 	if st, err := b.Refer(ctx, "sip:park@"+liveDomain); err != nil || st != 403 {
 		t.Errorf("REFER to park on the call to the park address: %d %v, want 403", st, err)
 	}
 	start := time.Now()
-	ended(t, b, "the call to the park address")
+	liveEnded(t, b, "the call to the park address")
 	if r := b.EndReason(); r != siptest.EndRemoteHangup {
 		t.Errorf("call to the park address ended %q, want a BYE from the switch", r)
 	}

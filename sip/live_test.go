@@ -36,12 +36,12 @@ assignments:
       rank: 1
 `
 
-// livePorts hands each live switch its own RTP ports, below those of the
-// binary's tests (24000 and up) and the kernel's ephemeral range.
+// livePorts hands each live switch its own RTP ports, away from those of
+// the binary's tests (16000 and up) and the kernel's ephemeral range.
 var livePorts = struct {
 	sync.Mutex
 	next int
-}{next: 20000}
+}{next: 12000}
 
 // live is a started switch and its media ports.
 type live struct {
@@ -51,16 +51,16 @@ type live struct {
 
 // startLive starts a switch on 127.0.0.1 with users 1001–1004 (passwords
 // demo<user>; all but 1004 may park) and the built-in music on hold. When
-// the test ends it checks that no call, dialog, RTP port or goroutine is
-// left, then shuts down.
+// the test ends it checks that no call, dialog or RTP port is left, shuts
+// down, and checks that no goroutine is.
 func startLive(t *testing.T, tune func(*Options)) *live {
 	t.Helper()
 	before := goleak.IgnoreCurrent()
 	livePorts.Lock()
 	lo := livePorts.next
 	livePorts.next += 100
-	if livePorts.next >= 23900 {
-		livePorts.next = 20000
+	if livePorts.next >= 15900 {
+		livePorts.next = 12000
 	}
 	livePorts.Unlock()
 	ports, err := media.NewPortPool(netip.MustParseAddr("127.0.0.1"), lo, lo+99)
@@ -107,9 +107,9 @@ func startLive(t *testing.T, tune func(*Options)) *live {
 	t.Cleanup(func() {
 		// Every call must be over before shutdown, which would hide a
 		// leak by hanging calls up itself.
-		settled(t, "calls to end", func() bool { return s.ActiveCalls() == 0 })
-		settled(t, "dialogs to be forgotten", func() bool { return s.Dialogs() == 0 })
-		settled(t, "RTP ports to be returned", func() bool { return ports.InUse() == 0 })
+		liveSettled(t, "calls to end", func() bool { return s.ActiveCalls() == 0 })
+		liveSettled(t, "dialogs to be forgotten", func() bool { return s.Dialogs() == 0 })
+		liveSettled(t, "RTP ports to be returned", func() bool { return ports.InUse() == 0 })
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.Shutdown(sctx); err != nil {
@@ -122,9 +122,9 @@ func startLive(t *testing.T, tune func(*Options)) *live {
 	return &live{Switch: s, ports: ports}
 }
 
-// settled waits up to 5 s for cond, and fails the test, going on, if it
+// liveSettled waits up to 5 s for cond, and fails the test, going on, if it
 // does not hold by then.
-func settled(t *testing.T, what string, cond func() bool) {
+func liveSettled(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
@@ -182,9 +182,9 @@ func liveCall(t *testing.T, ctx context.Context, caller, callee *siptest.Phone, 
 	return a, b
 }
 
-// talk sends n RTP packets each way and checks that each end counted
+// liveTalk sends n RTP packets each way and checks that each end counted
 // nearly all of them, from the switch's relay.
-func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
+func liveTalk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 	t.Helper()
 	a0, b0 := a.RTPReceived(), b.RTPReceived()
 	errs := make(chan error, 2)
@@ -204,15 +204,15 @@ func talk(t *testing.T, ctx context.Context, a, b *siptest.Call, n int) {
 	}
 }
 
-// hears waits until c has received n more RTP packets.
-func hears(t *testing.T, c *siptest.Call, n uint64, what string) {
+// liveHears waits until c has received n more RTP packets.
+func liveHears(t *testing.T, c *siptest.Call, n uint64, what string) {
 	t.Helper()
 	start := c.RTPReceived()
 	waitFor(t, what, func() bool { return c.RTPReceived()-start >= n })
 }
 
-// ended waits for c's dialog to end.
-func ended(t *testing.T, c *siptest.Call, what string) {
+// liveEnded waits for c's dialog to end.
+func liveEnded(t *testing.T, c *siptest.Call, what string) {
 	t.Helper()
 	select {
 	case <-c.Done():
@@ -221,8 +221,8 @@ func ended(t *testing.T, c *siptest.Call, what string) {
 	}
 }
 
-// reInvited waits for the switch's next re-INVITE of c.
-func reInvited(t *testing.T, c *siptest.Call, what string) *sip.Request {
+// liveReInvited waits for the switch's next re-INVITE of c.
+func liveReInvited(t *testing.T, c *siptest.Call, what string) *sip.Request {
 	t.Helper()
 	select {
 	case r := <-c.ReInvites():
@@ -233,9 +233,9 @@ func reInvited(t *testing.T, c *siptest.Call, what string) *sip.Request {
 	return nil
 }
 
-// referState waits for the next NOTIFY of a REFER on c and checks that
+// liveReferState waits for the next NOTIFY of a REFER on c and checks that
 // its sipfrag starts with frag.
-func referState(t *testing.T, c *siptest.Call, frag string) {
+func liveReferState(t *testing.T, c *siptest.Call, frag string) {
 	t.Helper()
 	select {
 	case n := <-c.Notifies():
