@@ -64,8 +64,9 @@ type call struct {
 	released   []*leg            // legs parked away and replaced by a retriever
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	stopMusic  func() // detaches music on hold
-	xfer       *leg   // the transferor while its blind transfer rings (transfer.go)
+	stopMusic  func()   // detaches music on hold
+	xfer       *leg     // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
+	consult    *consult // set for a call to the park address (consult.go); never changes
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed
@@ -97,6 +98,9 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// Only now: a 100 to an unverified source would double what it draws.
 	s.respond(tx, s.response(req, sip.StatusTrying, ""))
+	if s.inviteFeature(req, tx, caller) {
+		return // Replaces, or a call to the park address (consult.go)
+	}
 	// A retrieve comes from a phone, or from another node on behalf of the
 	// user it authenticated (retrieveElsewhere); that node's is not passed
 	// on again.
@@ -670,7 +674,7 @@ func (l *leg) sendAck(body []byte) {
 	l.ackReq = ack
 	l.mu.Unlock()
 	if err := l.s.writeAck(ack); err != nil {
-		l.c.log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
+		l.callOf().log.Debug().Err(err).Str("leg", l.String()).Msg("ACK failed")
 	}
 }
 
@@ -791,7 +795,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 // ACK, retransmitting over UDP. It reports whether the ACK came.
 func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
 	l.mu.Lock()
-	acked := l.acked
+	acked, done := l.acked, l.c.done
 	l.answered = true
 	l.answeredLocked()
 	l.mu.Unlock()
@@ -809,7 +813,7 @@ func (l *leg) sendAnswer(tx sip.ServerTransaction, ok *sip.Response) bool {
 			l.confirmed = true
 			l.mu.Unlock()
 			return true
-		case <-l.c.done:
+		case <-done:
 			return true
 		case <-deadline.C:
 			return false
@@ -846,13 +850,23 @@ func (c *call) CallID() string { return c.id }
 // end tears the call down once: BYE to every answered leg except the one
 // that hung up, dialogs forgotten, media ports returned.
 func (c *call) end(why endReason, from *leg) {
-	c.endOnce.Do(func() {
-		legs := c.teardown(from, nil)
-		c.s.lot.Hangup(c) // frees the code and the ringback at once, if parked
-		c.s.recordEnd(c, why, legs)
-		c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
-		c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
-	})
+	c.endOnce.Do(func() { c.finish(why, from) })
+	if from != nil {
+		if nc := from.callOf(); nc != c {
+			// An attended transfer moved the leg into another call while
+			// its BYE was on the way (absorb): that call ends.
+			nc.end(why, from)
+		}
+	}
+}
+
+// finish is the body of end; it needs endOnce.
+func (c *call) finish(why endReason, from *leg) {
+	legs := c.teardown(from, nil)
+	c.s.lot.Hangup(c) // frees the code and the ringback at once, if parked
+	c.s.recordEnd(c, why, legs)
+	c.s.metrics.callsEnded.WithLabelValues(why.label).Inc()
+	c.log.WithLevel(why.level()).Str("reason", why.text).Msg("call ended")
 }
 
 // teardown is the common part of end and leave; it needs endOnce. It
@@ -946,7 +960,7 @@ func (s *Switch) bye(l *leg) {
 			}
 		}()
 		if _, err := s.do(ctx, req); err != nil {
-			l.c.log.Warn().Err(err).Str("leg", l.String()).Msg("BYE failed")
+			l.callOf().log.Warn().Err(err).Str("leg", l.String()).Msg("BYE failed")
 		}
 	}()
 }

@@ -17,6 +17,8 @@ var (
 	endNotAnswered    = endReason{text: "not answered", label: "not_answered"}
 	endParkAbandoned  = endReason{text: "park abandoned", label: "park_abandoned"}
 	endTransferFailed = endReason{text: "transfer failed", label: "transfer_failed"}
+	endTransferred    = endReason{text: "transferred", label: "transferred"}         // joined to another call, or parked, by an attended transfer
+	endConsultTimeout = endReason{text: "consult timeout", label: "consult_timeout"} // a call to the park address that parked nothing
 	endShutdown       = endReason{text: "shutdown", label: "shutdown"}
 	endBadOffer       = endReason{text: "bad offer", label: "bad_offer", abnormal: true}
 	endBadAnswer      = endReason{text: "bad answer", label: "bad_answer", abnormal: true}

@@ -20,7 +20,7 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusInternalServerError, "CSeq out of order")
 		return
 	}
-	c := l.c
+	c := l.callOf()
 	switch req.Method {
 	case sip.BYE:
 		s.reply(req, tx, sip.StatusOK, "")
@@ -131,7 +131,7 @@ func (s *Switch) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 // §14.2) or the call is not answered yet.
 func (c *call) beginInvite() bool {
 	c.mu.Lock()
-	answered := c.b != nil
+	answered := c.b != nil || c.consult != nil
 	c.mu.Unlock()
 	if !answered {
 		return false
@@ -172,7 +172,7 @@ func (c *call) reinvite(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	defer c.endInvite()
 	peer := c.other(l)
 	if peer == nil {
-		if c.parkedLeg() == l && len(req.Body()) > 0 {
+		if (c.parkedLeg() == l || c.consult != nil) && len(req.Body()) > 0 {
 			c.reinviteParked(l, req, tx)
 			return
 		}

@@ -83,6 +83,14 @@ type leg struct {
 
 func (l *leg) String() string { return string(l.role) }
 
+// callOf is the call the leg belongs to. An attended transfer moves a leg
+// into another call (attended.go), so it is read under l.mu.
+func (l *leg) callOf() *call {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c
+}
+
 // legPart is what a leg is in its call's record.
 type legPart string
 
@@ -339,7 +347,7 @@ func (l *leg) applyKeys(d media.Description) {
 		k = &media.SRTP{Local: *key, Remote: d.SRTP.Key}
 	}
 	if err := l.ep.SetSRTP(k); err != nil {
-		l.c.log.Warn().Err(err).Str("leg", l.String()).Msg("cannot key SRTP")
+		l.callOf().log.Warn().Err(err).Str("leg", l.String()).Msg("cannot key SRTP")
 	}
 }
 

@@ -24,6 +24,8 @@ func TestEndReasonLabels(t *testing.T) {
 		{endBadOffer, "bad offer", "bad_offer"},
 		{endBadAnswer, "bad answer", "bad_answer"},
 		{endShutdown, "shutdown", "shutdown"},
+		{endTransferred, "transferred", "transferred"},
+		{endConsultTimeout, "consult timeout", "consult_timeout"},
 	} {
 		if tt.why.text != tt.text || tt.why.label != tt.want {
 			t.Errorf("end reason %+v, want text %q label %q", tt.why, tt.text, tt.want)

@@ -51,7 +51,8 @@ func (s *Switch) partyOfUser(u *User) park.Party {
 }
 
 // refer handles an in-dialog REFER. A transfer to the park address parks
-// the other party of the call; every refusal leaves the call as it was.
+// the other party of the call, one with Replaces is an attended transfer
+// (attended.go); every refusal leaves the call as it was.
 func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	s := c.s
 	rt := req.ReferTo()
@@ -65,11 +66,25 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(req, tx, sip.StatusRequestPending, "A transfer is in progress")
 		return
 	}
+	if r, ok, err := referReplaces(rt.Address); ok {
+		c.attended(l, req, tx, rt, r, err)
+		return
+	}
 	directed, ok := s.parkTarget(rt.Address.User)
 	if !ok {
 		c.blindTransfer(l, req, tx, rt)
 		return
 	}
+	c.park(l, l, nil, req, tx, directed)
+}
+
+// park parks the other party of parker leg l's call for a REFER (to the
+// park address, or directed at a code) whose NOTIFYs go to leg notify: l
+// itself, or the parker's consult call to the park address when the
+// phone completes an attended transfer on it. consult, when set, is that
+// consult call, released once the park is done.
+func (c *call) park(l, notify *leg, consult *call, req *sip.Request, tx sip.ServerTransaction, directed int) {
+	s := c.s
 	parked := c.other(l)
 	if parked == nil {
 		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "nothing to park")
@@ -85,7 +100,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	// A desk phone often holds the call and transfers it at once: let the
 	// hold re-INVITE finish (its ACK) rather than refuse the REFER.
 	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	ok = c.awaitInvite(ctx)
+	ok := c.awaitInvite(ctx)
 	cancel()
 	if !ok {
 		s.logRefusal("park", req, sip.StatusRequestPending, "", 0, "re-INVITE in progress")
@@ -106,7 +121,7 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 	pcancel()
 	if err != nil {
 		c.endInvite()
-		c.refuseParkAs(l, req, tx, pol.Identity, directed, err)
+		c.refuseParkAs(notify, req, tx, pol.Identity, directed, err)
 		return
 	}
 	if isClosed(c.done) {
@@ -130,14 +145,17 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		c.endInvite()
 		s.saveDialog(parked)
 		s.dropDialog(l)
-		c.notifyReferDone(l)
+		c.notifyReferDone(notify)
 		s.tellParker(l.user, o)
+		if consult != nil {
+			consult.consultDone(o)
+		}
 		c.announceAndRelease(l, o)
 	}()
 }
 
 // refuseParkAs answers a REFER whose park the lot refused with err, the
-// call staying as it was.
+// call staying as it was; l is the leg its NOTIFYs go to.
 func (c *call) refuseParkAs(l *leg, req *sip.Request, tx sip.ServerTransaction, identity string, directed int, err error) {
 	s := c.s
 	switch {

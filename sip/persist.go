@@ -59,7 +59,7 @@ func (s *Switch) saveDialog(l *leg) {
 		if gone {
 			return store.IgnoreNotFound(s.opts.Store.DeleteDialog(ctx, l.callID, l.localTag))
 		}
-		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.c.parkedLeg() == l))
+		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.callOf().parkedLeg() == l))
 		return err
 	})
 }

@@ -36,13 +36,10 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 			return
 		}
 		if req.Method != sip.ACK && req.Method != sip.CANCEL {
-			if hs := req.GetHeaders("Require"); len(hs) > 0 {
-				// The switch supports no option tags (no 100rel, no timer):
-				// RFC 3261 §8.2.2.3.
+			if tags := unsupported(req); len(tags) > 0 {
+				// RFC 3261 §8.2.2.3: no 100rel, no timer.
 				res := s.response(req, sip.StatusBadExtension, "")
-				for _, h := range hs {
-					res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
-				}
+				res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(tags, ", ")))
 				s.respondOnce(tx, res)
 				return
 			}

@@ -58,7 +58,11 @@ func (s *Switch) response(req *sip.Request, code int, phrase string) *sip.Respon
 
 // sdpResponse builds a 200 to req carrying an SDP body, like response.
 func (s *Switch) sdpResponse(req *sip.Request, body []byte) *sip.Response {
-	return s.finish(req, sip.NewSDPResponseFromRequest(req, body))
+	res := sip.NewSDPResponseFromRequest(req, body)
+	if req.Method == sip.INVITE {
+		res.AppendHeader(sip.NewHeader("Supported", "replaces")) // RFC 3891 §6.1
+	}
+	return s.finish(req, res)
 }
 
 // finish adds what every response of the switch carries: the To tag, the

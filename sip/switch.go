@@ -57,6 +57,7 @@ type Options struct {
 	Music          *media.MusicOnHold // what parked callers hear; nil = silence
 	Prompts        *Prompts           // speak the code to the parker after a park (SPEC §11); nil = not spoken
 	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
+	ConsultTimeout time.Duration      // a call to the park address that parks nothing is hung up after this (default 60 s)
 
 	NoAnswerTimeout  time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
 	MediaTimeout     time.Duration // a call whose media is silent this long is ended (0 = never)
@@ -155,6 +156,9 @@ func (opts *Options) setDefaults() {
 	}
 	if opts.ReleaseTimeout <= 0 {
 		opts.ReleaseTimeout = 30 * time.Second
+	}
+	if opts.ConsultTimeout <= 0 {
+		opts.ConsultTimeout = 60 * time.Second
 	}
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections

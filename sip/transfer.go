@@ -57,10 +57,6 @@ func (c *call) blindTransfer(l *leg, req *sip.Request, tx sip.ServerTransaction,
 		s.logRefusal("transfer", req, code, "", 0, why)
 		s.reply(req, tx, code, why)
 	}
-	if rt.Address.Headers.Has("Replaces") {
-		refuse(sip.StatusForbidden, "Attended transfer is not supported")
-		return
-	}
 	if l.user == nil {
 		refuse(sip.StatusForbidden, "Only users can transfer")
 		return

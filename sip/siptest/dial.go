@@ -61,7 +61,7 @@ func waitSetup(ctx context.Context, c *Call) (*Call, error) {
 	return c, nil
 }
 
-func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string) (*Call, error) {
+func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string, extra ...sip.Header) (*Call, error) {
 	c, err := p.newCall(true)
 	if err != nil {
 		return nil, err
@@ -93,6 +93,9 @@ func (p *Phone) dial(ctx context.Context, uri sip.Uri, dest string) (*Call, erro
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	req.AppendHeader(sip.NewHeader("User-Agent", userAgentName))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	for _, h := range extra {
+		req.AppendHeader(h)
+	}
 	req.SetBody(offer)
 	req.SetTransport(p.transport)
 	if dest != "" {
