@@ -16,13 +16,25 @@ import (
 // as splices of the source, so that every byte an edit does not need to
 // touch (comments, blank lines, quoting, indentation, key order) stays as the
 // operator wrote it. Re-encoding the tree with yaml.v3 would drop blank lines
-// and move comments, so it is only used to render the new text of flow
-// collections ({...} and [...]), which are rewritten whole.
+// and move comments, so it is only used to render new values and the new
+// text of flow collections ({...} and [...]), which are rewritten whole.
+//
+// yaml.v3 tells where a node starts but not where it ends. The end is not
+// lexed here: it comes from the line structure (a node's text stops before
+// the line where its next sibling starts, less trailing blank and comment
+// lines) and is confirmed by yaml.v3 itself, which must parse the text found
+// to the very node it stands for. What cannot be confirmed is refused with a
+// layoutError, and the operator edits that part by hand.
 type yamlText struct {
 	src   []byte
 	lines []int      // byte offset of the start of each line; lines[0] is line 1
 	doc   *yaml.Node // the document node; nil when the source holds none
 	nl    string     // line break used for new lines: "\n", or "\r\n" when the file uses it
+	// bound holds, for each node in block context, the line where the text
+	// after it begins (its next sibling, its parent's next sibling, or the
+	// end of the document).
+	bound map[*yaml.Node]int
+	dash  map[*yaml.Node]int // offset of the "-" of each item of a block sequence
 }
 
 // layoutError says an edit met a YAML layout it does not rewrite.
@@ -35,7 +47,7 @@ func layoutf(format string, args ...any) error {
 }
 
 func parseYAMLText(src []byte) (*yamlText, error) {
-	t := &yamlText{src: src, lines: []int{0}, nl: "\n"}
+	t := &yamlText{src: src, lines: []int{0}, nl: "\n", bound: map[*yaml.Node]int{}, dash: map[*yaml.Node]int{}}
 	for i, c := range src {
 		if c == '\n' {
 			t.lines = append(t.lines, i+1)
@@ -50,6 +62,11 @@ func parseYAMLText(src []byte) (*yamlText, error) {
 	}
 	if doc.Kind != 0 {
 		t.doc = &doc
+	}
+	if root := t.root(); root != nil {
+		if err := t.bounds(root, t.documentEnd(root.Line)); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }
@@ -107,191 +124,221 @@ func (t *yamlText) contentEnd(line int) int {
 	return e
 }
 
+// text is the content of line, without its break.
+func (t *yamlText) text(line int) []byte { return t.src[t.lineStart(line):t.contentEnd(line)] }
+
 // indentOf is the number of leading spaces of line.
 func (t *yamlText) indentOf(line int) int {
-	s, e := t.lineStart(line), t.contentEnd(line)
-	i := s
-	for i < e && t.src[i] == ' ' {
-		i++
-	}
-	return i - s
+	s := t.text(line)
+	return len(s) - len(bytes.TrimLeft(s, " "))
 }
 
 // blank reports whether line holds only white space.
-func (t *yamlText) blank(line int) bool {
-	return len(bytes.TrimSpace(t.src[t.lineStart(line):t.contentEnd(line)])) == 0
-}
+func (t *yamlText) blank(line int) bool { return len(bytes.TrimSpace(t.text(line))) == 0 }
 
-// comment reports whether line holds only a comment.
+// comment reports whether line holds only a comment. (Inside a multi-line
+// quoted or block scalar such a line is text; the extents below are
+// confirmed by yaml.v3 so that this never goes unnoticed.)
 func (t *yamlText) comment(line int) bool {
-	s := bytes.TrimLeft(t.src[t.lineStart(line):t.contentEnd(line)], " \t")
+	s := bytes.TrimLeft(t.text(line), " \t")
 	return len(s) > 0 && s[0] == '#'
 }
 
 // --- extents ----------------------------------------------------------------
 
-// end returns the offset just past the text of n. indent is the indentation
-// of the construct that owns n: the lines of a multi-line scalar are
-// indented more than that.
-func (t *yamlText) end(n *yaml.Node, indent int) int {
+// documentEnd is the first line after from that ends the document ("---"
+// or "..." at the start of a line, which YAML reserves for that), or the
+// line after the last.
+func (t *yamlText) documentEnd(from int) int {
+	for l := from + 1; l <= t.numLines(); l++ {
+		s := t.text(l)
+		if (bytes.HasPrefix(s, []byte("---")) || bytes.HasPrefix(s, []byte("..."))) &&
+			(len(s) == 3 || s[3] == ' ' || s[3] == '\t') {
+			return l
+		}
+	}
+	return t.numLines() + 1
+}
+
+// bounds records the bound of n and of the nodes of the block collections
+// under it, and the "-" of each block sequence item.
+func (t *yamlText) bounds(n *yaml.Node, bound int) error {
+	t.bound[n] = bound
+	if n.Style&yaml.FlowStyle != 0 {
+		return nil // a flow collection is bounded by its brackets, not by lines
+	}
 	switch n.Kind {
-	case yaml.AliasNode:
-		i := t.pos(n) + 1
-		for i < len(t.src) && !isBlankByte(t.src[i]) && !strings.ContainsRune(",[]{}", rune(t.src[i])) {
-			i++
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			next := bound
+			if i+1 < len(n.Content) {
+				next = n.Content[i+1].Line
+			}
+			if err := t.bounds(n.Content[i], next); err != nil {
+				return err
+			}
 		}
-		return i
-	case yaml.ScalarNode:
-		return t.scalarEnd(n, indent)
-	case yaml.MappingNode, yaml.SequenceNode:
-		if n.Style&yaml.FlowStyle != 0 || len(n.Content) == 0 {
-			return t.flowEnd(t.pos(n))
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			d, err := t.findDash(item)
+			if err != nil {
+				return err
+			}
+			t.dash[item] = d
 		}
-		return t.end(n.Content[len(n.Content)-1], t.indent(n))
+		for i, item := range n.Content {
+			next := bound
+			if i+1 < len(n.Content) {
+				next = t.lineOf(t.dash[n.Content[i+1]])
+			}
+			if err := t.bounds(item, next); err != nil {
+				return err
+			}
+		}
 	}
-	return t.pos(n)
+	return nil
 }
 
-func isBlankByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// skipProps skips an anchor and a tag in front of a node's content and
-// returns where the content starts and where the properties end.
-func (t *yamlText) skipProps(i int) (content, propsEnd int) {
-	propsEnd = i
-	for i < len(t.src) && (t.src[i] == '&' || t.src[i] == '!') {
-		for i < len(t.src) && !isBlankByte(t.src[i]) {
-			i++
-		}
-		propsEnd = i
-		for i < len(t.src) && (t.src[i] == ' ' || t.src[i] == '\t') {
-			i++
-		}
+// findDash returns the offset of the "-" that introduces a block sequence
+// item: the last character before the item that is not white space, or the
+// "-" of a line holding only "-" and a comment.
+func (t *yamlText) findDash(item *yaml.Node) (int, error) {
+	i := t.pos(item) - 1
+	for i >= 0 && strings.IndexByte(" \t\r\n", t.src[i]) >= 0 {
+		i--
 	}
-	return i, propsEnd
-}
-
-func (t *yamlText) scalarEnd(n *yaml.Node, indent int) int {
-	i, propsEnd := t.skipProps(t.pos(n))
-	if n.Value == "" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-		return propsEnd // an empty value: nothing, or just its properties
+	if i >= 0 && t.src[i] == '-' {
+		return i, nil
 	}
-	if i >= len(t.src) {
-		return i
-	}
-	switch t.src[i] {
-	case '"', '\'':
-		return t.quotedEnd(i)
-	case '|', '>':
+	if i >= 0 {
 		line := t.lineOf(i)
-		e := i + 1
-		for e < len(t.src) && !isBlankByte(t.src[e]) {
-			e++
+		s := bytes.TrimLeft(t.text(line), " ")
+		if rest, ok := bytes.CutPrefix(s, []byte("-")); ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') &&
+			bytes.TrimLeft(rest, " \t")[0] == '#' {
+			return t.lineStart(line) + t.indentOf(line), nil
 		}
-		for l := line + 1; l <= t.numLines(); l++ {
-			if t.blank(l) {
-				continue
-			}
-			if t.indentOf(l) <= indent {
-				break
-			}
-			e = t.contentEnd(l)
-		}
-		return e
 	}
-	// A plain scalar: up to a comment or the end of the line, then on every
-	// following line indented more than its owner.
-	line := t.lineOf(i)
-	e, commented := t.plainEnd(i, t.contentEnd(line))
-	for l := line + 1; !commented && l <= t.numLines(); l++ {
-		if t.blank(l) {
+	return 0, layoutf(`line %d: cannot find the "-" of this list item`, item.Line)
+}
+
+// lastContentLine is the last line after from and before bound that holds
+// more than blanks and a comment, or from when there is none.
+func (t *yamlText) lastContentLine(from, bound int) int {
+	for l := bound - 1; l > from; l-- {
+		if !t.blank(l) && !t.comment(l) {
+			return l
+		}
+	}
+	return from
+}
+
+// emptyValue reports whether n is a null written as nothing at all.
+func emptyValue(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Value == "" && n.Style == 0 && n.Anchor == "" && n.ShortTag() == "!!null"
+}
+
+// extent returns the offsets of the text of n, a scalar, an alias or a flow
+// collection. Its end is found on the line n starts on, or else on the last
+// line before its bound that holds more than a comment; either way yaml.v3
+// must parse the text to n, or the layout is refused.
+func (t *yamlText) extent(n *yaml.Node) (start, end int, err error) {
+	start = t.pos(n)
+	switch {
+	case emptyValue(n):
+		return start, start, nil
+	case n.Kind == yaml.AliasNode:
+		// An alias is "*" and the anchor's name, which yaml.v3 keeps.
+		end = start + 1 + len(n.Value)
+		if end <= len(t.src) && string(t.src[start:end]) == "*"+n.Value {
+			return start, end, nil
+		}
+		return 0, 0, layoutf("line %d: cannot find the alias *%s", n.Line, n.Value)
+	case n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode:
+		if n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0 {
+			return 0, 0, layoutf("line %d: not a single value", n.Line)
+		}
+	}
+	bound, blockContext := t.bound[n]
+	if end, ok := t.endOn(n, start, n.Line); ok {
+		if blockContext && t.lastContentLine(n.Line, bound) != n.Line {
+			return 0, 0, layoutf("line %d: the lines after this value are not what it holds", n.Line)
+		}
+		return start, end, nil
+	}
+	if blockContext {
+		if last := t.lastContentLine(n.Line, bound); last > n.Line {
+			if end, ok := t.endOn(n, start, last); ok {
+				return start, end, nil
+			}
+		}
+	}
+	return 0, 0, layoutf("line %d: cannot tell where this value ends", n.Line)
+}
+
+// endOn returns the shortest end on line for text starting at start that
+// yaml.v3 parses to n. A value ends at the end of the line, before a blank
+// (and maybe a comment), or at a closing bracket.
+func (t *yamlText) endOn(n *yaml.Node, start, line int) (int, bool) {
+	lineEnd := t.contentEnd(line)
+	for e := max(start, t.lineStart(line)) + 1; e <= lineEnd; e++ {
+		if e < lineEnd && t.src[e] != ' ' && t.src[e] != '\t' && t.src[e-1] != ']' && t.src[e-1] != '}' {
 			continue
 		}
-		if t.indentOf(l) <= indent || t.comment(l) {
-			break
+		if parsesAs(t.src[start:e], n) {
+			return e, true
 		}
-		e, commented = t.plainEnd(t.lineStart(l)+t.indentOf(l), t.contentEnd(l))
 	}
-	return e
+	return 0, false
 }
 
-// quotedEnd returns the offset past the quoted scalar starting at i, which
-// may span lines.
-func (t *yamlText) quotedEnd(i int) int {
-	q := t.src[i]
-	for j := i + 1; j < len(t.src); j++ {
-		switch c := t.src[j]; {
-		case c == '\\' && q == '"':
-			j++
-		case c == q && q == '\'' && j+1 < len(t.src) && t.src[j+1] == '\'':
-			j++ // '' is an escaped quote
-		case c == q:
-			return j + 1
-		}
+// parsesAs reports whether text, standing alone, is a YAML document whose
+// only node is like n (its content, tag, style and anchor; not its
+// position) and that holds no comment.
+func parsesAs(text []byte, n *yaml.Node) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(append(bytes.Clone(text), '\n'), &doc) != nil || len(doc.Content) != 1 {
+		return false
 	}
-	return len(t.src)
+	return doc.HeadComment == "" && doc.LineComment == "" && doc.FootComment == "" && sameNode(doc.Content[0], n)
 }
 
-// plainEnd returns the end of plain scalar text from i to at most lineEnd,
-// without trailing blanks, and whether a comment follows it.
-func (t *yamlText) plainEnd(i, lineEnd int) (int, bool) {
-	e, commented := lineEnd, false
-	for j := i + 1; j < lineEnd; j++ {
-		if t.src[j] == '#' && (t.src[j-1] == ' ' || t.src[j-1] == '\t') {
-			e, commented = j, true
-			break
+// sameNode reports whether a and b hold the same YAML, written the same
+// way, and a holds no comment.
+func sameNode(a, b *yaml.Node) bool {
+	if a.Kind != b.Kind || a.Tag != b.Tag || a.Style != b.Style || a.Value != b.Value || a.Anchor != b.Anchor ||
+		a.HeadComment != "" || a.LineComment != "" || a.FootComment != "" || len(a.Content) != len(b.Content) {
+		return false
+	}
+	for i := range a.Content {
+		if !sameNode(a.Content[i], b.Content[i]) {
+			return false
 		}
 	}
-	for e > i && (t.src[e-1] == ' ' || t.src[e-1] == '\t') {
-		e--
-	}
-	return e, commented
+	return true
 }
 
-// flowEnd returns the offset past the flow collection starting at i (after
-// any anchor or tag).
-func (t *yamlText) flowEnd(i int) int {
-	i, _ = t.skipProps(i)
-	depth := 0
-	last := byte('[') // the last character that is not white space
-	for ; i < len(t.src); i++ {
-		c := t.src[i]
-		switch {
-		case c == '[' || c == '{':
-			depth++
-		case c == ']' || c == '}':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case (c == '"' || c == '\'') && strings.IndexByte("[{,:", last) >= 0:
-			// A quote opens a quoted scalar only where a scalar starts
-			// (an apostrophe inside a plain one is just a character).
-			i = t.quotedEnd(i) - 1
-		case c == '#' && isBlankByte(t.src[i-1]):
-			for i < len(t.src) && t.src[i] != '\n' {
-				i++
-			}
-			continue
-		}
-		if !isBlankByte(c) {
-			last = c
+// colonEnd returns the offset just past the ":" that follows key: the first
+// ":" on the key's line before which yaml.v3 reads the key.
+func (t *yamlText) colonEnd(key *yaml.Node) (int, error) {
+	start := t.pos(key)
+	for c := start + 1; c < t.contentEnd(key.Line); c++ {
+		if t.src[c] == ':' && parsesAs(t.src[start:c], key) {
+			return c + 1, nil
 		}
 	}
-	return len(t.src)
+	return 0, layoutf("line %d: cannot find the colon after %s", key.Line, key.Value)
 }
 
-// colonEnd returns the offset just past the ':' that follows key.
-func (t *yamlText) colonEnd(key *yaml.Node) int {
-	i, _ := t.skipProps(t.pos(key))
-	if i < len(t.src) && (t.src[i] == '"' || t.src[i] == '\'') {
-		i = t.quotedEnd(i)
-	} else {
-		i += len(key.Value)
+// lastLine is the line on which the text of n ends.
+func (t *yamlText) lastLine(n *yaml.Node) (int, error) {
+	if n.Style&yaml.FlowStyle == 0 && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) && len(n.Content) > 0 {
+		return t.lastLine(n.Content[len(n.Content)-1])
 	}
-	for i < len(t.src) && t.src[i] != ':' {
-		i++
+	start, end, err := t.extent(n)
+	if err != nil || end == start {
+		return n.Line, err
 	}
-	return min(i+1, len(t.src))
+	return t.lineOf(end - 1), nil
 }
 
 // indent returns the indentation of a non-empty block collection: the
@@ -303,7 +350,7 @@ func (t *yamlText) indent(n *yaml.Node) int {
 	}
 	first := n.Content[0]
 	if n.Kind == yaml.SequenceNode {
-		d := t.dashBefore(first)
+		d := t.dash[first]
 		return d - t.lineStart(t.lineOf(d))
 	}
 	return first.Column - 1
@@ -329,13 +376,15 @@ func lookup(m *yaml.Node, key string) (entry, bool) {
 	return entry{}, false
 }
 
-// lastLine is the line on which the value of the block mapping entry ends.
-func (t *yamlText) entryLastLine(m *yaml.Node, e entry) int {
-	end := t.end(e.value, t.indent(m))
-	if end <= t.pos(e.key) {
-		return e.key.Line
-	}
-	return t.lineOf(end - 1)
+// entryAt returns pair i of mapping m.
+func entryAt(m *yaml.Node, i int) entry {
+	return entry{key: m.Content[2*i], value: m.Content[2*i+1], index: i}
+}
+
+// entryLastLine is the line on which the block mapping entry e ends.
+func (t *yamlText) entryLastLine(e entry) (int, error) {
+	last, err := t.lastLine(e.value)
+	return max(last, e.key.Line), err
 }
 
 // headStart returns the first line of the comment block directly above
@@ -457,8 +506,16 @@ func copyNode(n *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// rewriteFlow replaces the flow collection n with its copy changed by edit.
+// rewriteFlow replaces the flow collection n, which must be on one line,
+// with its copy changed by edit.
 func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, error) {
+	start, end, err := t.extent(n)
+	if err != nil {
+		return nil, err
+	}
+	if t.lineOf(end-1) != n.Line {
+		return nil, layoutf("line %d: a list or mapping in brackets over several lines", n.Line)
+	}
 	c := copyNode(n)
 	edit(c)
 	c.Style |= yaml.FlowStyle
@@ -466,7 +523,29 @@ func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return t.apply(splice{t.pos(n), t.flowEnd(t.pos(n)), s})
+	return t.apply(splice{start, end, s})
+}
+
+// anchored returns an anchor that n or a node under it carries, or "".
+func anchored(n *yaml.Node) string {
+	if n.Anchor != "" {
+		return n.Anchor
+	}
+	for _, c := range n.Content {
+		if a := anchored(c); a != "" {
+			return a
+		}
+	}
+	return ""
+}
+
+// checkAnchors refuses to drop or rewrite n when something under it is an
+// anchor that aliases elsewhere may use.
+func checkAnchors(n *yaml.Node, what string) error {
+	if a := anchored(n); a != "" {
+		return layoutf("line %d: %s carries the anchor &%s that other entries may use", n.Line, what, a)
+	}
+	return nil
 }
 
 // --- edits ------------------------------------------------------------------
@@ -480,24 +559,27 @@ func (t *yamlText) setValue(m *yaml.Node, key string, v any) ([]byte, error) {
 	if !ok {
 		return nil, layoutf("%s not found", key)
 	}
-	if e.value.Anchor != "" {
-		return nil, layoutf("%s carries the anchor &%s that other entries may use", key, e.value.Anchor)
+	if err := checkAnchors(e.value, key); err != nil {
+		return nil, err
 	}
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) { c.Content[2*e.index+1] = scalarNode(v, e.value) })
 	}
 	if k := e.value.Kind; k != yaml.ScalarNode && k != yaml.AliasNode {
-		return nil, layoutf("%s is not a single value", key)
+		return nil, layoutf("line %d: %s is not a single value", e.value.Line, key)
 	}
 	text, err := renderValue(v, e.value)
 	if err != nil {
 		return nil, err
 	}
-	start, end := t.pos(e.value), t.end(e.value, t.indent(m))
-	if start == end { // an empty value right after the colon
-		start = t.colonEnd(e.key)
+	start, end, err := t.extent(e.value)
+	if err == nil && start == end { // an empty value right after the colon
+		start, err = t.colonEnd(e.key)
 		end = start
 		text = " " + text
+	}
+	if err != nil {
+		return nil, err
 	}
 	return t.apply(splice{start, end, text})
 }
@@ -522,13 +604,17 @@ func (t *yamlText) insertValue(m *yaml.Node, key string, v any, after ...string)
 		})
 	}
 	if !found {
-		prev = entry{key: m.Content[len(m.Content)-2], value: m.Content[len(m.Content)-1], index: len(m.Content)/2 - 1}
+		prev = entryAt(m, len(m.Content)/2-1)
 	}
 	text, err := renderValue(v, nil)
 	if err != nil {
 		return nil, err
 	}
-	at := t.contentEnd(t.entryLastLine(m, prev))
+	last, err := t.entryLastLine(prev)
+	if err != nil {
+		return nil, err
+	}
+	at := t.contentEnd(last)
 	return t.apply(splice{at, at, t.nl + strings.Repeat(" ", t.indent(m)) + key + ": " + text})
 }
 
@@ -538,6 +624,9 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 	e, ok := lookup(m, key)
 	if !ok {
 		return t.src, nil
+	}
+	if err := checkAnchors(e.value, key); err != nil {
+		return nil, err
 	}
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) {
@@ -552,48 +641,48 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 		}
 		return t.apply(splice{t.pos(e.key), t.pos(m.Content[2]), ""})
 	}
-	floor := t.entryLastLine(m, entry{key: m.Content[2*e.index-2], value: m.Content[2*e.index-1]})
+	floor, err := t.entryLastLine(entryAt(m, e.index-1))
+	if err != nil {
+		return nil, err
+	}
+	last, err := t.entryLastLine(e)
+	if err != nil {
+		return nil, err
+	}
 	first := t.headStart(e.key.Line, t.indent(m), floor)
-	last := t.entryLastLine(m, e)
 	return t.apply(splice{t.lineStart(first), t.nextLine(last), ""})
 }
 
 // itemLines returns the first and last line of item i of the block
 // sequence seq, with the comment lines directly above it; floor is the line
 // the sequence's key is on.
-func (t *yamlText) itemLines(seq *yaml.Node, i, floor int) (first, last int) {
+func (t *yamlText) itemLines(seq *yaml.Node, i, floor int) (first, last int, err error) {
 	item := seq.Content[i]
-	dashLine := t.lineOf(t.dashBefore(item))
 	if i > 0 {
-		floor = t.lineOf(t.end(seq.Content[i-1], t.indent(seq)) - 1)
+		if floor, err = t.lastLine(seq.Content[i-1]); err != nil {
+			return 0, 0, err
+		}
 	}
-	first = t.headStart(dashLine, t.indent(seq), floor)
-	last = t.lineOf(max(t.end(item, t.indent(seq)), t.pos(item)+1) - 1)
+	first = t.headStart(t.lineOf(t.dash[item]), t.indent(seq), floor)
+	if last, err = t.lastLine(item); err != nil {
+		return 0, 0, err
+	}
 	// Comment lines right after it, indented like its content, end it.
 	for last < t.numLines() && t.comment(last+1) && t.indentOf(last+1) > t.indent(seq) {
 		last++
 	}
-	return first, last
-}
-
-// dashBefore returns the offset of the "-" that introduces item.
-func (t *yamlText) dashBefore(item *yaml.Node) int {
-	i := t.pos(item)
-	for i > 0 && t.src[i] != '-' {
-		i--
-	}
-	return i
+	return first, last, nil
 }
 
 // blankSeparated reports whether the items of the block sequence seq are
 // separated by blank lines, judging by the last two.
-func (t *yamlText) blankSeparated(seq *yaml.Node, floor int) bool {
+func (t *yamlText) blankSeparated(seq *yaml.Node, floor int) (bool, error) {
 	n := len(seq.Content)
 	if n < 2 {
-		return false
+		return false, nil
 	}
-	first, _ := t.itemLines(seq, n-1, floor)
-	return first > 1 && t.blank(first-1)
+	first, _, err := t.itemLines(seq, n-1, floor)
+	return first > 1 && t.blank(first-1), err
 }
 
 // style is how the file indents nested blocks, learned from what it holds.
@@ -759,25 +848,31 @@ func (t *yamlText) addEntry(m *yaml.Node, floor int, path []string, item []kv) (
 	text := strings.Join(lines, t.nl)
 	// Blank lines between the entries of m are kept up for the new one.
 	sep := ""
-	for i := 2; i+1 < len(m.Content); i += 2 {
-		prevLast := t.entryLastLine(m, entry{key: m.Content[i-2], value: m.Content[i-1]})
-		if first := t.headStart(m.Content[i].Line, indent, prevLast); first > 1 && t.blank(first-1) {
+	for i := 1; i < len(m.Content)/2; i++ {
+		prevLast, err := t.entryLastLine(entryAt(m, i-1))
+		if err != nil {
+			return nil, err
+		}
+		if first := t.headStart(m.Content[2*i].Line, indent, prevLast); first > 1 && t.blank(first-1) {
 			sep = t.nl
 			break
 		}
 	}
 	if before, ok := lookup(m, entryOrder[path[0]]); ok {
-		var prevLast int
+		prevLast := floor
 		if before.index > 0 {
-			prevLast = t.entryLastLine(m, entry{key: m.Content[2*before.index-2], value: m.Content[2*before.index-1]})
-		} else {
-			prevLast = floor
+			if prevLast, err = t.entryLastLine(entryAt(m, before.index-1)); err != nil {
+				return nil, err
+			}
 		}
 		at := t.lineStart(t.headStart(before.key.Line, indent, prevLast))
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
-	lastE := entry{key: m.Content[len(m.Content)-2], value: m.Content[len(m.Content)-1], index: len(m.Content)/2 - 1}
-	at := t.contentEnd(t.entryLastLine(m, lastE))
+	last, err := t.entryLastLine(entryAt(m, len(m.Content)/2-1))
+	if err != nil {
+		return nil, err
+	}
+	at := t.contentEnd(last)
 	return t.apply(splice{at, at, t.nl + sep + text})
 }
 
@@ -797,9 +892,23 @@ func (t *yamlText) fillEmpty(m *yaml.Node, e entry, path []string, item []kv) ([
 	if err != nil {
 		return nil, err
 	}
-	colon := t.colonEnd(e.key)
-	valEnd := max(colon, t.end(e.value, indent))
-	at := max(valEnd, t.contentEnd(t.lineOf(valEnd-1))) // after a comment on the line
+	if err := checkAnchors(e.value, e.key.Value); err != nil {
+		return nil, err
+	}
+	colon, err := t.colonEnd(e.key)
+	if err != nil {
+		return nil, err
+	}
+	_, valEnd, err := t.extent(e.value)
+	if err != nil {
+		return nil, err
+	}
+	if emptyValue(e.value) {
+		valEnd = colon
+	} else if t.lineOf(valEnd-1) != e.key.Line {
+		return nil, layoutf("line %d: the value of %s is not on its line", e.key.Line, e.key.Value)
+	}
+	at := t.contentEnd(e.key.Line) // after a comment on the line
 	return t.apply(
 		splice{colon, valEnd, ""},
 		splice{at, at, t.nl + strings.Join(lines, t.nl)},
@@ -838,16 +947,25 @@ func (t *yamlText) addToSequence(m *yaml.Node, e entry, item []kv, first bool) (
 	}
 	text := strings.Join(lines, t.nl)
 	sep := ""
-	if t.blankSeparated(seq, floor) {
+	if spaced, err := t.blankSeparated(seq, floor); err != nil {
+		return nil, err
+	} else if spaced {
 		sep = t.nl
 	}
+	at := 0
 	if first {
-		first, _ := t.itemLines(seq, 0, floor)
-		at := t.lineStart(first)
+		line, _, err := t.itemLines(seq, 0, floor)
+		if err != nil {
+			return nil, err
+		}
+		at = t.lineStart(line)
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
-	_, last := t.itemLines(seq, len(seq.Content)-1, floor)
-	at := t.contentEnd(last)
+	_, last, err := t.itemLines(seq, len(seq.Content)-1, floor)
+	if err != nil {
+		return nil, err
+	}
+	at = t.contentEnd(last)
 	return t.apply(splice{at, at, t.nl + sep + text})
 }
 
@@ -864,7 +982,13 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 			c.Content = append(c.Content[:i], c.Content[i+1:]...)
 		})
 	}
-	first, last := t.itemLines(seq, i, e.key.Line)
+	if err := checkAnchors(seq.Content[i], "the item"); err != nil {
+		return nil, err
+	}
+	first, last, err := t.itemLines(seq, i, e.key.Line)
+	if err != nil {
+		return nil, err
+	}
 	if (first > 1 && t.blank(first-1)) || (i == 0 && len(seq.Content) > 1) {
 		// Drop the blank lines after it too: one blank line is left
 		// between the items around it, none after the key.
@@ -874,11 +998,29 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 	}
 	ss := []splice{{t.lineStart(first), t.nextLine(last), ""}}
 	if len(seq.Content) == 1 {
-		c, props := t.colonEnd(e.key), t.colonEnd(e.key)
-		if seq.Line == e.key.Line { // a tag or anchor on the key's line goes too
-			_, props = t.skipProps(t.pos(seq))
+		at, err := t.emptyListAt(e.key, seq)
+		if err != nil {
+			return nil, err
 		}
-		ss = append(ss, splice{c, props, " []"})
+		ss = append(ss, splice{at, at, " []"})
 	}
 	return t.apply(ss...)
+}
+
+// emptyListAt is where " []" goes when the block sequence seq, the value of
+// key, loses its last item: after the colon, or after the tag or anchor the
+// list carries on the key's line (the shortest text there that yaml.v3
+// reads, followed by [], as an empty list with those).
+func (t *yamlText) emptyListAt(key, seq *yaml.Node) (int, error) {
+	if seq.Line != key.Line {
+		return t.colonEnd(key)
+	}
+	want := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle | seq.Style&yaml.TaggedStyle, Tag: seq.Tag, Anchor: seq.Anchor}
+	start, lineEnd := t.pos(seq), t.contentEnd(seq.Line)
+	for e := start + 1; e <= lineEnd; e++ {
+		if (e == lineEnd || t.src[e] == ' ' || t.src[e] == '\t') && parsesAs(append(bytes.Clone(t.src[start:e]), " []"...), want) {
+			return e, nil
+		}
+	}
+	return 0, layoutf("line %d: cannot tell where the tag or anchor of %s ends", key.Line, key.Value)
 }
