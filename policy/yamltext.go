@@ -19,12 +19,12 @@ import (
 // and move comments, so it is only used to render new values and the new
 // text of flow collections ({...} and [...]), which are rewritten whole.
 //
-// yaml.v3 tells where a node starts but not where it ends. The end is not
-// lexed here: it comes from the line structure (a node's text stops before
-// the line where its next sibling starts, less trailing blank and comment
-// lines) and is confirmed by yaml.v3 itself, which must parse the text found
-// to the very node it stands for. What cannot be confirmed is refused with a
-// layoutError, and the operator edits that part by hand.
+// yaml.v3 tells where a node starts but not where it ends, and the end is
+// not lexed here. A block collection ends where its last entry ends; a
+// scalar, alias or flow collection ends at the shortest text, before the
+// line where its next sibling starts, that yaml.v3 itself parses to the very
+// same node. Where there is no such text the edit is refused with a
+// layoutError, and the operator makes it by hand.
 type yamlText struct {
 	src   []byte
 	lines []int      // byte offset of the start of each line; lines[0] is line 1
@@ -32,9 +32,10 @@ type yamlText struct {
 	nl    string     // line break used for new lines: "\n", or "\r\n" when the file uses it
 	// bound holds, for each node in block context, the line where the text
 	// after it begins (its next sibling, its parent's next sibling, or the
-	// end of the document).
+	// line after the last).
 	bound map[*yaml.Node]int
 	dash  map[*yaml.Node]int // offset of the "-" of each item of a block sequence
+	err   error              // the first layout problem met, see fail
 }
 
 // layoutError says an edit met a YAML layout it does not rewrite.
@@ -64,9 +65,7 @@ func parseYAMLText(src []byte) (*yamlText, error) {
 		t.doc = &doc
 	}
 	if root := t.root(); root != nil {
-		if err := t.bounds(root, t.documentEnd(root.Line)); err != nil {
-			return nil, err
-		}
+		t.bounds(root, t.numLines()+1)
 	}
 	return t, nil
 }
@@ -136,9 +135,9 @@ func (t *yamlText) indentOf(line int) int {
 // blank reports whether line holds only white space.
 func (t *yamlText) blank(line int) bool { return len(bytes.TrimSpace(t.text(line))) == 0 }
 
-// comment reports whether line holds only a comment. (Inside a multi-line
-// quoted or block scalar such a line is text; the extents below are
-// confirmed by yaml.v3 so that this never goes unnoticed.)
+// comment reports whether line holds only a comment. It is asked only of
+// lines outside the text of any value (inside a quoted or block scalar, such
+// a line is text).
 func (t *yamlText) comment(line int) bool {
 	s := bytes.TrimLeft(t.text(line), " \t")
 	return len(s) > 0 && s[0] == '#'
@@ -146,26 +145,21 @@ func (t *yamlText) comment(line int) bool {
 
 // --- extents ----------------------------------------------------------------
 
-// documentEnd is the first line after from that ends the document ("---"
-// or "..." at the start of a line, which YAML reserves for that), or the
-// line after the last.
-func (t *yamlText) documentEnd(from int) int {
-	for l := from + 1; l <= t.numLines(); l++ {
-		s := t.text(l)
-		if (bytes.HasPrefix(s, []byte("---")) || bytes.HasPrefix(s, []byte("..."))) &&
-			(len(s) == 3 || s[3] == ' ' || s[3] == '\t') {
-			return l
-		}
+// fail records the first layout problem met; apply then refuses the edit.
+// Keeping the error here lets the position helpers return plain offsets and
+// lines.
+func (t *yamlText) fail(format string, args ...any) {
+	if t.err == nil {
+		t.err = layoutf(format, args...)
 	}
-	return t.numLines() + 1
 }
 
 // bounds records the bound of n and of the nodes of the block collections
 // under it, and the "-" of each block sequence item.
-func (t *yamlText) bounds(n *yaml.Node, bound int) error {
+func (t *yamlText) bounds(n *yaml.Node, bound int) {
 	t.bound[n] = bound
 	if n.Style&yaml.FlowStyle != 0 {
-		return nil // a flow collection is bounded by its brackets, not by lines
+		return // a flow collection is bounded by its brackets, not by lines
 	}
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -174,62 +168,45 @@ func (t *yamlText) bounds(n *yaml.Node, bound int) error {
 			if i+1 < len(n.Content) {
 				next = n.Content[i+1].Line
 			}
-			if err := t.bounds(n.Content[i], next); err != nil {
-				return err
-			}
+			t.bounds(n.Content[i], next)
 		}
 	case yaml.SequenceNode:
 		for _, item := range n.Content {
-			d, err := t.findDash(item)
-			if err != nil {
-				return err
-			}
-			t.dash[item] = d
+			t.dash[item] = t.findDash(item)
 		}
 		for i, item := range n.Content {
 			next := bound
 			if i+1 < len(n.Content) {
 				next = t.lineOf(t.dash[n.Content[i+1]])
 			}
-			if err := t.bounds(item, next); err != nil {
-				return err
-			}
+			t.bounds(item, next)
 		}
 	}
-	return nil
 }
 
 // findDash returns the offset of the "-" that introduces a block sequence
-// item: the last character before the item that is not white space, or the
-// "-" of a line holding only "-" and a comment.
-func (t *yamlText) findDash(item *yaml.Node) (int, error) {
-	i := t.pos(item) - 1
-	for i >= 0 && strings.IndexByte(" \t\r\n", t.src[i]) >= 0 {
-		i--
-	}
-	if i >= 0 && t.src[i] == '-' {
-		return i, nil
-	}
-	if i >= 0 {
-		line := t.lineOf(i)
-		s := bytes.TrimLeft(t.text(line), " ")
-		if rest, ok := bytes.CutPrefix(s, []byte("-")); ok && len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') &&
-			bytes.TrimLeft(rest, " \t")[0] == '#' {
-			return t.lineStart(line) + t.indentOf(line), nil
+// item: the "-" right before the item on its line, or else one alone (or
+// with a comment) on a line above, with only comment lines in between.
+func (t *yamlText) findDash(item *yaml.Node) int {
+	if before := bytes.TrimRight(t.src[t.lineStart(item.Line):t.pos(item)], " \t"); len(before) > 0 {
+		if before[len(before)-1] == '-' {
+			return t.lineStart(item.Line) + len(before) - 1
+		}
+	} else {
+		for line := item.Line - 1; line >= 1; line-- {
+			s := bytes.TrimLeft(t.text(line), " ")
+			if rest, ok := bytes.CutPrefix(s, []byte("-")); ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t') {
+				if rest = bytes.TrimLeft(rest, " \t"); len(rest) == 0 || rest[0] == '#' {
+					return t.lineStart(line) + t.indentOf(line)
+				}
+			}
+			if !t.blank(line) && !t.comment(line) {
+				break
+			}
 		}
 	}
-	return 0, layoutf(`line %d: cannot find the "-" of this list item`, item.Line)
-}
-
-// lastContentLine is the last line after from and before bound that holds
-// more than blanks and a comment, or from when there is none.
-func (t *yamlText) lastContentLine(from, bound int) int {
-	for l := bound - 1; l > from; l-- {
-		if !t.blank(l) && !t.comment(l) {
-			return l
-		}
-	}
-	return from
+	t.fail(`line %d: cannot find the "-" of this list item`, item.Line)
+	return t.pos(item)
 }
 
 // emptyValue reports whether n is a null written as nothing at all.
@@ -238,53 +215,51 @@ func emptyValue(n *yaml.Node) bool {
 }
 
 // extent returns the offsets of the text of n, a scalar, an alias or a flow
-// collection. Its end is found on the line n starts on, or else on the last
-// line before its bound that holds more than a comment; either way yaml.v3
-// must parse the text to n, or the layout is refused.
-func (t *yamlText) extent(n *yaml.Node) (start, end int, err error) {
+// collection: from where yaml.v3 says n starts to the shortest end, on a
+// line before n's bound, at which yaml.v3 parses the text to n. When there
+// is none, the layout is refused.
+func (t *yamlText) extent(n *yaml.Node) (start, end int) {
 	start = t.pos(n)
 	switch {
 	case emptyValue(n):
-		return start, start, nil
+		return start, start
 	case n.Kind == yaml.AliasNode:
 		// An alias is "*" and the anchor's name, which yaml.v3 keeps.
-		end = start + 1 + len(n.Value)
-		if end <= len(t.src) && string(t.src[start:end]) == "*"+n.Value {
-			return start, end, nil
+		if end = start + 1 + len(n.Value); end > len(t.src) || string(t.src[start:end]) != "*"+n.Value {
+			t.fail("line %d: cannot find the alias *%s", n.Line, n.Value)
 		}
-		return 0, 0, layoutf("line %d: cannot find the alias *%s", n.Line, n.Value)
-	case n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode:
-		if n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0 {
-			return 0, 0, layoutf("line %d: not a single value", n.Line)
+		return start, min(end, len(t.src))
+	case n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0:
+		t.fail("line %d: not a single value", n.Line)
+		return start, start
+	}
+	bound, block := t.bound[n]
+	then := ""
+	if !block {
+		bound, then = n.Line+1, ",]}" // inside a flow collection: on its first line
+	}
+	for line := n.Line; line < bound; line++ {
+		if end, ok := t.endOn(n, start, line, then, ""); ok {
+			return start, end
 		}
 	}
-	bound, blockContext := t.bound[n]
-	if end, ok := t.endOn(n, start, n.Line); ok {
-		if blockContext && t.lastContentLine(n.Line, bound) != n.Line {
-			return 0, 0, layoutf("line %d: the lines after this value are not what it holds", n.Line)
-		}
-		return start, end, nil
-	}
-	if blockContext {
-		if last := t.lastContentLine(n.Line, bound); last > n.Line {
-			if end, ok := t.endOn(n, start, last); ok {
-				return start, end, nil
-			}
-		}
-	}
-	return 0, 0, layoutf("line %d: cannot tell where this value ends", n.Line)
+	t.fail("line %d: cannot tell where this value ends", n.Line)
+	return start, start
 }
 
-// endOn returns the shortest end on line for text starting at start that
-// yaml.v3 parses to n. A value ends at the end of the line, before a blank
-// (and maybe a comment), or at a closing bracket.
-func (t *yamlText) endOn(n *yaml.Node, start, line int) (int, bool) {
+// endOn returns the shortest end on line of the text from start that,
+// followed by suffix, yaml.v3 parses to n. Only ends are tried after which
+// the line holds nothing, a comment, or (after blanks) one of the
+// characters of then. (The start of a later line is an end too: a block
+// scalar may keep the blank lines after its text.)
+func (t *yamlText) endOn(n *yaml.Node, start, line int, then, suffix string) (int, bool) {
 	lineEnd := t.contentEnd(line)
-	for e := max(start, t.lineStart(line)) + 1; e <= lineEnd; e++ {
-		if e < lineEnd && t.src[e] != ' ' && t.src[e] != '\t' && t.src[e-1] != ']' && t.src[e-1] != '}' {
+	for e := max(start+1, t.lineStart(line)); e <= lineEnd; e++ {
+		rest := bytes.TrimLeft(t.src[e:lineEnd], " \t")
+		if len(rest) > 0 && !(rest[0] == '#' && len(rest) < lineEnd-e) && strings.IndexByte(then, rest[0]) < 0 {
 			continue
 		}
-		if parsesAs(t.src[start:e], n) {
+		if parsesAs(append(t.src[start:e:e], suffix...), n) {
 			return e, true
 		}
 	}
@@ -296,7 +271,7 @@ func (t *yamlText) endOn(n *yaml.Node, start, line int) (int, bool) {
 // position) and that holds no comment.
 func parsesAs(text []byte, n *yaml.Node) bool {
 	var doc yaml.Node
-	if yaml.Unmarshal(append(bytes.Clone(text), '\n'), &doc) != nil || len(doc.Content) != 1 {
+	if yaml.Unmarshal(append(text[:len(text):len(text)], '\n'), &doc) != nil || len(doc.Content) != 1 {
 		return false
 	}
 	return doc.HeadComment == "" && doc.LineComment == "" && doc.FootComment == "" && sameNode(doc.Content[0], n)
@@ -317,28 +292,27 @@ func sameNode(a, b *yaml.Node) bool {
 	return true
 }
 
-// colonEnd returns the offset just past the ":" that follows key: the first
-// ":" on the key's line before which yaml.v3 reads the key.
-func (t *yamlText) colonEnd(key *yaml.Node) (int, error) {
-	start := t.pos(key)
-	for c := start + 1; c < t.contentEnd(key.Line); c++ {
-		if t.src[c] == ':' && parsesAs(t.src[start:c], key) {
-			return c + 1, nil
+// colonEnd returns the offset just past the ":" that follows key.
+func (t *yamlText) colonEnd(key *yaml.Node) int {
+	lineEnd := t.contentEnd(key.Line)
+	if e, ok := t.endOn(key, t.pos(key), key.Line, ":", ""); ok {
+		if rest := bytes.TrimLeft(t.src[e:lineEnd], " \t"); len(rest) > 0 && rest[0] == ':' {
+			return lineEnd - len(rest) + 1
 		}
 	}
-	return 0, layoutf("line %d: cannot find the colon after %s", key.Line, key.Value)
+	t.fail("line %d: cannot find the colon after %s", key.Line, key.Value)
+	return t.pos(key)
 }
 
 // lastLine is the line on which the text of n ends.
-func (t *yamlText) lastLine(n *yaml.Node) (int, error) {
-	if n.Style&yaml.FlowStyle == 0 && (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) && len(n.Content) > 0 {
+func (t *yamlText) lastLine(n *yaml.Node) int {
+	if n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0 {
 		return t.lastLine(n.Content[len(n.Content)-1])
 	}
-	start, end, err := t.extent(n)
-	if err != nil || end == start {
-		return n.Line, err
+	if start, end := t.extent(n); end > start {
+		return t.lineOf(end - 1)
 	}
-	return t.lineOf(end - 1), nil
+	return n.Line
 }
 
 // indent returns the indentation of a non-empty block collection: the
@@ -382,10 +356,7 @@ func entryAt(m *yaml.Node, i int) entry {
 }
 
 // entryLastLine is the line on which the block mapping entry e ends.
-func (t *yamlText) entryLastLine(e entry) (int, error) {
-	last, err := t.lastLine(e.value)
-	return max(last, e.key.Line), err
-}
+func (t *yamlText) entryLastLine(e entry) int { return max(t.lastLine(e.value), e.key.Line) }
 
 // headStart returns the first line of the comment block directly above
 // line (no blank line in between) at exactly indent, not reaching floor.
@@ -404,7 +375,11 @@ type splice struct {
 }
 
 // apply returns the source with the splices made; they must not overlap.
+// It refuses when a layout problem was met on the way.
 func (t *yamlText) apply(ss ...splice) ([]byte, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
 	sort.SliceStable(ss, func(i, j int) bool { return ss[i].start > ss[j].start })
 	out := append([]byte(nil), t.src...)
 	limit := len(t.src)
@@ -509,12 +484,9 @@ func copyNode(n *yaml.Node) *yaml.Node {
 // rewriteFlow replaces the flow collection n, which must be on one line,
 // with its copy changed by edit.
 func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, error) {
-	start, end, err := t.extent(n)
-	if err != nil {
-		return nil, err
-	}
-	if t.lineOf(end-1) != n.Line {
-		return nil, layoutf("line %d: a list or mapping in brackets over several lines", n.Line)
+	start, end := t.extent(n)
+	if t.lineOf(max(end-1, start)) != n.Line {
+		t.fail("line %d: a list or mapping in brackets over several lines", n.Line)
 	}
 	c := copyNode(n)
 	edit(c)
@@ -526,26 +498,15 @@ func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, e
 	return t.apply(splice{start, end, s})
 }
 
-// anchored returns an anchor that n or a node under it carries, or "".
-func anchored(n *yaml.Node) string {
+// keepAnchors refuses to drop or rewrite n when a node in it carries an
+// anchor that aliases elsewhere may use.
+func (t *yamlText) keepAnchors(n *yaml.Node) {
 	if n.Anchor != "" {
-		return n.Anchor
+		t.fail("line %d: the value carries the anchor &%s that other entries may use", n.Line, n.Anchor)
 	}
 	for _, c := range n.Content {
-		if a := anchored(c); a != "" {
-			return a
-		}
+		t.keepAnchors(c)
 	}
-	return ""
-}
-
-// checkAnchors refuses to drop or rewrite n when something under it is an
-// anchor that aliases elsewhere may use.
-func checkAnchors(n *yaml.Node, what string) error {
-	if a := anchored(n); a != "" {
-		return layoutf("line %d: %s carries the anchor &%s that other entries may use", n.Line, what, a)
-	}
-	return nil
 }
 
 // --- edits ------------------------------------------------------------------
@@ -559,9 +520,7 @@ func (t *yamlText) setValue(m *yaml.Node, key string, v any) ([]byte, error) {
 	if !ok {
 		return nil, layoutf("%s not found", key)
 	}
-	if err := checkAnchors(e.value, key); err != nil {
-		return nil, err
-	}
+	t.keepAnchors(e.value)
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) { c.Content[2*e.index+1] = scalarNode(v, e.value) })
 	}
@@ -572,14 +531,11 @@ func (t *yamlText) setValue(m *yaml.Node, key string, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	start, end, err := t.extent(e.value)
-	if err == nil && start == end { // an empty value right after the colon
-		start, err = t.colonEnd(e.key)
+	start, end := t.extent(e.value)
+	if start == end { // an empty value right after the colon
+		start = t.colonEnd(e.key)
 		end = start
 		text = " " + text
-	}
-	if err != nil {
-		return nil, err
 	}
 	return t.apply(splice{start, end, text})
 }
@@ -610,11 +566,7 @@ func (t *yamlText) insertValue(m *yaml.Node, key string, v any, after ...string)
 	if err != nil {
 		return nil, err
 	}
-	last, err := t.entryLastLine(prev)
-	if err != nil {
-		return nil, err
-	}
-	at := t.contentEnd(last)
+	at := t.contentEnd(t.entryLastLine(prev))
 	return t.apply(splice{at, at, t.nl + strings.Repeat(" ", t.indent(m)) + key + ": " + text})
 }
 
@@ -625,9 +577,7 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 	if !ok {
 		return t.src, nil
 	}
-	if err := checkAnchors(e.value, key); err != nil {
-		return nil, err
-	}
+	t.keepAnchors(e.value)
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) {
 			c.Content = append(c.Content[:2*e.index], c.Content[2*e.index+2:]...)
@@ -641,48 +591,36 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 		}
 		return t.apply(splice{t.pos(e.key), t.pos(m.Content[2]), ""})
 	}
-	floor, err := t.entryLastLine(entryAt(m, e.index-1))
-	if err != nil {
-		return nil, err
-	}
-	last, err := t.entryLastLine(e)
-	if err != nil {
-		return nil, err
-	}
-	first := t.headStart(e.key.Line, t.indent(m), floor)
-	return t.apply(splice{t.lineStart(first), t.nextLine(last), ""})
+	first := t.headStart(e.key.Line, t.indent(m), t.entryLastLine(entryAt(m, e.index-1)))
+	return t.apply(splice{t.lineStart(first), t.nextLine(t.entryLastLine(e)), ""})
 }
 
 // itemLines returns the first and last line of item i of the block
 // sequence seq, with the comment lines directly above it; floor is the line
 // the sequence's key is on.
-func (t *yamlText) itemLines(seq *yaml.Node, i, floor int) (first, last int, err error) {
+func (t *yamlText) itemLines(seq *yaml.Node, i, floor int) (first, last int) {
 	item := seq.Content[i]
 	if i > 0 {
-		if floor, err = t.lastLine(seq.Content[i-1]); err != nil {
-			return 0, 0, err
-		}
+		floor = t.lastLine(seq.Content[i-1])
 	}
 	first = t.headStart(t.lineOf(t.dash[item]), t.indent(seq), floor)
-	if last, err = t.lastLine(item); err != nil {
-		return 0, 0, err
-	}
+	last = t.lastLine(item)
 	// Comment lines right after it, indented like its content, end it.
 	for last < t.numLines() && t.comment(last+1) && t.indentOf(last+1) > t.indent(seq) {
 		last++
 	}
-	return first, last, nil
+	return first, last
 }
 
 // blankSeparated reports whether the items of the block sequence seq are
 // separated by blank lines, judging by the last two.
-func (t *yamlText) blankSeparated(seq *yaml.Node, floor int) (bool, error) {
+func (t *yamlText) blankSeparated(seq *yaml.Node, floor int) bool {
 	n := len(seq.Content)
 	if n < 2 {
-		return false, nil
+		return false
 	}
-	first, _, err := t.itemLines(seq, n-1, floor)
-	return first > 1 && t.blank(first-1), err
+	first, _ := t.itemLines(seq, n-1, floor)
+	return first > 1 && t.blank(first-1)
 }
 
 // style is how the file indents nested blocks, learned from what it holds.
@@ -849,11 +787,7 @@ func (t *yamlText) addEntry(m *yaml.Node, floor int, path []string, item []kv) (
 	// Blank lines between the entries of m are kept up for the new one.
 	sep := ""
 	for i := 1; i < len(m.Content)/2; i++ {
-		prevLast, err := t.entryLastLine(entryAt(m, i-1))
-		if err != nil {
-			return nil, err
-		}
-		if first := t.headStart(m.Content[2*i].Line, indent, prevLast); first > 1 && t.blank(first-1) {
+		if first := t.headStart(m.Content[2*i].Line, indent, t.entryLastLine(entryAt(m, i-1))); first > 1 && t.blank(first-1) {
 			sep = t.nl
 			break
 		}
@@ -861,18 +795,12 @@ func (t *yamlText) addEntry(m *yaml.Node, floor int, path []string, item []kv) (
 	if before, ok := lookup(m, entryOrder[path[0]]); ok {
 		prevLast := floor
 		if before.index > 0 {
-			if prevLast, err = t.entryLastLine(entryAt(m, before.index-1)); err != nil {
-				return nil, err
-			}
+			prevLast = t.entryLastLine(entryAt(m, before.index-1))
 		}
 		at := t.lineStart(t.headStart(before.key.Line, indent, prevLast))
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
-	last, err := t.entryLastLine(entryAt(m, len(m.Content)/2-1))
-	if err != nil {
-		return nil, err
-	}
-	at := t.contentEnd(last)
+	at := t.contentEnd(t.entryLastLine(entryAt(m, len(m.Content)/2-1)))
 	return t.apply(splice{at, at, t.nl + sep + text})
 }
 
@@ -892,21 +820,13 @@ func (t *yamlText) fillEmpty(m *yaml.Node, e entry, path []string, item []kv) ([
 	if err != nil {
 		return nil, err
 	}
-	if err := checkAnchors(e.value, e.key.Value); err != nil {
-		return nil, err
-	}
-	colon, err := t.colonEnd(e.key)
-	if err != nil {
-		return nil, err
-	}
-	_, valEnd, err := t.extent(e.value)
-	if err != nil {
-		return nil, err
-	}
+	t.keepAnchors(e.value)
+	colon := t.colonEnd(e.key)
+	_, valEnd := t.extent(e.value)
 	if emptyValue(e.value) {
 		valEnd = colon
-	} else if t.lineOf(valEnd-1) != e.key.Line {
-		return nil, layoutf("line %d: the value of %s is not on its line", e.key.Line, e.key.Value)
+	} else if t.lineOf(max(valEnd-1, colon)) != e.key.Line {
+		t.fail("line %d: the value of %s is not on its line", e.key.Line, e.key.Value)
 	}
 	at := t.contentEnd(e.key.Line) // after a comment on the line
 	return t.apply(
@@ -947,25 +867,16 @@ func (t *yamlText) addToSequence(m *yaml.Node, e entry, item []kv, first bool) (
 	}
 	text := strings.Join(lines, t.nl)
 	sep := ""
-	if spaced, err := t.blankSeparated(seq, floor); err != nil {
-		return nil, err
-	} else if spaced {
+	if t.blankSeparated(seq, floor) {
 		sep = t.nl
 	}
-	at := 0
 	if first {
-		line, _, err := t.itemLines(seq, 0, floor)
-		if err != nil {
-			return nil, err
-		}
-		at = t.lineStart(line)
+		line, _ := t.itemLines(seq, 0, floor)
+		at := t.lineStart(line)
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
-	_, last, err := t.itemLines(seq, len(seq.Content)-1, floor)
-	if err != nil {
-		return nil, err
-	}
-	at = t.contentEnd(last)
+	_, last := t.itemLines(seq, len(seq.Content)-1, floor)
+	at := t.contentEnd(last)
 	return t.apply(splice{at, at, t.nl + sep + text})
 }
 
@@ -982,13 +893,8 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 			c.Content = append(c.Content[:i], c.Content[i+1:]...)
 		})
 	}
-	if err := checkAnchors(seq.Content[i], "the item"); err != nil {
-		return nil, err
-	}
-	first, last, err := t.itemLines(seq, i, e.key.Line)
-	if err != nil {
-		return nil, err
-	}
+	t.keepAnchors(seq.Content[i])
+	first, last := t.itemLines(seq, i, e.key.Line)
 	if (first > 1 && t.blank(first-1)) || (i == 0 && len(seq.Content) > 1) {
 		// Drop the blank lines after it too: one blank line is left
 		// between the items around it, none after the key.
@@ -998,10 +904,7 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 	}
 	ss := []splice{{t.lineStart(first), t.nextLine(last), ""}}
 	if len(seq.Content) == 1 {
-		at, err := t.emptyListAt(e.key, seq)
-		if err != nil {
-			return nil, err
-		}
+		at := t.emptyListAt(e.key, seq)
 		ss = append(ss, splice{at, at, " []"})
 	}
 	return t.apply(ss...)
@@ -1010,17 +913,15 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 // emptyListAt is where " []" goes when the block sequence seq, the value of
 // key, loses its last item: after the colon, or after the tag or anchor the
 // list carries on the key's line (the shortest text there that yaml.v3
-// reads, followed by [], as an empty list with those).
-func (t *yamlText) emptyListAt(key, seq *yaml.Node) (int, error) {
+// reads, followed by " []", as an empty list with those).
+func (t *yamlText) emptyListAt(key, seq *yaml.Node) int {
 	if seq.Line != key.Line {
 		return t.colonEnd(key)
 	}
 	want := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle | seq.Style&yaml.TaggedStyle, Tag: seq.Tag, Anchor: seq.Anchor}
-	start, lineEnd := t.pos(seq), t.contentEnd(seq.Line)
-	for e := start + 1; e <= lineEnd; e++ {
-		if (e == lineEnd || t.src[e] == ' ' || t.src[e] == '\t') && parsesAs(append(bytes.Clone(t.src[start:e]), " []"...), want) {
-			return e, nil
-		}
+	at, ok := t.endOn(want, t.pos(seq), seq.Line, "", " []")
+	if !ok {
+		t.fail("line %d: cannot tell where the tag or anchor of %s ends", key.Line, key.Value)
 	}
-	return 0, layoutf("line %d: cannot tell where the tag or anchor of %s ends", key.Line, key.Value)
+	return at
 }
