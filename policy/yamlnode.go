@@ -29,6 +29,10 @@ func (d *NodeDecoder) Addf(line int, format string, args ...any) {
 	d.Problems = append(d.Problems, Problem{File: d.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
+// syntaxLine reads the line out of a yaml.v3 syntax error. yaml.v3 has no
+// error type for these (it builds them with fmt.Errorf as "yaml: line N:
+// message"; only decoding errors get a *yaml.TypeError), so the text is the
+// one place the line is given.
 var syntaxLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parserProblems are the yaml.v3 parser's messages; its scanner's differ.

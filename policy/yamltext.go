@@ -16,13 +16,26 @@ import (
 // as splices of the source, so that every byte an edit does not need to
 // touch (comments, blank lines, quoting, indentation, key order) stays as the
 // operator wrote it. Re-encoding the tree with yaml.v3 would drop blank lines
-// and move comments, so it is only used to render the new text of flow
-// collections ({...} and [...]), which are rewritten whole.
+// and move comments, so it is only used to render new values and the new
+// text of flow collections ({...} and [...]), which are rewritten whole.
+//
+// yaml.v3 tells where a node starts but not where it ends, and the end is
+// not lexed here. A block collection ends where its last entry ends; a
+// scalar, alias or flow collection ends at the shortest text, before the
+// line where its next sibling starts, that yaml.v3 itself parses to the very
+// same node. Where there is no such text the edit is refused with a
+// layoutError, and the operator makes it by hand.
 type yamlText struct {
 	src   []byte
 	lines []int      // byte offset of the start of each line; lines[0] is line 1
 	doc   *yaml.Node // the document node; nil when the source holds none
 	nl    string     // line break used for new lines: "\n", or "\r\n" when the file uses it
+	// bound holds, for each node in block context, the line where the text
+	// after it begins (its next sibling, its parent's next sibling, or the
+	// line after the last).
+	bound map[*yaml.Node]int
+	dash  map[*yaml.Node]int // offset of the "-" of each item of a block sequence
+	err   error              // the first layout problem met, see fail
 }
 
 // layoutError says an edit met a YAML layout it does not rewrite.
@@ -35,7 +48,7 @@ func layoutf(format string, args ...any) error {
 }
 
 func parseYAMLText(src []byte) (*yamlText, error) {
-	t := &yamlText{src: src, lines: []int{0}, nl: "\n"}
+	t := &yamlText{src: src, lines: []int{0}, nl: "\n", bound: map[*yaml.Node]int{}, dash: map[*yaml.Node]int{}}
 	for i, c := range src {
 		if c == '\n' {
 			t.lines = append(t.lines, i+1)
@@ -50,6 +63,9 @@ func parseYAMLText(src []byte) (*yamlText, error) {
 	}
 	if doc.Kind != 0 {
 		t.doc = &doc
+	}
+	if root := t.root(); root != nil {
+		t.bounds(root, t.numLines()+1)
 	}
 	return t, nil
 }
@@ -107,191 +123,196 @@ func (t *yamlText) contentEnd(line int) int {
 	return e
 }
 
+// text is the content of line, without its break.
+func (t *yamlText) text(line int) []byte { return t.src[t.lineStart(line):t.contentEnd(line)] }
+
 // indentOf is the number of leading spaces of line.
 func (t *yamlText) indentOf(line int) int {
-	s, e := t.lineStart(line), t.contentEnd(line)
-	i := s
-	for i < e && t.src[i] == ' ' {
-		i++
-	}
-	return i - s
+	s := t.text(line)
+	return len(s) - len(bytes.TrimLeft(s, " "))
 }
 
 // blank reports whether line holds only white space.
-func (t *yamlText) blank(line int) bool {
-	return len(bytes.TrimSpace(t.src[t.lineStart(line):t.contentEnd(line)])) == 0
-}
+func (t *yamlText) blank(line int) bool { return len(bytes.TrimSpace(t.text(line))) == 0 }
 
-// comment reports whether line holds only a comment.
+// comment reports whether line holds only a comment. It is asked only of
+// lines outside the text of any value (inside a quoted or block scalar, such
+// a line is text).
 func (t *yamlText) comment(line int) bool {
-	s := bytes.TrimLeft(t.src[t.lineStart(line):t.contentEnd(line)], " \t")
+	s := bytes.TrimLeft(t.text(line), " \t")
 	return len(s) > 0 && s[0] == '#'
 }
 
 // --- extents ----------------------------------------------------------------
 
-// end returns the offset just past the text of n. indent is the indentation
-// of the construct that owns n: the lines of a multi-line scalar are
-// indented more than that.
-func (t *yamlText) end(n *yaml.Node, indent int) int {
+// fail records the first layout problem met; apply then refuses the edit.
+// Keeping the error here lets the position helpers return plain offsets and
+// lines.
+func (t *yamlText) fail(format string, args ...any) {
+	if t.err == nil {
+		t.err = layoutf(format, args...)
+	}
+}
+
+// bounds records the bound of n and of the nodes of the block collections
+// under it, and the "-" of each block sequence item.
+func (t *yamlText) bounds(n *yaml.Node, bound int) {
+	t.bound[n] = bound
+	if n.Style&yaml.FlowStyle != 0 {
+		return // a flow collection is bounded by its brackets, not by lines
+	}
 	switch n.Kind {
-	case yaml.AliasNode:
-		i := t.pos(n) + 1
-		for i < len(t.src) && !isBlankByte(t.src[i]) && !strings.ContainsRune(",[]{}", rune(t.src[i])) {
-			i++
-		}
-		return i
-	case yaml.ScalarNode:
-		return t.scalarEnd(n, indent)
-	case yaml.MappingNode, yaml.SequenceNode:
-		if n.Style&yaml.FlowStyle != 0 || len(n.Content) == 0 {
-			return t.flowEnd(t.pos(n))
-		}
-		return t.end(n.Content[len(n.Content)-1], t.indent(n))
-	}
-	return t.pos(n)
-}
-
-func isBlankByte(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-// skipProps skips an anchor and a tag in front of a node's content and
-// returns where the content starts and where the properties end.
-func (t *yamlText) skipProps(i int) (content, propsEnd int) {
-	propsEnd = i
-	for i < len(t.src) && (t.src[i] == '&' || t.src[i] == '!') {
-		for i < len(t.src) && !isBlankByte(t.src[i]) {
-			i++
-		}
-		propsEnd = i
-		for i < len(t.src) && (t.src[i] == ' ' || t.src[i] == '\t') {
-			i++
-		}
-	}
-	return i, propsEnd
-}
-
-func (t *yamlText) scalarEnd(n *yaml.Node, indent int) int {
-	i, propsEnd := t.skipProps(t.pos(n))
-	if n.Value == "" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-		return propsEnd // an empty value: nothing, or just its properties
-	}
-	if i >= len(t.src) {
-		return i
-	}
-	switch t.src[i] {
-	case '"', '\'':
-		return t.quotedEnd(i)
-	case '|', '>':
-		line := t.lineOf(i)
-		e := i + 1
-		for e < len(t.src) && !isBlankByte(t.src[e]) {
-			e++
-		}
-		for l := line + 1; l <= t.numLines(); l++ {
-			if t.blank(l) {
-				continue
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			next := bound
+			if i+1 < len(n.Content) {
+				next = n.Content[i+1].Line
 			}
-			if t.indentOf(l) <= indent {
+			t.bounds(n.Content[i], next)
+		}
+	case yaml.SequenceNode:
+		for _, item := range n.Content {
+			t.dash[item] = t.findDash(item)
+		}
+		for i, item := range n.Content {
+			next := bound
+			if i+1 < len(n.Content) {
+				next = t.lineOf(t.dash[n.Content[i+1]])
+			}
+			t.bounds(item, next)
+		}
+	}
+}
+
+// findDash returns the offset of the "-" that introduces a block sequence
+// item: the "-" right before the item on its line, or else one alone (or
+// with a comment) on a line above, with only comment lines in between.
+func (t *yamlText) findDash(item *yaml.Node) int {
+	if before := bytes.TrimRight(t.src[t.lineStart(item.Line):t.pos(item)], " \t"); len(before) > 0 {
+		if before[len(before)-1] == '-' {
+			return t.lineStart(item.Line) + len(before) - 1
+		}
+	} else {
+		for line := item.Line - 1; line >= 1; line-- {
+			s := bytes.TrimLeft(t.text(line), " ")
+			if rest, ok := bytes.CutPrefix(s, []byte("-")); ok && (len(rest) == 0 || rest[0] == ' ' || rest[0] == '\t') {
+				if rest = bytes.TrimLeft(rest, " \t"); len(rest) == 0 || rest[0] == '#' {
+					return t.lineStart(line) + t.indentOf(line)
+				}
+			}
+			if !t.blank(line) && !t.comment(line) {
 				break
 			}
-			e = t.contentEnd(l)
 		}
-		return e
 	}
-	// A plain scalar: up to a comment or the end of the line, then on every
-	// following line indented more than its owner.
-	line := t.lineOf(i)
-	e, commented := t.plainEnd(i, t.contentEnd(line))
-	for l := line + 1; !commented && l <= t.numLines(); l++ {
-		if t.blank(l) {
+	t.fail(`line %d: cannot find the "-" of this list item`, item.Line)
+	return t.pos(item)
+}
+
+// emptyValue reports whether n is a null written as nothing at all.
+func emptyValue(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Value == "" && n.Style == 0 && n.Anchor == "" && n.ShortTag() == "!!null"
+}
+
+// extent returns the offsets of the text of n, a scalar, an alias or a flow
+// collection: from where yaml.v3 says n starts to the shortest end, on a
+// line before n's bound, at which yaml.v3 parses the text to n. When there
+// is none, the layout is refused.
+func (t *yamlText) extent(n *yaml.Node) (start, end int) {
+	start = t.pos(n)
+	switch {
+	case emptyValue(n):
+		return start, start
+	case n.Kind == yaml.AliasNode:
+		// An alias is "*" and the anchor's name, which yaml.v3 keeps.
+		if end = start + 1 + len(n.Value); end > len(t.src) || string(t.src[start:end]) != "*"+n.Value {
+			t.fail("line %d: cannot find the alias *%s", n.Line, n.Value)
+		}
+		return start, min(end, len(t.src))
+	case n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0:
+		t.fail("line %d: not a single value", n.Line)
+		return start, start
+	}
+	bound, block := t.bound[n]
+	then := ""
+	if !block {
+		bound, then = n.Line+1, ",]}" // inside a flow collection: on its first line
+	}
+	for line := n.Line; line < bound; line++ {
+		if end, ok := t.endOn(n, start, line, then, ""); ok {
+			return start, end
+		}
+	}
+	t.fail("line %d: cannot tell where this value ends", n.Line)
+	return start, start
+}
+
+// endOn returns the shortest end on line of the text from start that,
+// followed by suffix, yaml.v3 parses to n. Only ends are tried after which
+// the line holds nothing, a comment, or (after blanks) one of the
+// characters of then. (The start of a later line is an end too: a block
+// scalar may keep the blank lines after its text.)
+func (t *yamlText) endOn(n *yaml.Node, start, line int, then, suffix string) (int, bool) {
+	lineEnd := t.contentEnd(line)
+	for e := max(start+1, t.lineStart(line)); e <= lineEnd; e++ {
+		rest := bytes.TrimLeft(t.src[e:lineEnd], " \t")
+		if len(rest) > 0 && !(rest[0] == '#' && len(rest) < lineEnd-e) && strings.IndexByte(then, rest[0]) < 0 {
 			continue
 		}
-		if t.indentOf(l) <= indent || t.comment(l) {
-			break
+		if parsesAs(append(t.src[start:e:e], suffix...), n) {
+			return e, true
 		}
-		e, commented = t.plainEnd(t.lineStart(l)+t.indentOf(l), t.contentEnd(l))
 	}
-	return e
+	return 0, false
 }
 
-// quotedEnd returns the offset past the quoted scalar starting at i, which
-// may span lines.
-func (t *yamlText) quotedEnd(i int) int {
-	q := t.src[i]
-	for j := i + 1; j < len(t.src); j++ {
-		switch c := t.src[j]; {
-		case c == '\\' && q == '"':
-			j++
-		case c == q && q == '\'' && j+1 < len(t.src) && t.src[j+1] == '\'':
-			j++ // '' is an escaped quote
-		case c == q:
-			return j + 1
-		}
+// parsesAs reports whether text, standing alone, is a YAML document whose
+// only node is like n (its content, tag, style and anchor; not its
+// position) and that holds no comment.
+func parsesAs(text []byte, n *yaml.Node) bool {
+	var doc yaml.Node
+	if yaml.Unmarshal(append(text[:len(text):len(text)], '\n'), &doc) != nil || len(doc.Content) != 1 {
+		return false
 	}
-	return len(t.src)
+	return doc.HeadComment == "" && doc.LineComment == "" && doc.FootComment == "" && sameNode(doc.Content[0], n)
 }
 
-// plainEnd returns the end of plain scalar text from i to at most lineEnd,
-// without trailing blanks, and whether a comment follows it.
-func (t *yamlText) plainEnd(i, lineEnd int) (int, bool) {
-	e, commented := lineEnd, false
-	for j := i + 1; j < lineEnd; j++ {
-		if t.src[j] == '#' && (t.src[j-1] == ' ' || t.src[j-1] == '\t') {
-			e, commented = j, true
-			break
+// sameNode reports whether a and b hold the same YAML, written the same
+// way, and a holds no comment.
+func sameNode(a, b *yaml.Node) bool {
+	if a.Kind != b.Kind || a.Tag != b.Tag || a.Style != b.Style || a.Value != b.Value || a.Anchor != b.Anchor ||
+		a.HeadComment != "" || a.LineComment != "" || a.FootComment != "" || len(a.Content) != len(b.Content) {
+		return false
+	}
+	for i := range a.Content {
+		if !sameNode(a.Content[i], b.Content[i]) {
+			return false
 		}
 	}
-	for e > i && (t.src[e-1] == ' ' || t.src[e-1] == '\t') {
-		e--
-	}
-	return e, commented
+	return true
 }
 
-// flowEnd returns the offset past the flow collection starting at i (after
-// any anchor or tag).
-func (t *yamlText) flowEnd(i int) int {
-	i, _ = t.skipProps(i)
-	depth := 0
-	last := byte('[') // the last character that is not white space
-	for ; i < len(t.src); i++ {
-		c := t.src[i]
-		switch {
-		case c == '[' || c == '{':
-			depth++
-		case c == ']' || c == '}':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case (c == '"' || c == '\'') && strings.IndexByte("[{,:", last) >= 0:
-			// A quote opens a quoted scalar only where a scalar starts
-			// (an apostrophe inside a plain one is just a character).
-			i = t.quotedEnd(i) - 1
-		case c == '#' && isBlankByte(t.src[i-1]):
-			for i < len(t.src) && t.src[i] != '\n' {
-				i++
-			}
-			continue
-		}
-		if !isBlankByte(c) {
-			last = c
-		}
-	}
-	return len(t.src)
-}
-
-// colonEnd returns the offset just past the ':' that follows key.
+// colonEnd returns the offset just past the ":" that follows key.
 func (t *yamlText) colonEnd(key *yaml.Node) int {
-	i, _ := t.skipProps(t.pos(key))
-	if i < len(t.src) && (t.src[i] == '"' || t.src[i] == '\'') {
-		i = t.quotedEnd(i)
-	} else {
-		i += len(key.Value)
+	lineEnd := t.contentEnd(key.Line)
+	if e, ok := t.endOn(key, t.pos(key), key.Line, ":", ""); ok {
+		if rest := bytes.TrimLeft(t.src[e:lineEnd], " \t"); len(rest) > 0 && rest[0] == ':' {
+			return lineEnd - len(rest) + 1
+		}
 	}
-	for i < len(t.src) && t.src[i] != ':' {
-		i++
+	t.fail("line %d: cannot find the colon after %s", key.Line, key.Value)
+	return t.pos(key)
+}
+
+// lastLine is the line on which the text of n ends.
+func (t *yamlText) lastLine(n *yaml.Node) int {
+	if n.Style&yaml.FlowStyle == 0 && len(n.Content) > 0 {
+		return t.lastLine(n.Content[len(n.Content)-1])
 	}
-	return min(i+1, len(t.src))
+	if start, end := t.extent(n); end > start {
+		return t.lineOf(end - 1)
+	}
+	return n.Line
 }
 
 // indent returns the indentation of a non-empty block collection: the
@@ -303,7 +324,7 @@ func (t *yamlText) indent(n *yaml.Node) int {
 	}
 	first := n.Content[0]
 	if n.Kind == yaml.SequenceNode {
-		d := t.dashBefore(first)
+		d := t.dash[first]
 		return d - t.lineStart(t.lineOf(d))
 	}
 	return first.Column - 1
@@ -329,14 +350,13 @@ func lookup(m *yaml.Node, key string) (entry, bool) {
 	return entry{}, false
 }
 
-// lastLine is the line on which the value of the block mapping entry ends.
-func (t *yamlText) entryLastLine(m *yaml.Node, e entry) int {
-	end := t.end(e.value, t.indent(m))
-	if end <= t.pos(e.key) {
-		return e.key.Line
-	}
-	return t.lineOf(end - 1)
+// entryAt returns pair i of mapping m.
+func entryAt(m *yaml.Node, i int) entry {
+	return entry{key: m.Content[2*i], value: m.Content[2*i+1], index: i}
 }
+
+// entryLastLine is the line on which the block mapping entry e ends.
+func (t *yamlText) entryLastLine(e entry) int { return max(t.lastLine(e.value), e.key.Line) }
 
 // headStart returns the first line of the comment block directly above
 // line (no blank line in between) at exactly indent, not reaching floor.
@@ -355,7 +375,11 @@ type splice struct {
 }
 
 // apply returns the source with the splices made; they must not overlap.
+// It refuses when a layout problem was met on the way.
 func (t *yamlText) apply(ss ...splice) ([]byte, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
 	sort.SliceStable(ss, func(i, j int) bool { return ss[i].start > ss[j].start })
 	out := append([]byte(nil), t.src...)
 	limit := len(t.src)
@@ -457,8 +481,13 @@ func copyNode(n *yaml.Node) *yaml.Node {
 	return &c
 }
 
-// rewriteFlow replaces the flow collection n with its copy changed by edit.
+// rewriteFlow replaces the flow collection n, which must be on one line,
+// with its copy changed by edit.
 func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, error) {
+	start, end := t.extent(n)
+	if t.lineOf(max(end-1, start)) != n.Line {
+		t.fail("line %d: a list or mapping in brackets over several lines", n.Line)
+	}
 	c := copyNode(n)
 	edit(c)
 	c.Style |= yaml.FlowStyle
@@ -466,7 +495,18 @@ func (t *yamlText) rewriteFlow(n *yaml.Node, edit func(c *yaml.Node)) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return t.apply(splice{t.pos(n), t.flowEnd(t.pos(n)), s})
+	return t.apply(splice{start, end, s})
+}
+
+// keepAnchors refuses to drop or rewrite n when a node in it carries an
+// anchor that aliases elsewhere may use.
+func (t *yamlText) keepAnchors(n *yaml.Node) {
+	if n.Anchor != "" {
+		t.fail("line %d: the value carries the anchor &%s that other entries may use", n.Line, n.Anchor)
+	}
+	for _, c := range n.Content {
+		t.keepAnchors(c)
+	}
 }
 
 // --- edits ------------------------------------------------------------------
@@ -480,20 +520,18 @@ func (t *yamlText) setValue(m *yaml.Node, key string, v any) ([]byte, error) {
 	if !ok {
 		return nil, layoutf("%s not found", key)
 	}
-	if e.value.Anchor != "" {
-		return nil, layoutf("%s carries the anchor &%s that other entries may use", key, e.value.Anchor)
-	}
+	t.keepAnchors(e.value)
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) { c.Content[2*e.index+1] = scalarNode(v, e.value) })
 	}
 	if k := e.value.Kind; k != yaml.ScalarNode && k != yaml.AliasNode {
-		return nil, layoutf("%s is not a single value", key)
+		return nil, layoutf("line %d: %s is not a single value", e.value.Line, key)
 	}
 	text, err := renderValue(v, e.value)
 	if err != nil {
 		return nil, err
 	}
-	start, end := t.pos(e.value), t.end(e.value, t.indent(m))
+	start, end := t.extent(e.value)
 	if start == end { // an empty value right after the colon
 		start = t.colonEnd(e.key)
 		end = start
@@ -522,13 +560,13 @@ func (t *yamlText) insertValue(m *yaml.Node, key string, v any, after ...string)
 		})
 	}
 	if !found {
-		prev = entry{key: m.Content[len(m.Content)-2], value: m.Content[len(m.Content)-1], index: len(m.Content)/2 - 1}
+		prev = entryAt(m, len(m.Content)/2-1)
 	}
 	text, err := renderValue(v, nil)
 	if err != nil {
 		return nil, err
 	}
-	at := t.contentEnd(t.entryLastLine(m, prev))
+	at := t.contentEnd(t.entryLastLine(prev))
 	return t.apply(splice{at, at, t.nl + strings.Repeat(" ", t.indent(m)) + key + ": " + text})
 }
 
@@ -539,6 +577,7 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 	if !ok {
 		return t.src, nil
 	}
+	t.keepAnchors(e.value)
 	if m.Style&yaml.FlowStyle != 0 {
 		return t.rewriteFlow(m, func(c *yaml.Node) {
 			c.Content = append(c.Content[:2*e.index], c.Content[2*e.index+2:]...)
@@ -552,10 +591,8 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 		}
 		return t.apply(splice{t.pos(e.key), t.pos(m.Content[2]), ""})
 	}
-	floor := t.entryLastLine(m, entry{key: m.Content[2*e.index-2], value: m.Content[2*e.index-1]})
-	first := t.headStart(e.key.Line, t.indent(m), floor)
-	last := t.entryLastLine(m, e)
-	return t.apply(splice{t.lineStart(first), t.nextLine(last), ""})
+	first := t.headStart(e.key.Line, t.indent(m), t.entryLastLine(entryAt(m, e.index-1)))
+	return t.apply(splice{t.lineStart(first), t.nextLine(t.entryLastLine(e)), ""})
 }
 
 // itemLines returns the first and last line of item i of the block
@@ -563,26 +600,16 @@ func (t *yamlText) deleteValue(m *yaml.Node, key string) ([]byte, error) {
 // the sequence's key is on.
 func (t *yamlText) itemLines(seq *yaml.Node, i, floor int) (first, last int) {
 	item := seq.Content[i]
-	dashLine := t.lineOf(t.dashBefore(item))
 	if i > 0 {
-		floor = t.lineOf(t.end(seq.Content[i-1], t.indent(seq)) - 1)
+		floor = t.lastLine(seq.Content[i-1])
 	}
-	first = t.headStart(dashLine, t.indent(seq), floor)
-	last = t.lineOf(max(t.end(item, t.indent(seq)), t.pos(item)+1) - 1)
+	first = t.headStart(t.lineOf(t.dash[item]), t.indent(seq), floor)
+	last = t.lastLine(item)
 	// Comment lines right after it, indented like its content, end it.
 	for last < t.numLines() && t.comment(last+1) && t.indentOf(last+1) > t.indent(seq) {
 		last++
 	}
 	return first, last
-}
-
-// dashBefore returns the offset of the "-" that introduces item.
-func (t *yamlText) dashBefore(item *yaml.Node) int {
-	i := t.pos(item)
-	for i > 0 && t.src[i] != '-' {
-		i--
-	}
-	return i
 }
 
 // blankSeparated reports whether the items of the block sequence seq are
@@ -759,25 +786,21 @@ func (t *yamlText) addEntry(m *yaml.Node, floor int, path []string, item []kv) (
 	text := strings.Join(lines, t.nl)
 	// Blank lines between the entries of m are kept up for the new one.
 	sep := ""
-	for i := 2; i+1 < len(m.Content); i += 2 {
-		prevLast := t.entryLastLine(m, entry{key: m.Content[i-2], value: m.Content[i-1]})
-		if first := t.headStart(m.Content[i].Line, indent, prevLast); first > 1 && t.blank(first-1) {
+	for i := 1; i < len(m.Content)/2; i++ {
+		if first := t.headStart(m.Content[2*i].Line, indent, t.entryLastLine(entryAt(m, i-1))); first > 1 && t.blank(first-1) {
 			sep = t.nl
 			break
 		}
 	}
 	if before, ok := lookup(m, entryOrder[path[0]]); ok {
-		var prevLast int
+		prevLast := floor
 		if before.index > 0 {
-			prevLast = t.entryLastLine(m, entry{key: m.Content[2*before.index-2], value: m.Content[2*before.index-1]})
-		} else {
-			prevLast = floor
+			prevLast = t.entryLastLine(entryAt(m, before.index-1))
 		}
 		at := t.lineStart(t.headStart(before.key.Line, indent, prevLast))
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
-	lastE := entry{key: m.Content[len(m.Content)-2], value: m.Content[len(m.Content)-1], index: len(m.Content)/2 - 1}
-	at := t.contentEnd(t.entryLastLine(m, lastE))
+	at := t.contentEnd(t.entryLastLine(entryAt(m, len(m.Content)/2-1)))
 	return t.apply(splice{at, at, t.nl + sep + text})
 }
 
@@ -797,9 +820,15 @@ func (t *yamlText) fillEmpty(m *yaml.Node, e entry, path []string, item []kv) ([
 	if err != nil {
 		return nil, err
 	}
+	t.keepAnchors(e.value)
 	colon := t.colonEnd(e.key)
-	valEnd := max(colon, t.end(e.value, indent))
-	at := max(valEnd, t.contentEnd(t.lineOf(valEnd-1))) // after a comment on the line
+	_, valEnd := t.extent(e.value)
+	if emptyValue(e.value) {
+		valEnd = colon
+	} else if t.lineOf(max(valEnd-1, colon)) != e.key.Line {
+		t.fail("line %d: the value of %s is not on its line", e.key.Line, e.key.Value)
+	}
+	at := t.contentEnd(e.key.Line) // after a comment on the line
 	return t.apply(
 		splice{colon, valEnd, ""},
 		splice{at, at, t.nl + strings.Join(lines, t.nl)},
@@ -842,8 +871,8 @@ func (t *yamlText) addToSequence(m *yaml.Node, e entry, item []kv, first bool) (
 		sep = t.nl
 	}
 	if first {
-		first, _ := t.itemLines(seq, 0, floor)
-		at := t.lineStart(first)
+		line, _ := t.itemLines(seq, 0, floor)
+		at := t.lineStart(line)
 		return t.apply(splice{at, at, text + t.nl + sep})
 	}
 	_, last := t.itemLines(seq, len(seq.Content)-1, floor)
@@ -864,6 +893,7 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 			c.Content = append(c.Content[:i], c.Content[i+1:]...)
 		})
 	}
+	t.keepAnchors(seq.Content[i])
 	first, last := t.itemLines(seq, i, e.key.Line)
 	if (first > 1 && t.blank(first-1)) || (i == 0 && len(seq.Content) > 1) {
 		// Drop the blank lines after it too: one blank line is left
@@ -874,11 +904,24 @@ func (t *yamlText) removeItem(m *yaml.Node, e entry, i int) ([]byte, error) {
 	}
 	ss := []splice{{t.lineStart(first), t.nextLine(last), ""}}
 	if len(seq.Content) == 1 {
-		c, props := t.colonEnd(e.key), t.colonEnd(e.key)
-		if seq.Line == e.key.Line { // a tag or anchor on the key's line goes too
-			_, props = t.skipProps(t.pos(seq))
-		}
-		ss = append(ss, splice{c, props, " []"})
+		at := t.emptyListAt(e.key, seq)
+		ss = append(ss, splice{at, at, " []"})
 	}
 	return t.apply(ss...)
+}
+
+// emptyListAt is where " []" goes when the block sequence seq, the value of
+// key, loses its last item: after the colon, or after the tag or anchor the
+// list carries on the key's line (the shortest text there that yaml.v3
+// reads, followed by " []", as an empty list with those).
+func (t *yamlText) emptyListAt(key, seq *yaml.Node) int {
+	if seq.Line != key.Line {
+		return t.colonEnd(key)
+	}
+	want := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle | seq.Style&yaml.TaggedStyle, Tag: seq.Tag, Anchor: seq.Anchor}
+	at, ok := t.endOn(want, t.pos(seq), seq.Line, "", " []")
+	if !ok {
+		t.fail("line %d: cannot tell where the tag or anchor of %s ends", key.Line, key.Value)
+	}
+	return at
 }
