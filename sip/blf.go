@@ -289,13 +289,22 @@ func (s *Switch) resubscribe(req *sip.Request, tx sip.ServerTransaction, tag str
 	}
 	sub.dest = flowOf(req)
 	if exp == 0 {
+		// The 200 goes out before the terminated NOTIFY, as for the
+		// initial SUBSCRIBE: phones that expect them in that order
+		// (SIPp among them) are not thrown by the race.
+		b.removeLocked(sub)
+		b.mu.Unlock()
+		s.respond(tx, s.subscribeOK(req, sub, exp))
+		b.mu.Lock()
 		b.endLocked(sub, endTimeout)
 	} else {
 		b.armLocked(sub, exp)
 		b.kickLocked(sub, true)
 	}
 	b.mu.Unlock()
-	s.respond(tx, s.subscribeOK(req, sub, exp))
+	if exp > 0 {
+		s.respond(tx, s.subscribeOK(req, sub, exp))
+	}
 	s.log.Debug().Str("call_id", sub.id.callID).Int("orbit", sub.lamp.code).Int("expires", exp).Msg("park lamp refreshed")
 }
 
