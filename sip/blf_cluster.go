@@ -101,13 +101,13 @@ func (v *orbitView) apply(c store.OrbitChange) []lampKey {
 	return []lampKey{k}
 }
 
-// noteEnded records that this node's lot ended the orbit id at key.
+// noteEnded records that this node's lot ended the orbit id at key. It
+// is kept even when the view has no such record yet: the watch may bring
+// the park after its end. It goes when the key is freed or holds another
+// park, so there is one at most per code.
 func (v *orbitView) noteEnded(key lampKey, id orbitID) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if o, ok := v.orbits[key]; !ok || idOf(o) != id {
-		return // the store has caught up already: nothing to hide
-	}
 	if v.ended == nil {
 		v.ended = make(map[lampKey]orbitID)
 	}
