@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parkswitch/parkswitch/sip/siptest"
+	"github.com/parkswitch/parkswitch/store/natsstore/natstest"
 )
 
 // TestClusterParkLamp is SPEC §11 park lamps across the nodes of a cluster
@@ -109,4 +110,83 @@ func TestClusterParkLamp(t *testing.T) {
 		}
 	}
 	waitUntil(t, 2*time.Second, "no subscriptions on b", func() bool { return b.sw.Subscriptions() == 0 })
+}
+
+// TestClusterParkLampReconnect: node b loses its NATS server while a call
+// parked on node a is retrieved there; once b is connected again its lamp
+// goes dark (the watch is read anew after a lost connection, so a freed
+// code it did not see is not left lit), and the next park lights it.
+func TestClusterParkLampReconnect(t *testing.T) {
+	servers := natstest.StartCluster(t, 3)
+	urls := natstest.URLs(servers)
+	prepareNATS(t, urls)
+	a := startServerWith(t, serverSetup{nodeID: "a", natsURLs: urls[:2], listens: sipListensAt("127.0.0.1:0")})
+	b := startServerWith(t, serverSetup{nodeID: "b", natsURLs: urls[2:], listens: sipListensAt("127.0.0.2:0")})
+	waitUntil(t, 5*time.Second, "each node to see the other", func() bool {
+		return a.sw.Peers()["b"] == b.udpAddr() && b.sw.Peers()["a"] == a.udpAddr()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice, bob := phone(t, ctx, a, "1001", "udp"), phone(t, ctx, a, "1002", "udp")
+	carol := phone(t, ctx, b, "1003", "udp")
+	lamp, err := carol.Subscribe(ctx, "10", "dialog", 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextLamp(t, lamp, "first NOTIFY")
+
+	ac, bc := call(t, ctx, alice, bob, "1002")
+	lit := watchLamp(a, lamp, 10, true)
+	if code := parkCall(t, ctx, bob, bc, ac); code != "10" {
+		t.Fatalf("parked at %s, want 10", code)
+	}
+	if d := <-lit; d < 0 || d > lampChange {
+		t.Fatalf("lamp on b lit after %v", d)
+	}
+	if err := bc.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	servers[2].Stop() // b's server
+	rc, err := bob.Dial(ctx, "10")
+	if err != nil {
+		t.Fatalf("retrieve 10 on a: %v", err)
+	}
+	nextReInvite(t, ac, "parked party on retrieve")
+	lost := time.Now()
+	servers[2].Start()
+	dark := watchLamp(a, lamp, 10, false)
+	select {
+	case d := <-dark:
+		if d < 0 {
+			t.Fatal("lamp on b still lit after b's store came back")
+		}
+		t.Logf("lamp on b dark %v after the retrieve during b's outage", time.Since(lost).Round(time.Millisecond))
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	if err := rc.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, ac, "retrieved party")
+
+	// The watch goes on after the reconnect.
+	ac, bc = call(t, ctx, alice, bob, "1002")
+	lit = watchLamp(a, lamp, 10, true)
+	if code := parkCallTo(t, ctx, bob, bc, ac, "sip:10@"+testDomain); code != "10" {
+		t.Fatalf("parked at %s, want 10", code)
+	}
+	if d := <-lit; d < 0 || d > lampChange {
+		t.Errorf("lamp on b lit %v after the park once reconnected, want within %v", d, lampChange)
+	}
+	if err := bc.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := ac.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the orbit to be freed", func() bool { return len(a.sw.Lot().Orbits()) == 0 })
+	if code, err := lamp.Unsubscribe(ctx); err != nil || code != 200 {
+		t.Errorf("un-subscribe: %d %v", code, err)
+	}
 }

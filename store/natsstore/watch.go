@@ -87,10 +87,10 @@ func (s *Store) WatchOrbits(ctx context.Context) (<-chan store.OrbitChange, erro
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		defer close(out)
+		defer stopWatcher(w) // last: unsubscribing may wait on the server
 		defer unhook()
 		defer stop()
-		defer stopWatcher(w)
+		defer close(out) // first: the receiver may watch again at once
 		s.followOrbits(sub, w, lostSince{s, gen, lost}, out)
 	}()
 	return out, nil
