@@ -19,10 +19,10 @@ import (
 // still on its way there.
 
 const (
-	orbitWatchRetry    = time.Second            // after a watch could not start
-	orbitWatchRestart  = 100 * time.Millisecond // after a watch ended, before the next
-	orbitWatchLogEvery = "orbit watch for park lamps not started"
-	orbitWatchFirst    = 2 * time.Second // Start waits this long at most for the first view
+	orbitWatchRetry   = time.Second            // after a watch could not start
+	orbitWatchRestart = 100 * time.Millisecond // after a watch ended, before the next
+	orbitWatchTrouble = "orbit watch for park lamps not started"
+	orbitWatchFirst   = 2 * time.Second // Start waits this long at most for the first view
 )
 
 // orbitID tells one park from another at the same code.
@@ -157,7 +157,7 @@ func (s *Switch) watchOrbits(ready chan struct{}) {
 		if err != nil {
 			first()
 			if s.ctx.Err() == nil {
-				s.storeTrouble(orbitWatchLogEvery, err)
+				s.storeTrouble(orbitWatchTrouble, err)
 			}
 			s.pause(orbitWatchRetry)
 			continue
