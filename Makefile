@@ -70,10 +70,12 @@ lint:
 # Benchmarks: relay cost per packet, SDP rewriting, calls per second through
 # the switch driven by SIPp. Figures are printed, not asserted.
 bench: deps-test build
-	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/
-	# Run once each: a sustained 30 s step, and 1,000 parked calls restarted.
+	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate|LampMemory' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/
+	# Run once each: a sustained 30 s step, 1,000 parked calls restarted, and
+	# 20,000 park lamps.
 	$(GO) test -run '^$$' -bench ClusterParkRate -benchtime 1x ./park/
 	$(GO) test -run '^$$' -bench RestartToMusic -benchtime 1x -timeout 20m ./cmd/parkswitch/
+	$(GO) test -run '^$$' -bench LampMemory -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	./testdata/bench/callrate.sh $(BIN)
 
 # Fuzz every fuzz target in turn for FUZZTIME each (go test runs one

@@ -49,7 +49,7 @@ type subID struct{ callID, localTag string }
 // lampState is what a NOTIFY shows: the orbit at the code, if any.
 type lampState struct {
 	busy   bool
-	since  time.Time // parked at: tells one park at the code from the next
+	since  int64 // parked at, in Unix nanoseconds: tells one park at the code from the next
 	parked park.Party
 }
 
@@ -95,6 +95,8 @@ type lamps struct {
 	closed  bool           // Shutdown began: no new subscriptions
 	halted  bool           // nothing may start any more
 	wg      sync.WaitGroup // senders and armed expiry timers
+	view    orbitView      // every node's orbits (blf_cluster.go)
+	metrics lampMetrics
 }
 
 func (b *lamps) init(s *Switch) {
@@ -102,6 +104,7 @@ func (b *lamps) init(s *Switch) {
 	b.byID = make(map[subID]*subscription)
 	b.byLamp = make(map[lampKey]map[*subscription]struct{})
 	b.perUser = make(map[string]int)
+	b.metrics = newLampMetrics(s, s.opts.Registry)
 }
 
 // Subscriptions reports the park lamp subscriptions in force.
@@ -286,13 +289,22 @@ func (s *Switch) resubscribe(req *sip.Request, tx sip.ServerTransaction, tag str
 	}
 	sub.dest = flowOf(req)
 	if exp == 0 {
+		// The 200 goes out before the terminated NOTIFY, as for the
+		// initial SUBSCRIBE: phones that expect them in that order
+		// (SIPp among them) are not thrown by the race.
+		b.removeLocked(sub)
+		b.mu.Unlock()
+		s.respond(tx, s.subscribeOK(req, sub, exp))
+		b.mu.Lock()
 		b.endLocked(sub, endTimeout)
 	} else {
 		b.armLocked(sub, exp)
 		b.kickLocked(sub, true)
 	}
 	b.mu.Unlock()
-	s.respond(tx, s.subscribeOK(req, sub, exp))
+	if exp > 0 {
+		s.respond(tx, s.subscribeOK(req, sub, exp))
+	}
 	s.log.Debug().Str("call_id", sub.id.callID).Int("orbit", sub.lamp.code).Int("expires", exp).Msg("park lamp refreshed")
 }
 
@@ -465,6 +477,7 @@ func (b *lamps) run(sub *subscription) {
 		ctx, cancel := context.WithTimeout(s.ctx, lampNotifyTimeout)
 		res, err := s.do(ctx, req)
 		cancel()
+		b.metrics.sent(err == nil && res.IsSuccess())
 		if ending != "" {
 			b.mu.Lock()
 			sub.sending = false
@@ -489,13 +502,14 @@ func (b *lamps) run(sub *subscription) {
 	}
 }
 
-// lampStateOf reads the orbit at a code of this node's lot.
+// lampStateOf reads the orbit at a code: in this node's lot, else as the
+// store shows it parked on another node.
 func (s *Switch) lampStateOf(key lampKey) lampState {
-	o, ok := s.lot.At(key.policy, key.code)
-	if !ok {
-		return lampState{}
+	if o, ok := s.lot.At(key.policy, key.code); ok {
+		return lampState{busy: true, since: o.ParkedAt.UnixNano(), parked: o.ParkedParty}
 	}
-	return lampState{busy: true, since: o.ParkedAt, parked: o.ParkedParty}
+	st, _ := s.lamps.view.state(key)
+	return st
 }
 
 // notifyLocked builds sub's next NOTIFY showing st (RFC 6665 §4.2.2).
@@ -561,7 +575,7 @@ type xmlIdentity struct {
 func dialogInfo(version int, entity string, st lampState) []byte {
 	doc := xmlDialogInfo{Version: version, State: "full", Entity: entity}
 	if st.busy {
-		d := xmlDialog{ID: "park-" + strconv.FormatInt(st.since.UnixNano(), 36), Direction: "recipient", State: "confirmed"}
+		d := xmlDialog{ID: "park-" + strconv.FormatInt(st.since, 36), Direction: "recipient", State: "confirmed"}
 		if st.parked.URI != "" {
 			d.Remote = &xmlIdentity{Display: st.parked.Display, URI: st.parked.URI}
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 func TestDialogInfo(t *testing.T) {
-	since := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	since := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()
 	alice := park.Party{User: "1001", Display: "Alice <R&D>", URI: "sip:1001@contoso.com"}
 	tests := []struct {
 		name    string
@@ -66,7 +66,7 @@ func TestDialogInfo(t *testing.T) {
 	}
 	// Successive parks at one code are different dialogs.
 	a := dialogInfo(0, "e", lampState{busy: true, since: since})
-	b := dialogInfo(0, "e", lampState{busy: true, since: since.Add(time.Second)})
+	b := dialogInfo(0, "e", lampState{busy: true, since: since + int64(time.Second)})
 	if string(a) == string(b) {
 		t.Error("two parks at a code share a dialog id")
 	}

@@ -718,7 +718,7 @@ func (s *Switch) onParkEvent(e park.Event) {
 	if e.Kind == park.EventRefused {
 		return // logRefusal wrote the line, with the call
 	}
-	s.lamps.changed(e.Orbit.Policy, e.Orbit.Code)
+	s.lampEvent(e)
 	s.publishParkEvent(e)
 	ev := s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy)
 	ev = strIf(ev, "parker", e.Orbit.Parker.User)

@@ -435,6 +435,7 @@ func (s *Switch) startBackground(loaded bool) {
 	go s.syncRegistrations(loaded)
 	go s.watchNodes()
 	go s.watchState()
+	s.startOrbitWatch() // park lamps of every node
 	if m := s.opts.Music; m != nil {
 		s.wg.Add(1)
 		go func() {

@@ -87,6 +87,13 @@ type Orbits interface {
 	LastCode(ctx context.Context, policy string) (int, error)
 	// SetLastCode records code as the previous park in policy's table.
 	SetLastCode(ctx context.Context, policy string, code int) error
+	// WatchOrbits follows every table: the channel delivers first a Reset
+	// holding every orbit, then each change as it is written, in order.
+	// It is closed when ctx is done, the store closes, or the watch cannot
+	// go on without a gap (the connection to the store was lost and came
+	// back, or the receiver fell WatchLag changes behind); a receiver then
+	// watches again and replaces its view with the new Reset.
+	WatchOrbits(ctx context.Context) (<-chan OrbitChange, error)
 }
 
 // Dialogs holds snapshots of the dialogs a node would need to go on with,
@@ -159,6 +166,7 @@ func IgnoreNotFound(err error) error {
 
 // Limits and defaults shared by the implementations.
 const (
+	WatchLag           = 4096 // changes a WatchOrbits receiver may be behind
 	DefaultCDRDays     = 30
 	DefaultRecordLimit = 100
 	MaxRecordLimit     = 10000

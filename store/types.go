@@ -45,6 +45,19 @@ type Orbit struct {
 	Revision uint64 `json:"-"` // set by the store on every read and write
 }
 
+// OrbitChange is what Orbits.WatchOrbits delivers: with Reset, Orbits is
+// every orbit in the store and replaces all the receiver knew; otherwise
+// the code Code of the table Policy (folded, see FoldPolicy) changed, and
+// Orbit is its record now, or Gone says it was freed.
+type OrbitChange struct {
+	Reset  bool
+	Orbits []Orbit
+	Policy string
+	Code   int
+	Orbit  Orbit
+	Gone   bool
+}
+
 // Dialog is a snapshot of one leg's dialog (RFC 3261 §12) and media anchor:
 // enough for another process to re-INVITE it onto music, answer its BYE, or
 // send it one.

@@ -197,6 +197,7 @@ func TestParkLamp(t *testing.T) {
 			{"park not allowed", dave, "10", "dialog", 60, 403},
 			{"outside the range", bob, "500", "dialog", 60, 403},
 			{"a user, not a code", bob, "1003", "dialog", 60, 404},
+			{"the park address: no list of every code (RFC 4662)", bob, "park", "dialog", 60, 404},
 			{"another event package", bob, "10", "presence", 60, 489},
 			{"too brief", bob, "10", "dialog", 1, 423},
 		} {

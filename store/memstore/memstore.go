@@ -40,6 +40,7 @@ type Backend struct {
 	seq     uint64
 	notify  chan struct{} // closed and replaced on every event
 	records []record
+	watch   orbitLog
 }
 
 type regEntry struct {
@@ -67,6 +68,7 @@ func New(o Options) *Backend {
 		regs: make(map[string]regEntry), orbits: make(map[string]map[int]store.Orbit),
 		cursors: make(map[string]int), dialogs: make(map[dialogKey]store.Dialog),
 		nodes: make(map[string]store.Node), notify: make(chan struct{}),
+		watch: orbitLog{wake: make(chan struct{})},
 	}
 }
 
@@ -195,6 +197,7 @@ func (s *Store) CreateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, er
 	}
 	o.Revision = s.b.next()
 	t[o.Code] = o
+	s.b.watch.put(o)
 	return o, nil
 }
 
@@ -230,6 +233,7 @@ func (s *Store) UpdateOrbit(ctx context.Context, o store.Orbit) (store.Orbit, er
 	}
 	o.Revision = s.b.next()
 	t[o.Code] = cloneOrbit(o)
+	s.b.watch.put(o)
 	return o, nil
 }
 
@@ -247,7 +251,10 @@ func (s *Store) DeleteOrbit(ctx context.Context, o store.Orbit) error {
 	if o.Revision != 0 && (!ok || cur.Revision != o.Revision) {
 		return fmt.Errorf("delete orbit %s/%d at revision %d: %w", o.Policy, o.Code, o.Revision, store.ErrConflict)
 	}
-	delete(t, o.Code)
+	if ok {
+		delete(t, o.Code)
+		s.b.watch.gone(o.Policy, o.Code)
+	}
 	s.b.next()
 	return nil
 }

@@ -108,6 +108,7 @@ type Store struct {
 	replicas                     int
 	started                      time.Time
 	addr                         atomic.Pointer[string] // Node.Addr of the heartbeats
+	reconnected                  signal                 // fires when the connection is back after a loss
 
 	ctx    context.Context // cancelled by Close: ends subscriptions and the heartbeat
 	cancel context.CancelFunc
@@ -201,6 +202,7 @@ func (s *Store) connect(ctx context.Context) error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.reconnected.fire()
 			s.log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("state store connection back")
 		}),
 	}

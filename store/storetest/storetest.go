@@ -37,6 +37,7 @@ func Run(t *testing.T, h Harness) {
 		{"RegistrationExpiry", testRegistrationExpiry},
 		{"RegistrationRace", testRegistrationRace},
 		{"Orbits", testOrbits},
+		{"OrbitWatch", testOrbitWatch},
 		{"Allocate", testAllocate},
 		{"AllocateRace", testAllocateRace},
 		{"ClaimRace", testClaimRace},
@@ -731,4 +732,6 @@ func testClosed(t *testing.T, h Harness) {
 	wantErr(t, err, store.ErrClosed, "publish after close")
 	_, err = s.SubscribeEvents(ctx, 0)
 	wantErr(t, err, store.ErrClosed, "subscribe after close")
+	_, err = s.WatchOrbits(ctx)
+	wantErr(t, err, store.ErrClosed, "watch after close")
 }
