@@ -3,7 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -323,4 +328,80 @@ func TestDTMFParkINFOVariants(t *testing.T) {
 		t.Errorf("the parked party got DTMF INFOs %q", got)
 	}
 	a.Hangup(ctx)
+}
+
+// TestBinaryDTMFPark runs the real binary: with park.dtmf_code "*9" the
+// digits #72 pass to the other side; after the file is changed to the
+// default #72 and reloaded (SIGHUP), keying #72 in the same call parks
+// the other party, a retrieve talks to it both ways, and the switch is
+// left with no call, dialog or RTP port.
+func TestBinaryDTMFPark(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath, sipAddr, api := restartConfig(t, dir)
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCode := strings.Replace(string(data), "park:\n", "park:\n  dtmf_code: \"*9\"\n", 1)
+	writeFile(t, cfgPath, withCode)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd, logs := serveBinary(t, ctx, cfgPath, api)
+
+	alice := phoneAt(t, ctx, sipAddr, "1001", "udp")
+	bob := phoneAt(t, ctx, sipAddr, "1002", "udp")
+	carol := phoneAt(t, ctx, sipAddr, "1003", "udp")
+	a, b := call(t, ctx, alice, bob, "1002")
+	keyRTP(t, ctx, b, "#72")
+	waitUntil(t, 3*time.Second, "#72 at the other side", func() bool { return a.DTMFReceived() == "#72" })
+
+	reloads := strings.Count(logs.String(), "configuration reloaded")
+	writeFile(t, cfgPath, string(data)) // dtmf_code absent: #72
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, 5*time.Second, "the reload", func() bool {
+		return strings.Count(logs.String(), "configuration reloaded") > reloads
+	})
+	talk(t, ctx, a, b, 10)
+	keyRTP(t, ctx, b, "#72")
+	code := dtmfParked(t, bob, b, a)
+	if a.DTMFReceived() != "#72" {
+		t.Errorf("the parked party heard %q, want only the first #72", a.DTMFReceived())
+	}
+	if orbits := getOrbits(t, api); len(orbits) != 1 || strconv.Itoa(orbits[0].Code) != code || orbits[0].Parker.User != "1002" {
+		t.Fatalf("orbits = %+v", orbits)
+	}
+	c, err := carol.Dial(ctx, code)
+	if err != nil {
+		t.Fatalf("retrieve %s: %v\n%s", code, err, tail(logs.String(), 3000))
+	}
+	nextReInvite(t, a, "parked party on retrieve")
+	talk(t, ctx, a, c, 30)
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, c, "retriever")
+	waitUntil(t, 5*time.Second, "no call, dialog or RTP port left", func() bool {
+		m := metricsText(t, api)
+		return strings.Contains(m, "parkswitch_calls_active 0") && strings.Contains(m, "parkswitch_dialogs 0") &&
+			strings.Contains(m, "parkswitch_rtp_ports_in_use 0")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v\n%s", err, tail(logs.String(), 3000))
+	}
+}
+
+// metricsText reads the binary's /metrics.
+func metricsText(t *testing.T, api string) string {
+	t.Helper()
+	res, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
