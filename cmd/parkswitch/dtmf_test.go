@@ -405,3 +405,42 @@ func metricsText(t *testing.T, api string) string {
 	}
 	return string(b)
 }
+
+// TestDTMFParkPayloadTypes: each leg's telephone-event number is its
+// own. Bob answers with 96 for Alice's 101, so Alice sends events as 96
+// and Bob as 101; either parks the other.
+func TestDTMFParkPayloadTypes(t *testing.T) {
+	ts := startServer(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	alice := phone(t, ctx, ts, "1001", "udp")
+	to96 := strings.NewReplacer(" 101\r\n", " 96\r\n", "a=rtpmap:101 ", "a=rtpmap:96 ", "a=fmtp:101 ", "a=fmtp:96 ")
+	bob, err := siptest.NewPhone(ctx, siptest.Config{
+		User: "1002", Password: "demo1002", Domain: testDomain, Server: ts.udpAddr(),
+		EditSDP: func(b []byte) []byte { return []byte(to96.Replace(string(b))) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	if err := bob.Register(ctx, 300); err != nil {
+		t.Fatal(err)
+	}
+	for _, keyer := range []string{"caller", "callee"} {
+		a, b := call(t, ctx, alice, bob, "1002")
+		if !strings.Contains(string(a.RemoteSDP()), "a=rtpmap:96 telephone-event") {
+			t.Fatalf("the caller was not given 96:\n%s", a.RemoteSDP())
+		}
+		parker, parked, parkerPhone, pt := a, b, alice, uint8(96)
+		if keyer == "callee" {
+			parker, parked, parkerPhone, pt = b, a, bob, eventPT
+		}
+		keyRTP(t, ctx, parker, "#72")
+		dtmfParked(t, parkerPhone, parker, parked)
+		if n := parked.RTPReceivedPT(pt); n != 0 {
+			t.Errorf("%s keyed: the parked party got %d packets of type %d", keyer, n, pt)
+		}
+		parked.Hangup(ctx)
+		waitUntil(t, 5*time.Second, "the orbit to be freed", func() bool { return len(ts.sw.Lot().Orbits()) == 0 })
+	}
+}
