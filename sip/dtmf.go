@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -80,9 +81,19 @@ func (l *leg) watchDigits() {
 	})
 }
 
+// dtmfRetry spaces the DTMF park attempts of one leg: a phone that keys
+// the code over and over while its park is refused (no free code) costs
+// the store and the log one attempt a second at most.
+const dtmfRetry = time.Second
+
 // dtmfKeyed reports that the phone on l keyed the DTMF park code. It runs
 // on the relay goroutine, so it only tries to queue l for dtmfWorker.
 func (l *leg) dtmfKeyed() {
+	now := time.Now().UnixNano()
+	next := l.dtmf.next.Load()
+	if now < next || !l.dtmf.next.CompareAndSwap(next, now+int64(dtmfRetry)) {
+		return
+	}
 	select {
 	case l.s.dtmfKeys <- l:
 	default:
@@ -174,9 +185,12 @@ func dtmfRefusal(err error) (int, string) {
 	return sip.StatusInternalServerError, "park failed"
 }
 
-// infoDigits matches the DTMF digits a leg's phone sends as INFO against
-// the DTMF park code, and keeps the INFOs of a possible code meanwhile.
-type infoDigits struct {
+// legDTMF is a leg's DTMF park state: the matcher of the digits its phone
+// sends as INFO with the INFOs of a possible code it withholds, and when
+// the next park attempt may be made.
+type legDTMF struct {
+	next atomic.Int64 // unix nanoseconds; see dtmfKeyed
+
 	mu      sync.Mutex
 	m       media.DigitMatcher
 	held    []*sip.Request // the withheld INFOs, one per digit m holds
@@ -185,7 +199,7 @@ type infoDigits struct {
 
 // key matches digit d of req; it returns the verdict and the withheld
 // INFOs to pass on now, oldest first.
-func (d *infoDigits) key(k byte, req *sip.Request, code string, now time.Time, timeout time.Duration) (media.Verdict, []*sip.Request) {
+func (d *legDTMF) key(k byte, req *sip.Request, code string, now time.Time, timeout time.Duration) (media.Verdict, []*sip.Request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	v := d.m.Key(k, code, now, timeout)
@@ -203,7 +217,7 @@ func (d *infoDigits) key(k byte, req *sip.Request, code string, now time.Time, t
 
 // expire returns the withheld INFOs whose timeout has passed, and the
 // deadline of those still withheld (zero: none).
-func (d *infoDigits) expire(now time.Time, timeout time.Duration) ([]*sip.Request, time.Time) {
+func (d *legDTMF) expire(now time.Time, timeout time.Duration) ([]*sip.Request, time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*sip.Request
@@ -229,7 +243,7 @@ func (c *call) info(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	s := c.s
-	v, release := l.info.key(k, req, l.dtmfCode(), s.opts.Now(), s.opts.DTMFTimeout)
+	v, release := l.dtmf.key(k, req, l.dtmfCode(), s.opts.Now(), s.opts.DTMFTimeout)
 	c.passInfos(l, release)
 	switch {
 	case v.Match:
@@ -246,10 +260,10 @@ func (c *call) info(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // releaseInfosLater passes l's withheld INFOs on when they time out, in a
 // goroutine of its own while there are any (one per leg at most).
 func (c *call) releaseInfosLater(l *leg) {
-	l.info.mu.Lock()
-	started := l.info.waiting
-	l.info.waiting = true
-	l.info.mu.Unlock()
+	l.dtmf.mu.Lock()
+	started := l.dtmf.waiting
+	l.dtmf.waiting = true
+	l.dtmf.mu.Unlock()
 	if started {
 		return
 	}
@@ -258,7 +272,7 @@ func (c *call) releaseInfosLater(l *leg) {
 	go func() {
 		defer s.wg.Done()
 		for {
-			out, dl := l.info.expire(s.opts.Now(), s.opts.DTMFTimeout)
+			out, dl := l.dtmf.expire(s.opts.Now(), s.opts.DTMFTimeout)
 			c.passInfos(l, out)
 			if dl.IsZero() {
 				return
@@ -271,9 +285,9 @@ func (c *call) releaseInfosLater(l *leg) {
 			}
 			t.Stop()
 			if isClosed(c.done) || s.ctx.Err() != nil {
-				l.info.mu.Lock()
-				l.info.waiting = false
-				l.info.mu.Unlock()
+				l.dtmf.mu.Lock()
+				l.dtmf.waiting = false
+				l.dtmf.mu.Unlock()
 				return
 			}
 		}

@@ -79,7 +79,7 @@ type leg struct {
 	ackSDP   []byte            // UAS: the SDP answer an ACK carried (delayed offer)
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
 	stored   bool              // its dialog was saved to the state store
-	info     infoDigits        // DTMF park digits the phone sent as INFO (dtmf.go)
+	dtmf     legDTMF           // DTMF park: the digits sent as INFO, the last attempt (dtmf.go)
 }
 
 func (l *leg) String() string { return string(l.role) }

@@ -267,6 +267,7 @@ func TestDTMFParkRefusals(t *testing.T) {
 		}
 		e, f := call(t, ctx, erin, frank, "1006")
 		keyRTP(t, ctx, f, "#72")
+		keyed := time.Now() // the code matched before this
 		waitUntil(t, 5*time.Second, "the refusal in the log", func() bool {
 			return strings.Contains(logs.String(), `"trigger":"dtmf"`)
 		})
@@ -285,6 +286,25 @@ func TestDTMFParkRefusals(t *testing.T) {
 			t.Errorf("the code reached the other side: %q", e.DTMFReceived())
 		}
 		talk(t, ctx, e, f, 10) // untouched
+		// Keyed again at once: one attempt a second per leg, so no
+		// second refusal yet; a second later, another.
+		keyRTP(t, ctx, f, "#72")
+		time.Sleep(200 * time.Millisecond)
+		n := strings.Count(logs.String(), `"trigger":"dtmf"`)
+		switch {
+		case time.Since(keyed) > 900*time.Millisecond:
+			t.Logf("keying took too long to check the spacing of attempts (%d refusals)", n)
+		case n != 1:
+			t.Errorf("%d refusals logged for two codes keyed within a second, want 1", n)
+		}
+		time.Sleep(time.Second)
+		keyRTP(t, ctx, f, "#72")
+		waitUntil(t, 5*time.Second, "another refusal", func() bool {
+			return strings.Count(logs.String(), `"trigger":"dtmf"`) > n
+		})
+		if e.DTMFReceived() != "" {
+			t.Errorf("the code reached the other side: %q", e.DTMFReceived())
+		}
 		for _, c := range append(parked, e) {
 			c.Hangup(ctx)
 		}
