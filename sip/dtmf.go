@@ -125,6 +125,9 @@ func (s *Switch) dtmfWorker() {
 // parkByDigits parks the other party of l's call with l as the parker,
 // the phone on l having keyed the DTMF park code.
 func (c *call) parkByDigits(l *leg) {
+	if isClosed(c.done) {
+		return // hung up since
+	}
 	if c.transferring() {
 		c.logDTMFRefusal(l, "", errTransferring)
 		return
@@ -295,8 +298,15 @@ func (c *call) releaseInfosLater(l *leg) {
 }
 
 // passInfos forwards withheld INFOs, already answered, to the other
-// party in order; with no other party (parked meanwhile) they are dropped.
+// party in order, within 10 s in all (the INFO that released them waits
+// for its answer meanwhile); with no other party (parked meanwhile) they
+// are dropped.
 func (c *call) passInfos(l *leg, reqs []*sip.Request) {
+	if len(reqs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
+	defer cancel()
 	for _, req := range reqs {
 		peer := c.other(l)
 		if peer == nil {
@@ -305,9 +315,7 @@ func (c *call) passInfos(l *leg, reqs []*sip.Request) {
 		out := peer.newRequest(sip.INFO, 0)
 		copyForwardHeaders(out, req)
 		out.SetBody(req.Body())
-		ctx, cancel := context.WithTimeout(c.s.ctx, 10*time.Second)
 		res, err := c.s.do(ctx, out)
-		cancel()
 		if err != nil || !res.IsSuccess() {
 			c.log.Debug().Err(err).Str("leg", peer.String()).Msg("withheld DTMF INFO not accepted")
 		}
