@@ -8,5 +8,13 @@
 // caller, and an Announcer plays Prompts (WAVs encoded the same way) once
 // through; each runs all its listeners off one 20 ms clock.
 //
+// An endpoint can watch the RFC 4733 telephone-events its remote sends for
+// a feature code (WatchDigits, DigitMatcher): while the digits keyed so far
+// are the start of the code, their packets are withheld from the peer; a
+// full code is reported and never reaches the peer; a sequence that breaks
+// (another digit, or DigitTimeout without one) is passed on, the withheld
+// digits regenerated as RFC 4733 packets ahead of what follows. Until
+// digits flow this costs one compare of the payload type per packet.
+//
 // The package imports no other package of the project.
 package media

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,15 @@ type Endpoint struct {
 	// the media was renegotiated or bridged, so older silence says nothing.
 	quiet atomic.Int64
 
+	// DTMF feature code detection (rfc4733.go): trap selects the
+	// packets that take its path, watch is its configuration and digits
+	// its state, owned by the RTP reader goroutine.
+	trap           atomic.Uint32
+	watch          atomic.Pointer[DigitWatch]
+	digits         digitState
+	digitsWithheld atomic.Uint64
+	digitsReplayed atomic.Uint64
+
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -109,6 +119,7 @@ func newEndpoint(p *PortPool, idx int, rtp, rtcp *net.UDPConn) *Endpoint {
 	}
 	e.remote.Store(emptyRemote)
 	e.crypto.Store(&cryptoState{})
+	e.trap.Store(trapWord(trapNone, false, false))
 	e.quiet.Store(time.Now().UnixNano())
 	openEndpoints.Add(1)
 	e.wg.Add(2)
@@ -152,6 +163,11 @@ type Stats struct {
 	Dropped uint64
 	// AuthFailed counts SRTP/SRTCP packets refused as forged or replayed.
 	AuthFailed uint64
+	// DigitsWithheld counts telephone-event packets not relayed as part
+	// of a possible feature code; DigitsReplayed those regenerated for
+	// the peer once they were not (see WatchDigits).
+	DigitsWithheld uint64
+	DigitsReplayed uint64
 	// LastPacket is when the last packet was accepted from the remote (zero
 	// if none); the media timeout of a call is measured from it.
 	LastPacket time.Time
@@ -171,6 +187,9 @@ func (e *Endpoint) Stats() Stats {
 		AuthFailed: e.authFailed.Load(),
 		Remote:     r.rtp.dst,
 		Latched:    r.rtp.locked,
+
+		DigitsWithheld: e.digitsWithheld.Load(),
+		DigitsReplayed: e.digitsReplayed.Load(),
 	}
 	if ns := e.last.Load(); ns != 0 {
 		s.LastPacket = time.Unix(0, ns)
@@ -290,6 +309,9 @@ func (e *Endpoint) read(conn *net.UDPConn, buf []byte, rtcpSocket bool) {
 			if errors.Is(err, net.ErrClosed) || e.closed.Load() {
 				return
 			}
+			if !rtcpSocket && errors.Is(err, os.ErrDeadlineExceeded) {
+				e.digitsTimedOut() // withheld digits are due
+			}
 			continue // a transient error (e.g. ICMP feedback) is no reason to stop
 		}
 		if n >= len(buf) {
@@ -302,8 +324,10 @@ func (e *Endpoint) read(conn *net.UDPConn, buf []byte, rtcpSocket bool) {
 
 // relay checks one received packet and sends it on through the peer. It is
 // the whole per-packet path and must not allocate (TestRelayAllocs,
-// TestSRTPRelayAllocs). pkt's buffer has srtpRoom spare bytes past its
-// end: SRTP is decrypted and encrypted in place.
+// TestSRTPRelayAllocs, TestDigitRelayAllocs). pkt's buffer has srtpRoom
+// spare bytes past its end: SRTP is decrypted and encrypted in place.
+// Feature code detection costs one compare of the payload type byte until
+// digits flow (see rfc4733.go).
 func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 	isRTCP := rtcpSocket || looksRTCP(pkt)
 	if isRTCP && !validRTCP(pkt) || !isRTCP && !validRTP(pkt) {
@@ -334,14 +358,24 @@ func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 		e.drop()
 		return
 	}
+	if t := e.trap.Load(); !isRTCP && pkt[1]&byte(t>>8) == byte(t) && e.digitPacket(pkt, peer) {
+		return // withheld
+	}
+	if !e.forward(peer, pkt, isRTCP) {
+		e.drop()
+	}
+}
+
+// forward sends pkt to peer's remote from peer's sockets, encrypted with
+// peer's key on an SRTP leg, and counts it; false when it could not.
+func (e *Endpoint) forward(peer *Endpoint, pkt []byte, isRTCP bool) bool {
 	r := peer.remote.Load()
 	conn, dst := peer.rtpConn, r.rtp.dst
 	if isRTCP && !r.mux {
 		conn, dst = peer.rtcpConn, r.rtcp.dst
 	}
 	if !sendable(dst) {
-		e.drop()
-		return
+		return false
 	}
 	if out := peer.crypto.Load().out; out != nil {
 		// The lock also keeps the SRTP index in sending order against
@@ -354,18 +388,17 @@ func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 		}
 		out.mu.Unlock()
 		if !ok || err != nil {
-			e.drop()
-			return
+			return false
 		}
 		pkt = enc
 	} else if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
-		e.drop()
-		return
+		return false
 	}
 	peer.packetsOut.Add(1)
 	peer.bytesOut.Add(uint64(len(pkt)))
 	relayedPackets.Add(1)
 	relayedBytes.Add(uint64(len(pkt)))
+	return true
 }
 
 func (e *Endpoint) drop() {

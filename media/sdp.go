@@ -134,6 +134,25 @@ func (d Description) Format(name string, clockRate uint32) (Format, bool) {
 	return Format{}, false
 }
 
+// EventPayloadType is the payload type of the stream's telephone-event
+// (RFC 4733), preferring the 8 kHz one when there are several; -1 when
+// there is none.
+func (d Description) EventPayloadType() int {
+	pt := -1
+	for _, f := range d.Formats {
+		if !strings.EqualFold(f.Name, TelephoneEvent.Name) {
+			continue
+		}
+		if f.ClockRate == TelephoneEvent.ClockRate {
+			return int(f.PayloadType)
+		}
+		if pt < 0 {
+			pt = int(f.PayloadType)
+		}
+	}
+	return pt
+}
+
 // ParseOffer reads the audio stream of an SDP offer or answer from a leg
 // that may not use SDES: Parse(body, false).
 func ParseOffer(body []byte) (Description, error) { return Parse(body, false) }

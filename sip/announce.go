@@ -86,14 +86,15 @@ func (s *Switch) Announcing() int {
 // codes and the leg can hear, "parked at <code>" is played on the leg's
 // own anchor, unbridged from the parked party, and the switch hangs the
 // leg up once it has been said; a phone that hangs up first stops it.
-// Otherwise the leg is released as without announcements (releaseParker).
-// Either way the leg is gone, or being hung up, when it returns, and no
-// later than ReleaseTimeout.
-func (c *call) announceAndRelease(l *leg, o *park.Orbit) {
+// Otherwise the leg is released as without announcements: the switch
+// waits up to wait for the phone's BYE (releaseParkerAfter). Either way the
+// leg is gone, or being hung up, when it returns, and no later than
+// ReleaseTimeout.
+func (c *call) announceAndRelease(l *leg, o *park.Orbit, wait time.Duration) {
 	l.ep.Unbridge()
 	pb := c.startAnnouncement(l, o.Code())
 	if pb == nil {
-		c.releaseParker(l)
+		c.releaseParkerAfter(l, wait)
 		return
 	}
 	defer l.ep.Close()

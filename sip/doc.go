@@ -9,4 +9,9 @@
 // itself per leg rather than by sipgo's dialog helpers, because a B2BUA must
 // route in-dialog requests of either side to the other and re-INVITE legs
 // on its own (park, retrieve).
+//
+// Call park is reached three ways, all through one park entry
+// (parkOther): a REFER to the park address or to a code, and the DTMF park
+// code keyed during a call (dtmf.go), whose digits are withheld from the
+// other party while they may still be the code.
 package sip

@@ -46,6 +46,8 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		c.reinvite(l, req, tx)
 	case sip.REFER:
 		c.refer(l, req, tx)
+	case sip.INFO:
+		c.info(l, req, tx)
 	default:
 		c.forward(l, req, tx)
 	}
@@ -286,11 +288,7 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out := peer.newRequest(req.Method, 0)
-	for _, name := range forwardHeaders {
-		for _, h := range req.GetHeaders(name) {
-			out.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
-		}
-	}
+	copyForwardHeaders(out, req)
 	body := req.Body()
 	isSDP := len(body) > 0 && isSDPContent(req)
 	if isSDP {
@@ -325,6 +323,15 @@ func (c *call) forward(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	s.respond(tx, back)
+}
+
+// copyForwardHeaders copies req's forwardHeaders to out.
+func copyForwardHeaders(out, req *sip.Request) {
+	for _, name := range forwardHeaders {
+		for _, h := range req.GetHeaders(name) {
+			out.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
+		}
+	}
 }
 
 // isSDPContent tells whether m's Content-Type is application/sdp, whatever

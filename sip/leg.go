@@ -79,6 +79,7 @@ type leg struct {
 	ackSDP   []byte            // UAS: the SDP answer an ACK carried (delayed offer)
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
 	stored   bool              // its dialog was saved to the state store
+	dtmf     legDTMF           // DTMF park: the digits sent as INFO, the last attempt (dtmf.go)
 }
 
 func (l *leg) String() string { return string(l.role) }
@@ -394,6 +395,7 @@ func (l *leg) setRemoteMedia(d media.Description) {
 	l.held = d.OnHold() || !d.Addr.Addr().IsValid()
 	l.desc = d
 	l.mu.Unlock()
+	l.watchDigits()
 }
 
 // expectsMedia reports whether the phone on this leg should be sending RTP:
@@ -418,6 +420,9 @@ func (l *leg) localSDP(body []byte, dir media.Direction, from *leg) ([]byte, err
 	l.mu.Lock()
 	l.lastSDP = out
 	l.mu.Unlock()
+	if from != l { // not an echo for a leg the switch is letting go
+		l.watchDigits()
+	}
 	return out, nil
 }
 

@@ -84,18 +84,48 @@ func (c *call) refer(l *leg, req *sip.Request, tx sip.ServerTransaction) {
 // phone completes an attended transfer on it. consult, when set, is that
 // consult call, released once the park is done.
 func (c *call) park(l, notify *leg, consult *call, req *sip.Request, tx sip.ServerTransaction, directed int) {
+	p, err := c.parkOther(l, directed)
+	if err != nil {
+		c.refuseParkAs(notify, req, tx, p.policy, directed, err)
+		return
+	}
+	c.s.reply(req, tx, sip.StatusAccepted, "")
+	c.finishPark(l, p, func() {
+		c.notifyReferDone(notify)
+		if consult != nil {
+			consult.consultDone(p.orbit)
+		}
+	}, func(l *leg, o *park.Orbit) { c.announceAndRelease(l, o, c.s.opts.ReleaseTimeout) })
+}
+
+// Why parkOther refused, besides the lot's errors.
+var (
+	errNothingToPark = errors.New("nothing to park")
+	errNotAUser      = errors.New("only users can park")
+	errInvitePending = errors.New("a re-INVITE is in progress")
+	errCallEnded     = errors.New("the call ended")
+)
+
+// parking is a park parkOther made.
+type parking struct {
+	parked *leg
+	orbit  *park.Orbit
+	policy string // the parker's policy; "" when refused before it was read
+}
+
+// parkOther parks the other party of l's call with l as the parker: the one
+// way in for a REFER to the park address and for the DTMF park code.
+// directed is the code of a directed park, 0 for any. On success the
+// call's INVITE reservation is held and l is released, and finishPark
+// completes the park; an error leaves the call as it was.
+func (c *call) parkOther(l *leg, directed int) (parking, error) {
 	s := c.s
 	parked := c.other(l)
 	if parked == nil {
-		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "nothing to park")
-		s.reply(req, tx, sip.StatusForbidden, "Nothing to park")
-		return
+		return parking{}, errNothingToPark
 	}
 	if l.user == nil {
-		s.metrics.refused.WithLabelValues("park_not_allowed").Inc()
-		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "not a user")
-		s.reply(req, tx, sip.StatusForbidden, "Only users can park")
-		return
+		return parking{}, errNotAUser
 	}
 	// A desk phone often holds the call and transfers it at once: let the
 	// hold re-INVITE finish (its ACK) rather than refuse the REFER.
@@ -103,62 +133,79 @@ func (c *call) park(l, notify *leg, consult *call, req *sip.Request, tx sip.Serv
 	ok := c.awaitInvite(ctx)
 	cancel()
 	if !ok {
-		s.logRefusal("park", req, sip.StatusRequestPending, "", 0, "re-INVITE in progress")
-		res := s.response(req, sip.StatusRequestPending, "")
-		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
-		s.respond(tx, res)
-		return
+		return parking{}, errInvitePending
+	}
+	if c.other(l) != parked {
+		c.endInvite() // parked by a request that came first
+		return parking{}, errNothingToPark
 	}
 	pol := s.policyOf(l.user)
+	p := parking{parked: parked, policy: pol.Identity}
 	pctx, pcancel := context.WithTimeout(s.ctx, parkStoreTimeout)
-	var o *park.Orbit
 	var err error
 	if directed != 0 {
-		o, err = s.lot.ParkAt(pctx, pol, c, s.partyOf(parked), s.partyOf(l), directed)
+		p.orbit, err = s.lot.ParkAt(pctx, pol, c, s.partyOf(parked), s.partyOf(l), directed)
 	} else {
-		o, err = s.lot.Park(pctx, pol, c, s.partyOf(parked), s.partyOf(l))
+		p.orbit, err = s.lot.Park(pctx, pol, c, s.partyOf(parked), s.partyOf(l))
 	}
 	pcancel()
 	if err != nil {
 		c.endInvite()
-		c.refuseParkAs(notify, req, tx, pol.Identity, directed, err)
-		return
+		return p, err
 	}
 	if isClosed(c.done) {
 		// The call ended while its code was being claimed, before the
 		// lot had the orbit for end to free: free it here.
 		c.endInvite()
 		s.lot.Hangup(c)
-		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
-		return
+		return p, errCallEnded
 	}
-	c.noteParked(o)
+	c.noteParked(p.orbit)
 	l.mu.Lock()
 	l.released = true
 	l.mu.Unlock()
-	s.reply(req, tx, sip.StatusAccepted, "")
+	return p, nil
+}
 
+// finishPark completes a park of parkOther in the background: the parked
+// party goes on hold with music, done runs (the REFER's NOTIFY; may be
+// nil), the parker is told the code, and release lets the parker's leg go.
+func (c *call) finishPark(l *leg, p parking, done func(), release func(*leg, *park.Orbit)) {
+	s := c.s
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		c.holdParked(parked, o)
+		c.holdParked(p.parked, p.orbit)
 		c.endInvite()
-		s.saveDialog(parked)
+		s.saveDialog(p.parked)
 		s.dropDialog(l)
-		c.notifyReferDone(notify)
-		s.tellParker(l.user, o)
-		if consult != nil {
-			consult.consultDone(o)
+		if done != nil {
+			done()
 		}
-		c.announceAndRelease(l, o)
+		s.tellParker(l.user, p.orbit)
+		release(l, p.orbit)
 	}()
 }
 
-// refuseParkAs answers a REFER whose park the lot refused with err, the
+// refuseParkAs answers a REFER whose park parkOther refused with err, the
 // call staying as it was; l is the leg its NOTIFYs go to.
 func (c *call) refuseParkAs(l *leg, req *sip.Request, tx sip.ServerTransaction, identity string, directed int, err error) {
 	s := c.s
 	switch {
+	case errors.Is(err, errNothingToPark):
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "nothing to park")
+		s.reply(req, tx, sip.StatusForbidden, "Nothing to park")
+	case errors.Is(err, errNotAUser):
+		s.metrics.refused.WithLabelValues("park_not_allowed").Inc()
+		s.logRefusal("park", req, sip.StatusForbidden, "", 0, "not a user")
+		s.reply(req, tx, sip.StatusForbidden, "Only users can park")
+	case errors.Is(err, errInvitePending):
+		s.logRefusal("park", req, sip.StatusRequestPending, "", 0, "re-INVITE in progress")
+		res := s.response(req, sip.StatusRequestPending, "")
+		res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+		s.respond(tx, res)
+	case errors.Is(err, errCallEnded):
+		s.reply(req, tx, sip.StatusCallTransactionDoesNotExists, "")
 	case errors.Is(err, park.ErrOutOfRange):
 		s.logRefusal("park", req, sip.StatusForbidden, identity, directed, park.ReasonOutOfRange)
 		s.reply(req, tx, sip.StatusForbidden, fmt.Sprintf("Code %d is outside the pickup range of policy %s", directed, identity))
@@ -404,9 +451,12 @@ func (s *Switch) tellParker(u *User, o *park.Orbit) {
 // releaseParker lets the parker's phone hang up its leg, and hangs it up
 // itself when the phone does not within ReleaseTimeout. The leg's media
 // anchor is not needed any more.
-func (c *call) releaseParker(l *leg) {
+func (c *call) releaseParker(l *leg) { c.releaseParkerAfter(l, c.s.opts.ReleaseTimeout) }
+
+// releaseParkerAfter is releaseParker with wait in place of ReleaseTimeout.
+func (c *call) releaseParkerAfter(l *leg, wait time.Duration) {
 	l.ep.Close()
-	t := time.NewTimer(c.s.opts.ReleaseTimeout)
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-l.gone:

@@ -58,6 +58,8 @@ type Options struct {
 	Prompts        *Prompts           // speak the code to the parker after a park (SPEC §11); nil = not spoken
 	ReleaseTimeout time.Duration      // the parker's leg is hung up this long after a park if it has not (default 30 s)
 	ConsultTimeout time.Duration      // a call to the park address that parks nothing is hung up after this (default 60 s)
+	DTMFParkCode   string             // keyed during a bridged call, parks the other party (dtmf.go); "" = off
+	DTMFTimeout    time.Duration      // digits of a possible DTMF park code are withheld this long (default media.DigitTimeout)
 
 	NoAnswerTimeout  time.Duration // an unanswered outbound INVITE is given up after this (default 60 s)
 	MediaTimeout     time.Duration // a call whose media is silent this long is ended (0 = never)
@@ -112,6 +114,8 @@ type Switch struct {
 	policies   atomic.Pointer[policy.Set]
 	numbers    atomic.Pointer[ParkNumbers]
 	sec        security
+	dtmfKeys   chan *leg     // legs whose phone keyed the DTMF park code, for dtmfWorker
+	dtmfFull   atomic.Uint64 // codes dropped because dtmfKeys was full
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -160,6 +164,9 @@ func (opts *Options) setDefaults() {
 	if opts.ConsultTimeout <= 0 {
 		opts.ConsultTimeout = 60 * time.Second
 	}
+	if opts.DTMFTimeout <= 0 {
+		opts.DTMFTimeout = media.DigitTimeout
+	}
 	if opts.MaxConnections <= 0 {
 		opts.MaxConnections = DefaultMaxConnections
 	}
@@ -191,6 +198,9 @@ func New(opts Options) (*Switch, error) {
 	if opts.Ports == nil {
 		return nil, errors.New("sip: a media port pool is required")
 	}
+	if opts.DTMFParkCode != "" && !media.ValidCode(opts.DTMFParkCode) {
+		return nil, fmt.Errorf("sip: DTMF park code %q: %w", opts.DTMFParkCode, ErrBadDTMFCode)
+	}
 	opts.setDefaults()
 	durable := opts.Store != nil
 	if opts.Store == nil {
@@ -210,10 +220,11 @@ func New(opts Options) (*Switch, error) {
 		calls: make(map[*call]struct{}),
 
 		storeLog: make(map[string]*rateLimit),
+		dtmfKeys: make(chan *leg, dtmfQueueLen),
 	}
 	s.dir.Store(opts.Directory)
 	s.policies.Store(opts.Policies)
-	s.numbers.Store(&ParkNumbers{ParkUser: opts.ParkUser, RetrievePrefix: opts.RetrievePrefix})
+	s.numbers.Store(&ParkNumbers{ParkUser: opts.ParkUser, RetrievePrefix: opts.RetrievePrefix, DTMFCode: opts.DTMFParkCode})
 	if _, err := rand.Read(s.tagKey[:]); err != nil {
 		return nil, fmt.Errorf("sip: random: %w", err)
 	}
@@ -250,13 +261,18 @@ func (s *Switch) SetPolicies(set *policy.Set) { s.policies.Store(set) }
 type ParkNumbers struct {
 	ParkUser       string // REFER to sip:<ParkUser>@… parks
 	RetrievePrefix string // dial <prefix><code> to retrieve
+	DTMFCode       string // keyed in a call, parks the other party; "" = off
 }
 
-// SetParkNumbers changes the park address and retrieve prefix for the next
-// park and retrieve.
+// SetParkNumbers changes the park address, retrieve prefix and DTMF park
+// code for the next park and retrieve, and the next digit keyed. A DTMF
+// code that is not media.ValidCode turns DTMF park off.
 func (s *Switch) SetParkNumbers(n ParkNumbers) {
 	if n.ParkUser == "" {
 		n.ParkUser = "park"
+	}
+	if !media.ValidCode(n.DTMFCode) {
+		n.DTMFCode = ""
 	}
 	s.numbers.Store(&n)
 }
@@ -426,12 +442,14 @@ func (s *Switch) newStack() error {
 }
 
 // startBackground starts the switch's own goroutines, each stopped by
-// Shutdown: the events queue, the janitor, registration sync, the node
-// watch, the state watch, the music and the announcements.
+// Shutdown: the events queue, the janitor, the DTMF park worker,
+// registration sync, the node watch, the state watch, the music and the
+// announcements.
 func (s *Switch) startBackground(loaded bool) {
 	s.events.start(&s.wg)
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go s.janitor()
+	go s.dtmfWorker()
 	go s.syncRegistrations(loaded)
 	go s.watchNodes()
 	go s.watchState()

@@ -86,7 +86,7 @@ func (r *reloader) reload(why string) error {
 	sw := r.srv.sw
 	r.srv.api.set(cfg.HTTP)
 	sw.SetPolicies(cfg.Policies)
-	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix})
+	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix, DTMFCode: cfg.Park.DTMFCode})
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
 	if restartNeeded(r.cfg, cfg) {
 		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports, music or announcements changed: they take effect after a restart")

@@ -166,6 +166,7 @@ func switchOptions(cfg *config.Config, dir *sip.Directory, ports *media.PortPool
 		Policies:       cfg.Policies,
 		ParkUser:       cfg.Park.ParkUser,
 		RetrievePrefix: cfg.Park.RetrievePrefix,
+		DTMFParkCode:   cfg.Park.DTMFCode,
 		Park: park.Config{
 			Ringback:     cfg.Park.Ringback(),
 			MaxRingbacks: cfg.Park.MaxRingbacks,

@@ -21,6 +21,7 @@ const (
 	DefaultRTPPortMax        = 29999
 	DefaultRTPTimeoutSeconds = 60
 	DefaultParkUser          = "park"
+	DefaultDTMFCode          = "#72"
 	DefaultRingbackSeconds   = 30
 	DefaultMaxRingbacks      = 3
 	DefaultPolicyFile        = "policies.yaml"
@@ -137,6 +138,7 @@ func (m Media) RTPTimeout() time.Duration { return time.Duration(m.RTPTimeoutSec
 type Park struct {
 	ParkUser        string // REFER to sip:<ParkUser>@domain parks the other party
 	RetrievePrefix  string // dial <prefix><code> to retrieve
+	DTMFCode        string // keyed during a call, parks the other party; "" = off
 	RingbackSeconds int    // how long a timed-out orbit rings the parker (and then the fallback)
 	MaxRingbacks    int    // unanswered ringback cycles before the parked call is dropped
 	Fallback        string // user rung when the parker does not answer; "" = none

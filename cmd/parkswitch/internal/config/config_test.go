@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 			DigestAlgorithms: []string{"MD5", "SHA-256"},
 		},
 		Media: Media{RTPPortMin: 20000, RTPPortMax: 29999, RTPTimeoutSeconds: 60},
-		Park:  Park{ParkUser: "park", RingbackSeconds: 30, MaxRingbacks: 3, PolicyFile: "policies.yaml", Announce: true},
+		Park:  Park{ParkUser: "park", DTMFCode: "#72", RingbackSeconds: 30, MaxRingbacks: 3, PolicyFile: "policies.yaml", Announce: true},
 	}
 	if !reflect.DeepEqual(c.Server, want.Server) || c.Media != want.Media || c.Park != want.Park || c.Path != want.Path {
 		t.Errorf("defaults = %+v %+v %+v, want %+v %+v %+v", c.Server, c.Media, c.Park, want.Server, want.Media, want.Park)
@@ -124,6 +124,7 @@ media:
 park:
   park_user: Park.Orbit
   retrieve_prefix: "*5#"
+  dtmf_code: "*9*9"
   ringback_seconds: 5
   max_ringbacks: 10
   fallback: "2001"
@@ -159,10 +160,13 @@ trunks:
 	if c.Users[0].HA1 != "0123456789abcdef0123456789abcdef" {
 		t.Errorf("HA1 not normalized: %q", c.Users[0].HA1)
 	}
-	if c.Trunks[0].Transport != "udp" || c.Trunks[1].Transport != "tcp" || c.Trunks[1].Line != 30 {
+	if c.Trunks[0].Transport != "udp" || c.Trunks[1].Transport != "tcp" || c.Trunks[1].Line != 31 {
 		t.Errorf("trunks = %+v", c.Trunks)
 	}
-	if c.Users[1].Line != 23 || c.Users[1].Name() != "42" {
+	if c.Park.DTMFCode != "*9*9" {
+		t.Errorf("DTMFCode = %q", c.Park.DTMFCode)
+	}
+	if c.Users[1].Line != 24 || c.Users[1].Name() != "42" {
 		t.Errorf("user = %+v", c.Users[1])
 	}
 }
@@ -207,7 +211,7 @@ func TestProblems(t *testing.T) {
 		{"unknown key in a section", head + "  sip_listn: []\n", "",
 			[]want{{"", 3, `unknown key "sip_listn" in server: did you mean sip_listen? Valid keys: domain, sip_listen, http_listen, advertise_ip, digest_algorithms`}}},
 		{"unknown key in park", head + "park:\n  timeout: 3\n", "",
-			[]want{{"", 4, `unknown key "timeout" in park: remove it or use one of park_user, retrieve_prefix, ringback_seconds, max_ringbacks, fallback, policy_file, announce, prompts_dir`}}},
+			[]want{{"", 4, `unknown key "timeout" in park: remove it or use one of park_user, retrieve_prefix, dtmf_code, ringback_seconds, max_ringbacks, fallback, policy_file, announce, prompts_dir`}}},
 		{"domain missing", "server:\n  http_listen: 127.0.0.1:8080\n", "",
 			[]want{{"", 2, "server.domain is missing: add domain: <your SIP domain> under server"}}},
 		{"server missing", "media: {}\n", "",
@@ -286,6 +290,12 @@ func TestProblems(t *testing.T) {
 			[]want{{"", 4, "park_user 50 is in the pickup range 10–99 of policy Global (policies.yaml)"}}},
 		{"retrieve_prefix", head + "park:\n  retrieve_prefix: \"*a\"\n", "",
 			[]want{{"", 4, `retrieve_prefix "*a" can only hold digits, * and #`}}},
+		{"dtmf_code", head + "park:\n  dtmf_code: \"#7a\"\n", "",
+			[]want{{"", 4, `dtmf_code "#7a" must be 1 to 8 keys of 0-9, * and #`}}},
+		{"dtmf_code too long", head + "park:\n  park_user: park\n  dtmf_code: \"*123456789\"\n", "",
+			[]want{{"", 5, `dtmf_code "*123456789" must be 1 to 8 keys`}}},
+		{"dtmf_code not a string", head + "park:\n  dtmf_code: [\"#\"]\n", "",
+			[]want{{"", 4, "dtmf_code"}}},
 		{"ringback bounds", head + "park:\n  ringback_seconds: 4\n  max_ringbacks: 0\n", "", []want{
 			{"", 4, "ringback_seconds 4 is out of range: use 5–600"},
 			{"", 5, "max_ringbacks 0 is out of range: use 1–10"},
@@ -679,6 +689,25 @@ func TestStateSection(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: the error shows the password: %v", tc.yaml, err)
+		}
+	}
+}
+
+// TestDTMFCodeOff: an empty dtmf_code turns DTMF park off; absent, it is
+// the default.
+func TestDTMFCodeOff(t *testing.T) {
+	for yaml, want := range map[string]string{
+		"park:\n  dtmf_code: \"\"\n":     "",
+		"park:\n  dtmf_code: \"#72#\"\n": "#72#",
+		"park:\n  dtmf_code: 5\n":        "5",
+		"":                               DefaultDTMFCode,
+	} {
+		c, err := parse("server:\n  domain: contoso.com\n"+yaml, "")
+		if err != nil {
+			t.Fatalf("%q: %v", yaml, err)
+		}
+		if c.Park.DTMFCode != want {
+			t.Errorf("%q: DTMFCode = %q, want %q", yaml, c.Park.DTMFCode, want)
 		}
 	}
 }

@@ -50,6 +50,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 			},
 			Park: Park{
 				ParkUser:        DefaultParkUser,
+				DTMFCode:        DefaultDTMFCode,
 				RingbackSeconds: DefaultRingbackSeconds,
 				MaxRingbacks:    DefaultMaxRingbacks,
 				PolicyFile:      DefaultPolicyFile,
@@ -152,6 +153,7 @@ func (p *parser) decode(doc *yaml.Node) {
 		section("park", &c.parkKeys,
 			policy.StringField("park_user", &c.Park.ParkUser),
 			policy.StringField("retrieve_prefix", &c.Park.RetrievePrefix),
+			policy.StringField("dtmf_code", &c.Park.DTMFCode),
 			policy.IntField("ringback_seconds", &c.Park.RingbackSeconds),
 			policy.IntField("max_ringbacks", &c.Park.MaxRingbacks),
 			policy.StringField("fallback", &c.Park.Fallback),
@@ -570,6 +572,9 @@ func (p *parser) checkPark() {
 	}
 	if !k.Bad("retrieve_prefix") && strings.Trim(pk.RetrievePrefix, "0123456789*#") != "" {
 		d.Addf(k.Line("retrieve_prefix"), "retrieve_prefix %q can only hold digits, * and #: write e.g. *5 or leave it empty", pk.RetrievePrefix)
+	}
+	if !k.Bad("dtmf_code") && pk.DTMFCode != "" && (len(pk.DTMFCode) > 8 || strings.Trim(pk.DTMFCode, "0123456789*#") != "") {
+		d.Addf(k.Line("dtmf_code"), "dtmf_code %q must be 1 to 8 keys of 0-9, * and #: write e.g. \"#72\", or \"\" to turn DTMF park off", pk.DTMFCode)
 	}
 	p.checkRange(k, "ringback_seconds", pk.RingbackSeconds, minRingbackSecs, maxRingbackSecs)
 	p.checkRange(k, "max_ringbacks", pk.MaxRingbacks, minRingbacks, maxRingbacks)
