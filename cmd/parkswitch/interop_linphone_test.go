@@ -245,18 +245,19 @@ func (l *linphonePhone) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		text := sc.Text()
-		for strings.HasPrefix(text, linphonePrompt) {
-			text = text[len(linphonePrompt):]
+		// A prompt printed while an event line was being written splits
+		// it ("…call 2linphonec> The distant endpoint…"): each part is a
+		// line of its own.
+		for _, text := range strings.Split(sc.Text(), linphonePrompt) {
+			if strings.TrimSpace(text) == "" {
+				continue
+			}
+			l.mu.Lock()
+			l.lines = append(l.lines, linphoneLine{at: time.Since(l.start), text: text})
+			close(l.changed)
+			l.changed = make(chan struct{})
+			l.mu.Unlock()
 		}
-		if strings.TrimSpace(text) == "" {
-			continue
-		}
-		l.mu.Lock()
-		l.lines = append(l.lines, linphoneLine{at: time.Since(l.start), text: text})
-		close(l.changed)
-		l.changed = make(chan struct{})
-		l.mu.Unlock()
 	}
 }
 
