@@ -41,3 +41,36 @@ func linearToAlaw(s int16) byte {
 	// A-law sends every even bit inverted.
 	return (sign | byte(ix)) ^ 0x55
 }
+
+// ULawToLinear and ALawToLinear decode one G.711 code as the ITU-T
+// reference does (G.191 ulaw_expand and alaw_expand): the middle of each
+// quantisation step. The switch never decodes; tests check with them what
+// a phone would hear.
+func ULawToLinear(c byte) int16 {
+	c = ^c
+	exp := int(c>>4) & 7
+	mant := int(c & 0x0f)
+	v := (2*mant+33)<<(exp+2) - 132
+	if c&0x80 != 0 {
+		return int16(-v)
+	}
+	return int16(v)
+}
+
+// ALawToLinear decodes one A-law code; see ULawToLinear.
+func ALawToLinear(c byte) int16 {
+	c ^= 0x55
+	exp := int(c>>4) & 7
+	mant := int(c & 0x0f)
+	if exp > 0 {
+		mant += 16 // the implied leading one
+	}
+	v := mant<<4 + 8
+	if exp > 1 {
+		v <<= exp - 1
+	}
+	if c&0x80 == 0 {
+		return int16(-v)
+	}
+	return int16(v)
+}

@@ -7,36 +7,6 @@ import (
 	"testing"
 )
 
-// ulawToLinear and alawToLinear decode as the ITU-T reference does (G.191
-// ulaw_expand and alaw_expand): the middle of each quantisation step.
-func ulawToLinear(c byte) int16 {
-	c = ^c
-	exp := int(c>>4) & 7
-	mant := int(c & 0x0f)
-	v := (2*mant+33)<<(exp+2) - 132
-	if c&0x80 != 0 {
-		return int16(-v)
-	}
-	return int16(v)
-}
-
-func alawToLinear(c byte) int16 {
-	c ^= 0x55
-	exp := int(c>>4) & 7
-	mant := int(c & 0x0f)
-	if exp > 0 {
-		mant += 16 // the implied leading one
-	}
-	v := mant<<4 + 8
-	if exp > 1 {
-		v <<= exp - 1
-	}
-	if c&0x80 == 0 {
-		return int16(-v)
-	}
-	return int16(v)
-}
-
 func TestG711KnownValues(t *testing.T) {
 	for _, tt := range []struct {
 		in         int16
@@ -132,8 +102,8 @@ func TestG711RoundTrip(t *testing.T) {
 		// reference's segments, in 16-bit units.
 		step func(c byte) int
 	}{
-		{"µ-law", linearToUlaw, ulawToLinear, func(c byte) int { return 8 << (^c >> 4 & 7) }},
-		{"A-law", linearToAlaw, alawToLinear, func(c byte) int { return 16 << max(int((c^0x55)>>4&7), 1) >> 1 }},
+		{"µ-law", linearToUlaw, ULawToLinear, func(c byte) int { return 8 << (^c >> 4 & 7) }},
+		{"A-law", linearToAlaw, ALawToLinear, func(c byte) int { return 16 << max(int((c^0x55)>>4&7), 1) >> 1 }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for c := range 256 {

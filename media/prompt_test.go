@@ -52,9 +52,9 @@ func decode(f Format, payload []byte) []int16 {
 	out := make([]int16, len(payload))
 	for i, c := range payload {
 		if f.Name == PCMA.Name {
-			out[i] = alawToLinear(c)
+			out[i] = ALawToLinear(c)
 		} else {
-			out[i] = ulawToLinear(c)
+			out[i] = ULawToLinear(c)
 		}
 	}
 	return out
@@ -232,7 +232,7 @@ func TestPlayAfterStall(t *testing.T) {
 	}
 	for i, p := range pkts {
 		for j, got := range decode(u.f, p.Payload) {
-			if got != ulawToLinear(linearToUlaw(s[i*samplesPerFrame+j])) {
+			if got != ULawToLinear(linearToUlaw(s[i*samplesPerFrame+j])) {
 				t.Fatalf("packet %d is not frame %d of the prompt", i, i)
 			}
 		}

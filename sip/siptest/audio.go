@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/parkswitch/parkswitch/media"
 )
 
 // RTPPacket is one packet a call received, as RecordRTP keeps it.
@@ -47,15 +49,15 @@ func (r *rtpSession) recordLocked(h rtp.Header, payload []byte) {
 }
 
 // DecodeG711 is what a phone plays of a PCMU (payload type 0) or PCMA (8)
-// payload: 16-bit linear samples, the middle of each G.711 step (ITU-T
-// G.191 ulaw_expand and alaw_expand). Other payload types report false.
+// payload: 16-bit linear samples (media.ULawToLinear, media.ALawToLinear).
+// Other payload types report false.
 func DecodeG711(pt uint8, payload []byte) ([]int16, bool) {
 	var expand func(byte) int16
 	switch pt {
 	case ptPCMU:
-		expand = ulawExpand
+		expand = media.ULawToLinear
 	case ptPCMA:
-		expand = alawExpand
+		expand = media.ALawToLinear
 	default:
 		return nil, false
 	}
@@ -64,33 +66,6 @@ func DecodeG711(pt uint8, payload []byte) ([]int16, bool) {
 		out[i] = expand(c)
 	}
 	return out, true
-}
-
-func ulawExpand(c byte) int16 {
-	c = ^c
-	exp := int(c>>4) & 7
-	v := (2*int(c&0x0f)+33)<<(exp+2) - 132
-	if c&0x80 != 0 {
-		return int16(-v)
-	}
-	return int16(v)
-}
-
-func alawExpand(c byte) int16 {
-	c ^= 0x55
-	exp := int(c>>4) & 7
-	mant := int(c & 0x0f)
-	if exp > 0 {
-		mant += 16 // the implied leading one
-	}
-	v := mant<<4 + 8
-	if exp > 1 {
-		v <<= exp - 1
-	}
-	if c&0x80 == 0 {
-		return int16(-v)
-	}
-	return int16(v)
 }
 
 // audioLine is the audio m= line of an SDP body, its formats in group 2.
