@@ -439,23 +439,37 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 	}
 	s.b.mu.Unlock()
 	ch := make(chan store.Event, 64)
+	follow(ctx, s, ch, func() ([]store.Event, <-chan struct{}, bool) {
+		s.b.mu.Lock()
+		defer s.b.mu.Unlock()
+		var batch []store.Event
+		i, _ := slices.BinarySearchFunc(s.b.events, next, func(e store.Event, seq uint64) int { return cmp.Compare(e.Seq, seq) })
+		if i < len(s.b.events) {
+			batch = slices.Clone(s.b.events[i:])
+			next = batch[len(batch)-1].Seq + 1
+		}
+		return batch, s.b.notify, true
+	})
+	return ch, nil
+}
+
+// follow runs a goroutine, owned by the store, that sends ch every batch
+// next returns and, after an empty one, waits on the wake channel next
+// returned with it. It closes ch when ctx or the store ends, or when next
+// reports false (the receiver fell too far behind and starts again).
+func follow[T any](ctx context.Context, s *Store, ch chan<- T, next func() (batch []T, wake <-chan struct{}, ok bool)) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer close(ch)
 		for {
-			s.b.mu.Lock()
-			var batch []store.Event
-			i, _ := slices.BinarySearchFunc(s.b.events, next, func(e store.Event, seq uint64) int { return cmp.Compare(e.Seq, seq) })
-			if i < len(s.b.events) {
-				batch = slices.Clone(s.b.events[i:])
+			batch, wake, ok := next()
+			if !ok {
+				return
 			}
-			wake := s.b.notify
-			s.b.mu.Unlock()
-			for _, e := range batch {
+			for _, v := range batch {
 				select {
-				case ch <- e:
-					next = e.Seq + 1
+				case ch <- v:
 				case <-ctx.Done():
 					return
 				case <-s.done:
@@ -474,7 +488,6 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 			}
 		}
 	}()
-	return ch, nil
 }
 
 // AppendRecord implements store.Records.

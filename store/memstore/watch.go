@@ -58,39 +58,12 @@ func (s *Store) WatchOrbits(ctx context.Context) (<-chan store.OrbitChange, erro
 	s.b.mu.Unlock()
 	ch := make(chan store.OrbitChange, 64)
 	ch <- reset
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(ch)
-		for {
-			s.b.mu.Lock()
-			batch, ok := s.b.watch.since(seq)
-			wake := s.b.watch.wake
-			s.b.mu.Unlock()
-			if !ok {
-				return // fell too far behind: the receiver watches again
-			}
-			for _, c := range batch {
-				select {
-				case ch <- c:
-					seq++
-				case <-ctx.Done():
-					return
-				case <-s.done:
-					return
-				}
-			}
-			if len(batch) > 0 {
-				continue
-			}
-			select {
-			case <-wake:
-			case <-ctx.Done():
-				return
-			case <-s.done:
-				return
-			}
-		}
-	}()
+	follow(ctx, s, ch, func() ([]store.OrbitChange, <-chan struct{}, bool) {
+		s.b.mu.Lock()
+		defer s.b.mu.Unlock()
+		batch, ok := s.b.watch.since(seq)
+		seq += uint64(len(batch))
+		return batch, s.b.watch.wake, ok
+	})
 	return ch, nil
 }
