@@ -17,8 +17,9 @@ import (
 // transferor's legs are released. Replaces naming a call to the park
 // address parks the transferee instead (consult.go).
 //
-// The Replaces decides, not the Refer-To's user part. Replaces naming no
-// dialog the switch holds is accepted and then fails with NOTIFY sipfrag
+// The Replaces decides, not the Refer-To's user part. Replaces naming
+// the transferor's own INVITE still ringing is a semi-attended transfer
+// (semiattended.go). Replaces naming no dialog the switch holds is accepted and then fails with NOTIFY sipfrag
 // 481, as the transferee's INVITE with Replaces would (RFC 5589 §7.2): a
 // 481 to the REFER itself would tell the phone that the call it is on is
 // gone (RFC 5057). A dialog of another user is refused with 403.
@@ -42,6 +43,10 @@ func (c *call) attended(l *leg, req *sip.Request, tx sip.ServerTransaction, rt *
 	}
 	named := s.dialogs.named(r)
 	if named == nil {
+		if el := s.ringingNamed(r); el != nil && c.consult == nil {
+			c.semiAttended(l, el, req, tx) // the target still rings (semiattended.go)
+			return
+		}
 		c.noSuchDialog(l, req, tx)
 		return
 	}

@@ -67,6 +67,7 @@ type call struct {
 	stopMusic  func()   // detaches music on hold
 	xfer       *leg     // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
 	consult    *consult // set for a call to the park address (consult.go); never changes
+	invite     *ringing // the caller's INVITE while the callee rings (semiattended.go)
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed
@@ -436,9 +437,17 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	// lingers for the ACK, so learn of the CANCEL from its callback.
 	ctx, stop := context.WithTimeout(s.ctx, s.opts.NoAnswerTimeout)
 	defer stop()
+	ring := c.startRinging(req, tx, stop)
 	cancelled := make(chan struct{})
 	var cancelOnce sync.Once
-	callerGone := func(*sip.Request) { cancelOnce.Do(func() { close(cancelled); stop() }) }
+	callerGone := func(*sip.Request) {
+		cancelOnce.Do(func() {
+			close(cancelled)
+			if ring.callerLeft() { // a semi-attended transfer rings on without the caller
+				stop()
+			}
+		})
+	}
 	if !tx.OnCancel(callerGone) {
 		callerGone(nil)
 	}
@@ -455,8 +464,12 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	}()
 
 	r := c.race(ctx, caller, targets, later, bSDP, c.epB, offerFor, func(f *leg, res *sip.Response) {
-		c.relayProvisional(req, tx, f, res)
+		ring.relay(func() { c.relayProvisional(req, tx, f, res) })
 	})
+	if t := ring.decide(); t != nil {
+		c.handOver(t, r)
+		return
+	}
 	switch {
 	case r.winner != nil:
 		c.answered(req, tx, r.winner, r.answer)

@@ -107,14 +107,7 @@ func (c *call) blindTransfer(l *leg, req *sip.Request, tx sip.ServerTransaction,
 // runTransfer rings the target for transferee p and reports the outcome to
 // transferor l in NOTIFY sipfrag (100 Trying first, RFC 3515 §2.4.5).
 func (c *call) runTransfer(l, p *leg, caller party, targets []target, later func(context.Context) []target, ep *media.Endpoint) {
-	s := c.s
-	trying := make(chan struct{})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		defer close(trying)
-		c.notifyReferState(l, "SIP/2.0 100 Trying\r\n", "active;expires=60")
-	}()
+	trying := c.notifyTrying(l)
 	status := sip.StatusTemporarilyUnavailable
 	r := c.ringTransferTarget(p, caller, targets, later, ep)
 	switch {
@@ -126,6 +119,29 @@ func (c *call) runTransfer(l, p *leg, caller party, targets []target, later func
 	default:
 		ep.Close() // nobody answered in time, or the call ended
 	}
+	c.concludeTransfer(l, status, trying, caller.name)
+}
+
+// notifyTrying sends transferor l the NOTIFY sipfrag 100 Trying of a
+// transfer that rings, in the background; the channel closes once it is
+// sent, before which no final NOTIFY may go.
+func (c *call) notifyTrying(l *leg) <-chan struct{} {
+	s := c.s
+	trying := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(trying)
+		c.notifyReferState(l, "SIP/2.0 100 Trying\r\n", "active;expires=60")
+	}()
+	return trying
+}
+
+// concludeTransfer ends transferor l's transfer of transferee (a name,
+// for the log) with status: the final NOTIFY, unless l hung up meanwhile,
+// and on 200 l's release; on failure the call stays as it was, or ends
+// when l has hung up.
+func (c *call) concludeTransfer(l *leg, status int, trying <-chan struct{}, transferee string) {
 	c.mu.Lock()
 	c.xfer = nil
 	gone := isClosed(l.gone)
@@ -135,7 +151,7 @@ func (c *call) runTransfer(l, p *leg, caller party, targets []target, later func
 		c.notifyRefer(l, "SIP/2.0 "+strconv.Itoa(status)+" "+reason(status)+"\r\n")
 	}
 	if status == sip.StatusOK {
-		c.log.Info().Str("transferee", caller.name).Msg("transfer answered")
+		c.log.Info().Str("transferee", transferee).Msg("transfer answered")
 		c.releaseParker(l)
 		return
 	}

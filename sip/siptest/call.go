@@ -65,6 +65,7 @@ type Call struct {
 	remoteURI        sip.Uri
 	remoteName       string
 	remoteTag        string
+	earlyTag         string // the To tag of the first provisional response with one (an early dialog)
 	remoteTarget     sip.Uri
 	routeSet         []sip.Uri
 	localCSeq        uint32

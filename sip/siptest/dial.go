@@ -191,6 +191,13 @@ func (c *Call) invite(ctx context.Context, req *sip.Request) error {
 			switch {
 			case res.IsProvisional():
 				provisional = true
+				if tag, _ := res.To().Params.Get("tag"); tag != "" {
+					c.mu.Lock()
+					if c.earlyTag == "" {
+						c.earlyTag = tag
+					}
+					c.mu.Unlock()
+				}
 				if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
 					c.ringOnce.Do(func() { close(c.ringing) })
 				}

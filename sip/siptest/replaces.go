@@ -51,3 +51,16 @@ func (in *Incoming) ReplacesID() string {
 	tag, _ := in.Req.From().Params.Get("tag")
 	return in.CallID + ";to-tag=" + tag + ";from-tag=" + in.toTag
 }
+
+// EarlyReplacesID names the early dialog of a call the phone placed that
+// still rings, as Call.ReplacesID names an established one: the tag of
+// the first provisional response that carried one as to-tag, the phone's
+// own as from-tag ("" before any such response).
+func (c *Call) EarlyReplacesID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.earlyTag == "" {
+		return ""
+	}
+	return c.callID + ";to-tag=" + c.earlyTag + ";from-tag=" + c.localTag
+}
