@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -117,162 +118,49 @@ type parser struct {
 	d *policy.NodeDecoder
 	c *Config
 
-	root, server, media, http policy.Keys
-	security, state           policy.Keys
+	root, server, media, park policy.Keys
+	security, state, http     policy.Keys
 	listenLines               []int // line of each c.Server.SIPListen entry
-	trunkKeys                 []policy.Keys
-	httpUserKeys, tokenKeys   []policy.Keys
-	policyFile                string // park.policy_file as written
 }
 
+// decode decodes the file into p.c, whose fields name its keys, keeping
+// where each key was.
 func (p *parser) decode(doc *yaml.Node) {
 	c := p.c
-	section := func(name string, dst *policy.Keys, fields ...policy.Field) policy.Field {
-		return policy.Field{Name: name, Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			*dst = d.Mapping(v, name, fields...)
-			return true
-		}}
+	p.root = p.d.Decode(doc, "the top level", c)
+	c.keys = p.root
+	p.server, p.media, p.park = p.root.Section("server"), p.root.Section("media"), p.root.Section("park")
+	p.security, p.state, p.http = p.root.Section("security"), p.root.Section("state"), p.root.Section("http")
+	for i := range c.Users {
+		c.Users[i].Line = p.root.Entry("users", i).Start()
 	}
-	p.policyFile = c.Park.PolicyFile
-	p.root = p.d.Mapping(doc, "the top level",
-		section("server", &p.server,
-			policy.StringField("domain", &c.Server.Domain),
-			policy.Field{Name: "sip_listen", Decode: p.decodeListen},
-			policy.StringField("http_listen", &c.Server.HTTPListen),
-			policy.StringField("advertise_ip", &c.Server.AdvertiseIP),
-			policy.StringsField("digest_algorithms", &c.Server.DigestAlgorithms),
-			policy.StringField("tls_cert", &c.Server.TLSCert),
-			policy.StringField("tls_key", &c.Server.TLSKey),
-		),
-		section("media", &p.media,
-			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
-			policy.IntField("rtp_port_max", &c.Media.RTPPortMax),
-			policy.StringField("music_on_hold", &c.Media.MusicOnHold),
-			policy.IntField("rtp_timeout_seconds", &c.Media.RTPTimeoutSeconds),
-		),
-		section("park", &c.parkKeys,
-			policy.StringField("park_user", &c.Park.ParkUser),
-			policy.StringField("retrieve_prefix", &c.Park.RetrievePrefix),
-			policy.StringField("dtmf_code", &c.Park.DTMFCode),
-			policy.IntField("ringback_seconds", &c.Park.RingbackSeconds),
-			policy.IntField("max_ringbacks", &c.Park.MaxRingbacks),
-			policy.StringField("fallback", &c.Park.Fallback),
-			policy.StringField("policy_file", &p.policyFile),
-			policy.BoolField("announce", &c.Park.Announce),
-			policy.StringField("prompts_dir", &c.Park.PromptsDir),
-		),
-		section("security", &p.security,
-			policy.IntField("max_connections", &c.Security.MaxConnections),
-			policy.IntField("max_connections_per_ip", &c.Security.MaxConnectionsPerIP),
-			policy.IntField("ban_after", &c.Security.BanAfter),
-			policy.IntField("ban_window_seconds", &c.Security.BanWindowSeconds),
-			policy.IntField("ban_seconds", &c.Security.BanSeconds),
-			policy.IntField("retrieve_misses", &c.Security.RetrieveMisses),
-		),
-		section("state", &p.state,
-			policy.StringField("data_dir", &c.State.DataDir),
-			policy.StringsField("nats_urls", &c.State.NATSURLs),
-			policy.StringField("node_id", &c.State.NodeID),
-			policy.IntField("cdr_days", &c.State.CDRDays),
-		),
-		policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			return d.Sequence(v, "users", func(item *yaml.Node) {
-				u := User{Line: item.Line}
-				k := d.Mapping(item, "user",
-					policy.StringField("id", &u.ID).Require(),
-					policy.StringField("extension", &u.Extension),
-					policy.StringField("display_name", &u.DisplayName),
-					policy.StringField("password", &u.Password),
-					policy.StringField("ha1", &u.HA1),
-					policy.StringField("ha1_sha256", &u.HA1SHA256),
-					policy.StringsField("groups", &u.Groups),
-					policy.StringField("contact", &u.Contact),
-				)
-				if item.Kind == yaml.MappingNode {
-					c.Users, c.userKeys = append(c.Users, u), append(c.userKeys, k)
-				}
-			})
-		}},
-		section("http", &p.http,
-			policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-				return d.Sequence(v, "http.users", func(item *yaml.Node) {
-					var u HTTPUser
-					k := d.Mapping(item, "http user",
-						policy.StringField("name", &u.Name).Require(),
-						policy.StringField("password_hash", &u.PasswordHash).Require(),
-						policy.StringField("role", &u.Role).Require(),
-					)
-					if item.Kind == yaml.MappingNode {
-						c.HTTP.Users, p.httpUserKeys = append(c.HTTP.Users, u), append(p.httpUserKeys, k)
-					}
-				})
-			}},
-			policy.Field{Name: "tokens", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-				return d.Sequence(v, "http.tokens", func(item *yaml.Node) {
-					var t HTTPToken
-					k := d.Mapping(item, "http token",
-						policy.StringField("name", &t.Name).Require(),
-						policy.StringField("token", &t.Token).Require(),
-						policy.StringField("role", &t.Role).Require(),
-					)
-					if item.Kind == yaml.MappingNode {
-						c.HTTP.Tokens, p.tokenKeys = append(c.HTTP.Tokens, t), append(p.tokenKeys, k)
-					}
-				})
-			}},
-		),
-		policy.Field{Name: "trunks", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			return d.Sequence(v, "trunks", func(item *yaml.Node) {
-				t := Trunk{Line: item.Line}
-				k := d.Mapping(item, "trunk",
-					policy.StringField("name", &t.Name).Require(),
-					policy.StringField("address", &t.Address).Require(),
-					policy.StringField("transport", &t.Transport),
-					policy.StringField("outbound_prefix", &t.OutboundPrefix),
-				)
-				if item.Kind == yaml.MappingNode {
-					c.Trunks, p.trunkKeys = append(c.Trunks, t), append(p.trunkKeys, k)
-				}
-			})
-		}},
-	)
+	for i := range c.Trunks {
+		c.Trunks[i].Line = p.root.Entry("trunks", i).Start()
+	}
+	p.checkListen()
 }
 
-// decodeListen decodes server.sip_listen, checking each entry where it is.
-func (p *parser) decodeListen(d *policy.NodeDecoder, v *yaml.Node) bool {
-	var (
-		listens []Listen
-		lines   []int
-		entries int
-	)
-	ok := d.Sequence(v, "sip_listen", func(item *yaml.Node) {
-		entries++
-		var s string
-		if !d.String(item, "sip_listen entry", &s) {
-			return
-		}
-		l, msg := parseListen(s)
-		if msg != "" {
-			d.Addf(item.Line, "%s", msg)
-			return
-		}
-		for i, prev := range listens {
-			if prev == l {
-				d.Addf(item.Line, "sip_listen entry %s is listed twice (line %d): remove one", s, lines[i])
-				return
-			}
-		}
-		listens, lines = append(listens, l), append(lines, item.Line)
-	})
-	if !ok {
-		return false
+// checkListen drops the sip_listen entries listed twice and keeps the line
+// of the others for later checks.
+func (p *parser) checkListen() {
+	s, k := &p.c.Server, p.server
+	if !k.Has("sip_listen") {
+		return
 	}
-	if entries == 0 {
-		d.Addf(v.Line, "sip_listen is empty: list at least one udp://host:port, tcp://host:port or tls://host:port, or remove the key for the default")
-		return false
+	if !k.Bad("sip_listen") && len(s.SIPListen) == 0 {
+		p.d.Addf(k.Line("sip_listen"), "sip_listen is empty: list at least one udp://host:port, tcp://host:port or tls://host:port, or remove the key for the default")
+		return
 	}
-	p.c.Server.SIPListen, p.listenLines = listens, lines
-	return true
+	var listens []Listen
+	for i, l := range s.SIPListen {
+		e := k.Entry("sip_listen", i)
+		if j := slices.Index(listens, l); j >= 0 {
+			p.d.Addf(e.Start(), "sip_listen entry %s is listed twice (line %d): remove one", e.Text(), p.listenLines[j])
+			continue
+		}
+		listens, p.listenLines = append(listens, l), append(p.listenLines, e.Start())
+	}
+	s.SIPListen = listens
 }
 
 // parseListen parses "udp://host:port", "tcp://host:port" or
@@ -447,7 +335,7 @@ func (p *parser) checkHTTP() {
 		}
 	}
 	for i := range h.Users {
-		u, k := &h.Users[i], p.httpUserKeys[i]
+		u, k := &h.Users[i], p.http.Entry("users", i)
 		name(k, u.Name)
 		role(k, &u.Role)
 		if !k.Bad("password_hash") {
@@ -458,7 +346,7 @@ func (p *parser) checkHTTP() {
 	}
 	tokens := map[string]int{}
 	for i := range h.Tokens {
-		t, k := &h.Tokens[i], p.tokenKeys[i]
+		t, k := &h.Tokens[i], p.http.Entry("tokens", i)
 		name(k, t.Name)
 		role(k, &t.Role)
 		if k.Bad("token") {
@@ -554,7 +442,7 @@ func (p *parser) checkRange(k policy.Keys, key string, v, lo, hi int) bool {
 }
 
 func (p *parser) checkPark() {
-	d, pk, k := p.d, &p.c.Park, p.c.parkKeys
+	d, pk, k := p.d, &p.c.Park, p.park
 	if !k.Bad("park_user") {
 		switch {
 		case pk.ParkUser == "":
@@ -608,7 +496,7 @@ func (p *parser) checkUsers() {
 	}
 	ids, names, exts := map[string]seen{}, map[string]seen{}, map[string]seen{}
 	for i := range c.Users {
-		u, k := &c.Users[i], c.userKeys[i]
+		u, k := &c.Users[i], c.keys.Entry("users", i)
 		if k.Bad("id") {
 			continue
 		}
@@ -636,7 +524,7 @@ func (p *parser) checkUsers() {
 		names[strings.ToLower(name)] = seen{line, u.ID}
 	}
 	for i := range c.Users {
-		u, k := &c.Users[i], c.userKeys[i]
+		u, k := &c.Users[i], c.keys.Entry("users", i)
 		line := k.Line("extension")
 		if !k.Bad("extension") && u.Extension != "" {
 			switch prev, dup := exts[u.Extension]; {
@@ -656,7 +544,7 @@ func (p *parser) checkUsers() {
 			d.Addf(k.Line("contact"), "contact %q is not a SIP URI: write e.g. sip:%s@192.0.2.20:5060, or leave it empty for a phone that registers", u.Contact, u.Name())
 		}
 		for _, g := range u.Groups {
-			if strings.TrimSpace(g) == "" {
+			if !k.Bad("groups") && strings.TrimSpace(g) == "" {
 				d.Addf(k.Line("groups"), "groups of %s has an empty name: remove it or name the group", u.ID)
 			}
 		}
@@ -701,7 +589,7 @@ func (p *parser) checkTrunks() {
 	d := p.d
 	names, prefixes := map[string]int{}, map[string]int{}
 	for i := range p.c.Trunks {
-		t, k := &p.c.Trunks[i], p.trunkKeys[i]
+		t, k := &p.c.Trunks[i], p.root.Entry("trunks", i)
 		if !k.Bad("name") {
 			switch line, dup := names[strings.ToLower(t.Name)]; {
 			case strings.TrimSpace(t.Name) == "":
@@ -747,15 +635,15 @@ func (p *parser) checkTrunks() {
 // loadPolicies reads and checks the policy file, adding its problems, which
 // carry the policy file's own name and lines.
 func (p *parser) loadPolicies(readFile func(string) ([]byte, error)) {
-	d, k := p.d, p.c.parkKeys
+	d, k := p.d, p.park
 	if k.Bad("policy_file") {
 		return
 	}
-	if p.policyFile == "" {
+	if p.c.Park.PolicyFile == "" {
 		d.Addf(k.Line("policy_file"), "policy_file is empty: name the policy file, e.g. %s", DefaultPolicyFile)
 		return
 	}
-	p.c.Park.PolicyFile = resolvePath(p.c.Path, p.policyFile)
+	p.c.Park.PolicyFile = resolvePath(p.c.Path, p.c.Park.PolicyFile)
 	data, err := readFile(p.c.Park.PolicyFile)
 	if err != nil {
 		d.Addf(k.Line("policy_file"), "policy file %s cannot be read (%v): create it or fix park.policy_file (relative to this file's directory)", p.c.Park.PolicyFile, unwrapPathError(err))
@@ -808,11 +696,11 @@ func (c *Config) checkPolicies(filename string, set *policy.Set) policy.Problems
 			ps = append(ps, policy.Problem{File: c.Path, Line: line, Msg: msg})
 		}
 	}
-	clash(c.parkKeys.Line("park_user"), "park_user "+c.Park.ParkUser, c.Park.ParkUser)
+	clash(c.keys.Section("park").Line("park_user"), "park_user "+c.Park.ParkUser, c.Park.ParkUser)
 	for i, u := range c.Users {
 		idLine, extLine := u.Line, u.Line
-		if i < len(c.userKeys) {
-			idLine, extLine = c.userKeys[i].Line("id"), c.userKeys[i].Line("extension")
+		if k := c.keys.Entry("users", i); k.Start() != 0 {
+			idLine, extLine = k.Line("id"), k.Line("extension")
 		}
 		if name := u.Name(); sipcheck.IsDigits(name) && name != u.Extension {
 			clash(idLine, fmt.Sprintf("user name %s of %s", name, u.ID), name)
