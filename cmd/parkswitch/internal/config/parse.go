@@ -182,7 +182,7 @@ func parseListen(s string) (l Listen, msg string) {
 	switch {
 	case bad == badPort:
 		return l, fmt.Sprintf("sip_listen entry %q has a port out of range: use a port 1–65535, e.g. %s://0.0.0.0:5060", s, l.Network)
-	case bad != "" || (host != "" && !validHost(host)):
+	case bad != "" || (host != "" && !sipcheck.ValidHost(host)):
 		return l, fmt.Sprintf("sip_listen entry %q does not end in host:port: write e.g. %s://0.0.0.0:5060", s, l.Network)
 	}
 	l.Addr = addr
@@ -218,7 +218,7 @@ func (p *parser) checkServer() {
 			line = p.root.Line("server")
 		}
 		d.Addf(line, "server.domain is missing: add domain: <your SIP domain> under server, e.g. domain: contoso.com")
-	case !validHost(s.Domain):
+	case !sipcheck.ValidHost(s.Domain):
 		d.Addf(p.server.Line("domain"), "domain %q is not a host name or IP address: write the domain phones register to, e.g. contoso.com", s.Domain)
 	}
 	if !p.server.Bad("http_listen") {
@@ -503,7 +503,7 @@ func (p *parser) checkUsers() {
 		name, host, ok := strings.Cut(u.ID, "@")
 		line := k.Line("id")
 		switch {
-		case !ok || name == "" || !validHost(host):
+		case !ok || name == "" || !sipcheck.ValidHost(host):
 			if name == "" {
 				name = "name"
 			}
@@ -540,7 +540,7 @@ func (p *parser) checkUsers() {
 			}
 		}
 		p.checkCredentials(u, k)
-		if !k.Bad("contact") && u.Contact != "" && !validSIPURI(u.Contact) {
+		if !k.Bad("contact") && u.Contact != "" && !validContact(u.Contact) {
 			d.Addf(k.Line("contact"), "contact %q is not a SIP URI: write e.g. sip:%s@192.0.2.20:5060, or leave it empty for a phone that registers", u.Contact, u.Name())
 		}
 		for _, g := range u.Groups {
@@ -738,56 +738,11 @@ func validSIPUser(s string) bool {
 	return true
 }
 
-// validHost reports whether s is an IP address or a DNS host name.
-func validHost(s string) bool {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return true
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// validSIPURI checks the shape of a sip: or sips: URI: a host (with an
-// optional user@ and :port), then optional parameters.
-func validSIPURI(s string) bool {
-	lower := strings.ToLower(s)
-	rest, ok := strings.CutPrefix(lower, "sip:")
-	if !ok {
-		if rest, ok = strings.CutPrefix(lower, "sips:"); !ok {
-			return false
-		}
-	}
-	if strings.ContainsAny(rest, " \t<>\"") {
-		return false
-	}
-	if i := strings.IndexAny(rest, ";?"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		if i == 0 {
-			return false
-		}
-		rest = rest[i+1:]
-	}
-	host := rest
-	if h, _, err := net.SplitHostPort(rest); err == nil {
-		host = h
-	} else {
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	}
-	return validHost(host)
+// validContact reports whether the switch can send requests to contact,
+// as it parses it for a static binding.
+func validContact(contact string) bool {
+	_, err := sipcheck.ParseSIPURI(contact)
+	return err == nil
 }
 
 // unwrapPathError drops the operation and path from a file error, which the
@@ -862,7 +817,7 @@ func natsURLProblem(s string) string {
 		rest = rest[at+1:] // user:password@ is allowed; it is never logged
 	}
 	host, _, msg := splitHostPort(strings.TrimSuffix(rest, "/"))
-	if msg != "" || !validHost(host) {
+	if msg != "" || !sipcheck.ValidHost(host) {
 		return "is not scheme://host:port: write e.g. nats://10.0.0.5:4222"
 	}
 	return ""
