@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // GlobalIdentity names the org-wide default policy, which always exists.
@@ -23,7 +25,7 @@ const (
 
 // Policy is one call park policy (Teams TeamsCallParkPolicy parameters).
 type Policy struct {
-	Identity           string `yaml:"identity" json:"identity"`
+	Identity           string `yaml:"identity" json:"identity" check:"required"`
 	Description        string `yaml:"description" json:"description"`
 	AllowCallPark      bool   `yaml:"allow_call_park" json:"allow_call_park"`
 	PickupRangeStart   int    `yaml:"pickup_range_start" json:"pickup_range_start"`
@@ -41,6 +43,18 @@ func Default(identity string) Policy {
 		PickupRangeEnd:     99,
 		ParkTimeoutSeconds: 300,
 	}
+}
+
+// UnmarshalYAML decodes a policy, with the Teams defaults for the
+// parameters it leaves out.
+func (p *Policy) UnmarshalYAML(n *yaml.Node) error {
+	type plain Policy // the same fields, without this method
+	v := plain(Default(""))
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*p = Policy(v)
+	return nil
 }
 
 // ParkTimeout is how long a call stays parked before it rings back.

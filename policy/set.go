@@ -7,17 +7,17 @@ import (
 
 // UserGrant assigns a policy to one user directly; it wins over group grants.
 type UserGrant struct {
-	User   string `yaml:"user" json:"user"`     // user id (address of record), case-insensitive
-	Policy string `yaml:"policy" json:"policy"` // policy identity
-	Line   int    `yaml:"-" json:"-"`           // line in the policy file; 0 when not loaded from one
+	User   string `yaml:"user" json:"user" check:"required"`     // user id (address of record), case-insensitive
+	Policy string `yaml:"policy" json:"policy" check:"required"` // policy identity
+	Line   int    `yaml:"-" json:"-"`                            // line in the policy file; 0 when not loaded from one
 }
 
 // GroupGrant assigns a policy to the members of a group. Among a user's
 // groups the grant with the lowest rank wins (rank 1 is the highest).
 type GroupGrant struct {
-	Group  string `yaml:"group" json:"group"` // group name, case-insensitive
-	Policy string `yaml:"policy" json:"policy"`
-	Rank   int    `yaml:"rank" json:"rank"`
+	Group  string `yaml:"group" json:"group" check:"required"` // group name, case-insensitive
+	Policy string `yaml:"policy" json:"policy" check:"required"`
+	Rank   int    `yaml:"rank" json:"rank" check:"required"`
 	Line   int    `yaml:"-" json:"-"`
 }
 
@@ -165,13 +165,28 @@ func (is issue) render(otherLine int) string {
 // build validates the input and assembles a Set; the Set is only meaningful
 // when no issues are returned.
 func build(policies []Policy, users []UserGrant, groups []GroupGrant) (*Set, []issue) {
-	s := &Set{byID: map[string]int{}, byUser: map[string]int{}, byGroup: map[string]groupRef{}}
-	var issues []issue
-	add := func(at where, index int, field string, other int, head, fix string, args ...any) {
-		issues = append(issues, issue{at: at, index: index, field: field, other: other,
-			head: fmt.Sprintf(head, args...), fix: fix})
-	}
+	b := &builder{s: &Set{byID: map[string]int{}, byUser: map[string]int{}, byGroup: map[string]groupRef{}}}
+	b.addPolicies(policies)
+	b.addUsers(users)
+	b.addGroups(groups)
+	return b.s, b.issues
+}
 
+// builder assembles a Set, collecting the issues found on the way.
+type builder struct {
+	s      *Set
+	issues []issue
+}
+
+func (b *builder) add(at where, index int, field string, other int, head, fix string, args ...any) {
+	b.issues = append(b.issues, issue{at: at, index: index, field: field, other: other,
+		head: fmt.Sprintf(head, args...), fix: fix})
+}
+
+// addPolicies adds the policies, and Global with the defaults when they do
+// not name it.
+func (b *builder) addPolicies(policies []Policy) {
+	s := b.s
 	hasGlobal := false
 	for _, p := range policies {
 		hasGlobal = hasGlobal || fold(p.Identity) == fold(GlobalIdentity)
@@ -180,96 +195,102 @@ func build(policies []Policy, users []UserGrant, groups []GroupGrant) (*Set, []i
 		s.byID[fold(GlobalIdentity)] = 0
 		s.policies = append(s.policies, Default(GlobalIdentity))
 	}
-	firstPolicy := map[string]int{} // folded identity → input index
+	first := map[string]int{} // folded identity → input index
 	for i, p := range policies {
 		for _, fp := range p.check() {
-			add(atPolicy, i, fp.field, -1, "%s", "", fp.msg)
+			b.add(atPolicy, i, fp.field, -1, "%s", "", fp.msg)
 		}
 		k := fold(p.Identity)
 		if strings.TrimSpace(k) == "" {
 			continue
 		}
-		if j, dup := firstPolicy[k]; dup {
-			add(atPolicy, i, "identity", j, "identity %q is already used by policy %q",
+		if j, dup := first[k]; dup {
+			b.add(atPolicy, i, "identity", j, "identity %q is already used by policy %q",
 				"identities ignore case, so pick another name or merge the two", p.Identity, policies[j].Identity)
 			continue
 		}
-		firstPolicy[k] = i
+		first[k] = i
 		if k == fold(GlobalIdentity) {
 			p.Identity = GlobalIdentity // one spelling for code that compares identities
 		}
 		s.byID[k] = len(s.policies)
 		s.policies = append(s.policies, p)
 	}
+}
 
-	known := func() string {
-		ids := make([]string, len(s.policies))
-		for i, p := range s.policies {
-			ids[i] = p.Identity
-		}
-		return strings.Join(ids, ", ")
+// known lists the identities a grant may name.
+func (b *builder) known() string {
+	ids := make([]string, len(b.s.policies))
+	for i, p := range b.s.policies {
+		ids[i] = p.Identity
 	}
-	checkPolicy := func(at where, i int, identity string) (int, bool) {
-		if identity == "" {
-			add(at, i, "policy", -1, "policy is empty", "name one of "+known())
-			return 0, false
-		}
-		pi, ok := s.byID[fold(identity)]
-		if !ok {
-			add(at, i, "policy", -1, "policy %q does not exist", "use one of "+known()+" or add it under policies", identity)
-		}
-		return pi, ok
-	}
+	return strings.Join(ids, ", ")
+}
 
-	firstUser := map[string]int{}
+// policyOf finds the policy a grant names.
+func (b *builder) policyOf(at where, i int, identity string) (int, bool) {
+	if identity == "" {
+		b.add(at, i, "policy", -1, "policy is empty", "name one of "+b.known())
+		return 0, false
+	}
+	pi, ok := b.s.byID[fold(identity)]
+	if !ok {
+		b.add(at, i, "policy", -1, "policy %q does not exist", "use one of "+b.known()+" or add it under policies", identity)
+	}
+	return pi, ok
+}
+
+func (b *builder) addUsers(users []UserGrant) {
+	first := map[string]int{}
 	for i, g := range users {
-		pi, ok := checkPolicy(atUserGrant, i, g.Policy)
+		pi, ok := b.policyOf(atUserGrant, i, g.Policy)
 		k := fold(g.User)
-		switch j, dup := firstUser[k]; {
+		switch j, dup := first[k]; {
 		case strings.TrimSpace(k) == "":
-			add(atUserGrant, i, "user", -1, "user is empty", "write the user's id, e.g. ken.myer@contoso.com")
+			b.add(atUserGrant, i, "user", -1, "user is empty", "write the user's id, e.g. ken.myer@contoso.com")
 		case dup:
-			add(atUserGrant, i, "user", j, "user %q is already granted policy %q",
+			b.add(atUserGrant, i, "user", j, "user %q is already granted policy %q",
 				"a user has one direct grant: keep one of them", g.User, users[j].Policy)
 		default:
-			firstUser[k] = i
+			first[k] = i
 			if ok {
-				s.byUser[k] = pi
+				b.s.byUser[k] = pi
 			}
 		}
-		s.users = append(s.users, g)
+		b.s.users = append(b.s.users, g)
 	}
+}
 
-	firstGroup := map[string]int{}
+func (b *builder) addGroups(groups []GroupGrant) {
+	first := map[string]int{}
 	firstRank := map[int]int{}
 	for i, g := range groups {
-		pi, ok := checkPolicy(atGroupGrant, i, g.Policy)
+		pi, ok := b.policyOf(atGroupGrant, i, g.Policy)
 		k := fold(g.Group)
-		switch j, dup := firstGroup[k]; {
+		switch j, dup := first[k]; {
 		case strings.TrimSpace(k) == "":
-			add(atGroupGrant, i, "group", -1, "group is empty", "write the group name used in the users' groups")
+			b.add(atGroupGrant, i, "group", -1, "group is empty", "write the group name used in the users' groups")
 			ok = false
 		case dup:
-			add(atGroupGrant, i, "group", j, "group %q is already granted policy %q",
+			b.add(atGroupGrant, i, "group", j, "group %q is already granted policy %q",
 				"a group has one grant: keep one of them", g.Group, groups[j].Policy)
 			ok = false
 		default:
-			firstGroup[k] = i
+			first[k] = i
 		}
 		switch j, tie := firstRank[g.Rank]; {
 		case g.Rank < 1:
-			add(atGroupGrant, i, "rank", -1, "rank %d is out of range", "use 1 or more (rank 1 wins over rank 2)", g.Rank)
+			b.add(atGroupGrant, i, "rank", -1, "rank %d is out of range", "use 1 or more (rank 1 wins over rank 2)", g.Rank)
 			ok = false
 		case tie:
-			add(atGroupGrant, i, "rank", j, "rank %d is also used by group %q",
+			b.add(atGroupGrant, i, "rank", j, "rank %d is also used by group %q",
 				"rank ties are not allowed: give each group grant its own rank", g.Rank, groups[j].Group)
 		default:
 			firstRank[g.Rank] = i
 		}
 		if ok {
-			s.byGroup[k] = groupRef{rank: g.Rank, policy: pi}
+			b.s.byGroup[k] = groupRef{rank: g.Rank, policy: pi}
 		}
-		s.groups = append(s.groups, g)
+		b.s.groups = append(b.s.groups, g)
 	}
-	return s, issues
 }

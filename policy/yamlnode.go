@@ -10,14 +10,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// NodeDecoder decodes a yaml.Node tree strictly and keeps going after a
-// mistake, so that one pass reports every problem with its file and line.
-// Working on nodes rather than structs keeps the line of every key and lets
-// an editor change the same tree and write it back with its comments.
-//
-// The policy and main configuration loaders share it: a mapping is decoded by
-// listing its Fields, and each Field decodes its value with String, Int, Bool,
-// Strings, Sequence or a nested Mapping.
+// NodeDecoder checks a parsed YAML document against the struct it is decoded
+// into and keeps going after a mistake, so that one pass reports every
+// problem with its file and line; yaml.v3 then decodes what passed (see
+// Decode). Working from the node tree keeps the line of every key for the
+// checks made after decoding. The policy file and the main configuration
+// are both read with it.
 type NodeDecoder struct {
 	File     string   // name used in problems
 	Problems Problems // everything found so far
@@ -122,212 +120,6 @@ func errorLine(data []byte, full error, from int) int {
 	return 0
 }
 
-// Field is one known key of a mapping and how to decode its value.
-type Field struct {
-	Name     string
-	Required bool // a missing key is a problem
-	// Decode decodes the value, reporting problems through d, and says
-	// whether it succeeded.
-	Decode func(d *NodeDecoder, value *yaml.Node) bool
-}
-
-// Require returns f marked as required.
-func (f Field) Require() Field {
-	f.Required = true
-	return f
-}
-
-// StringField decodes any scalar into *dst as written.
-func StringField(name string, dst *string) Field {
-	return Field{Name: name, Decode: func(d *NodeDecoder, v *yaml.Node) bool { return d.String(v, name, dst) }}
-}
-
-// IntField decodes a whole number into *dst.
-func IntField(name string, dst *int) Field {
-	return Field{Name: name, Decode: func(d *NodeDecoder, v *yaml.Node) bool { return d.Int(v, name, dst) }}
-}
-
-// BoolField decodes true or false into *dst.
-func BoolField(name string, dst *bool) Field {
-	return Field{Name: name, Decode: func(d *NodeDecoder, v *yaml.Node) bool { return d.Bool(v, name, dst) }}
-}
-
-// StringsField decodes a list of scalars into *dst.
-func StringsField(name string, dst *[]string) Field {
-	return Field{Name: name, Decode: func(d *NodeDecoder, v *yaml.Node) bool { return d.Strings(v, name, dst) }}
-}
-
-// Keys tells which keys a decoded mapping held and where, so that checks
-// made after decoding can point at the right line.
-type Keys struct {
-	line int
-	keys map[string]*yaml.Node
-	bad  map[string]bool
-}
-
-// Line returns the line of key name, or the line of the mapping itself when
-// the key is absent (a check on a defaulted value then points at its owner).
-func (k Keys) Line(name string) int {
-	if n := k.keys[name]; n != nil {
-		return n.Line
-	}
-	return k.line
-}
-
-// Has reports whether the mapping held key name.
-func (k Keys) Has(name string) bool { return k.keys[name] != nil }
-
-// Bad reports whether key name already has a problem (a wrong type, or
-// required and missing); later checks skip it to avoid a second, misleading
-// report about the default left in its place.
-func (k Keys) Bad(name string) bool { return k.bad[name] }
-
-// Mapping decodes the mapping node n, calling the Decode of each known key in
-// file order. Unknown and repeated keys are problems; what names the mapping
-// in messages ("server", "policy", "the top level"). A nil or null n counts as
-// an empty mapping.
-func (d *NodeDecoder) Mapping(n *yaml.Node, what string, fields ...Field) Keys {
-	n = resolve(n)
-	k := Keys{keys: map[string]*yaml.Node{}, bad: map[string]bool{}}
-	if n != nil {
-		k.line = n.Line
-	}
-	if n != nil && n.Kind != yaml.MappingNode && !isNull(n) {
-		d.Addf(n.Line, "%s must be a mapping of key: value lines, not %s", what, describe(n))
-		for _, f := range fields {
-			k.bad[f.Name] = true
-		}
-		return k
-	}
-	byName := make(map[string]Field, len(fields))
-	for _, f := range fields {
-		byName[f.Name] = f
-	}
-	if n != nil && n.Kind == yaml.MappingNode {
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			key, val := resolve(n.Content[i]), n.Content[i+1]
-			if key.Kind != yaml.ScalarNode {
-				d.Addf(key.Line, "%s has a key that is %s: keys must be plain names", what, describe(key))
-				continue
-			}
-			name := key.Value
-			f, known := byName[name]
-			if !known {
-				d.Addf(key.Line, "unknown key %q in %s: %s", name, what, suggestKey(name, fields))
-				continue
-			}
-			if first := k.keys[name]; first != nil {
-				d.Addf(key.Line, "%s is given twice in %s (first at line %d): keep only one", name, what, first.Line)
-				continue
-			}
-			k.keys[name] = key
-			if f.Decode != nil && !f.Decode(d, val) {
-				k.bad[name] = true
-			}
-		}
-	}
-	for _, f := range fields {
-		if f.Required && k.keys[f.Name] == nil {
-			d.Addf(k.line, "%s has no %s: add the %s key", what, f.Name, f.Name)
-			k.bad[f.Name] = true
-		}
-	}
-	return k
-}
-
-// Sequence calls each for every item of the list node n; null counts as an
-// empty list. It reports whether n was a list.
-func (d *NodeDecoder) Sequence(n *yaml.Node, what string, each func(item *yaml.Node)) bool {
-	n = resolve(n)
-	if n == nil || isNull(n) {
-		return true
-	}
-	if n.Kind != yaml.SequenceNode {
-		d.Addf(n.Line, "%s must be a list (lines starting with \"- \" or [a, b]), not %s", what, describe(n))
-		return false
-	}
-	for _, item := range n.Content {
-		each(resolve(item))
-	}
-	return true
-}
-
-// String stores the text of scalar n in *dst exactly as written (so an
-// unquoted 0123 keeps its leading zero); null stores "".
-func (d *NodeDecoder) String(n *yaml.Node, what string, dst *string) bool {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode {
-		d.Addf(n.Line, "%s must be a single value, not %s", what, describe(n))
-		return false
-	}
-	if isNull(n) {
-		*dst = ""
-		return true
-	}
-	*dst = n.Value
-	return true
-}
-
-// Int stores the whole number n in *dst.
-func (d *NodeDecoder) Int(n *yaml.Node, what string, dst *int) bool {
-	n = resolve(n)
-	var v int
-	switch {
-	case n.Kind != yaml.ScalarNode:
-		d.Addf(n.Line, "%s must be a whole number, not %s", what, describe(n))
-	case isNull(n):
-		d.Addf(n.Line, "%s has no value: write a whole number", what)
-	// The tag check refuses 1e3 and 10.5, which Decode would truncate.
-	case n.ShortTag() != "!!int" || n.Decode(&v) != nil:
-		if _, err := strconv.Atoi(n.Value); err == nil && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 {
-			d.Addf(n.Line, "%s must be a number, not the text %q: remove the quotes", what, n.Value)
-		} else {
-			d.Addf(n.Line, "%s must be a whole number, not %q", what, n.Value)
-		}
-	default:
-		*dst = v
-		return true
-	}
-	return false
-}
-
-// Bool stores true or false from n in *dst.
-func (d *NodeDecoder) Bool(n *yaml.Node, what string, dst *bool) bool {
-	n = resolve(n)
-	var v bool
-	switch {
-	case n.Kind != yaml.ScalarNode:
-		d.Addf(n.Line, "%s must be true or false, not %s", what, describe(n))
-	case isNull(n):
-		d.Addf(n.Line, "%s has no value: write true or false", what)
-	case n.Decode(&v) != nil:
-		d.Addf(n.Line, "%s must be true or false, not %q", what, n.Value)
-	default:
-		*dst = v
-		return true
-	}
-	return false
-}
-
-// Strings stores a list of scalars in *dst; null stores nil. A bad entry
-// leaves *dst as it was.
-func (d *NodeDecoder) Strings(n *yaml.Node, what string, dst *[]string) bool {
-	var out []string
-	ok := true
-	if !d.Sequence(n, what, func(item *yaml.Node) {
-		var s string
-		if d.String(item, what+" entry", &s) {
-			out = append(out, s)
-		} else {
-			ok = false
-		}
-	}) || !ok {
-		return false
-	}
-	*dst = out
-	return true
-}
-
 // resolve looks through document and alias nodes to the node they stand for.
 func resolve(n *yaml.Node) *yaml.Node {
 	for n != nil {
@@ -363,10 +155,10 @@ func describe(n *yaml.Node) string {
 
 // suggestKey says how to fix an unknown key: the nearest known key when it
 // looks like a typo, and the full list of valid keys.
-func suggestKey(name string, fields []Field) string {
+func suggestKey(name string, fields []field) string {
 	names := make([]string, len(fields))
 	for i, f := range fields {
-		names[i] = f.Name
+		names[i] = f.name
 	}
 	if best := Nearest(strings.ToLower(name), names); best != "" {
 		return fmt.Sprintf("did you mean %s? Valid keys: %s", best, strings.Join(names, ", "))

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parkswitch/parkswitch/sip/sipcheck"
 )
 
 // Binding is one registered contact of a user (RFC 3261 §10).
@@ -307,8 +309,9 @@ func staticBinding(u *User) (Binding, bool) {
 	if u.Contact == "" {
 		return Binding{}, false
 	}
-	var uri sip.Uri
-	if err := sip.ParseUri(strings.Trim(u.Contact, "<>"), &uri); err != nil || uri.Host == "" {
+	// The rule the configuration was checked with.
+	uri, err := sipcheck.ParseSIPURI(strings.Trim(u.Contact, "<>"))
+	if err != nil {
 		return Binding{}, false
 	}
 	tp := "UDP"

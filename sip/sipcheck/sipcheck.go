@@ -9,6 +9,10 @@
 // not keep. NewParser returns a sipgo parser that spots those in To, From
 // and Contact and leaves the header untyped so that Request rejects it
 // (see HeadersParser).
+//
+// ValidHost and ParseSIPURI hold the configuration to the same rules:
+// a host or static contact the configuration accepts is one the switch
+// can send requests to.
 package sipcheck
 
 import (

@@ -288,28 +288,6 @@ func TestHeadersParser(t *testing.T) {
 }
 
 func TestSyntaxHelpers(t *testing.T) {
-	hosts := []struct {
-		host string
-		ok   bool
-	}{
-		{"example.com", true},
-		{"192.0.2.1", true},
-		{"my_host.lan", true},
-		{"[2001:db8::1]", true},
-		{"2001:db8::1", true}, // Via, as sipgo stores it
-		{"", false},
-		{"[2001:db8::1", false},
-		{"[192.0.2.1]", false},
-		{"[fe80::1%eth0]", false},
-		{"exa mple.com", false},
-		{"example.com>", false},
-	}
-	for _, tc := range hosts {
-		if got := validHost(tc.host); got != tc.ok {
-			t.Errorf("validHost(%q) = %v", tc.host, got)
-		}
-	}
-
 	quoted := []struct {
 		s  string
 		ok bool

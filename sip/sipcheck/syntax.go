@@ -1,7 +1,6 @@
 package sipcheck
 
 import (
-	"net/netip"
 	"strings"
 	"unicode/utf8"
 )
@@ -94,24 +93,6 @@ func IsDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// validHost accepts a host name, an IPv4 address or an IPv6 address,
-// bracketed as in URIs or bare as sipgo stores it for Via.
-func validHost(h string) bool {
-	if h == "" {
-		return false
-	}
-	if h[0] == '[' {
-		if len(h) < 3 || h[len(h)-1] != ']' {
-			return false
-		}
-		h = h[1 : len(h)-1]
-	} else if strings.IndexByte(h, ':') < 0 {
-		return allIn(h, hostSet)
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.Is6() && a.Zone() == ""
 }
 
 // validQuotedContent reports whether s, a display name as sipgo stores it

@@ -141,131 +141,156 @@ func (c *Call) runInvite(ctx context.Context, req *sip.Request) {
 // invite drives the INVITE client transaction: digest challenges, CANCEL
 // once a provisional response allows it (RFC 3261 §9.1), and the ACK.
 func (c *Call) invite(ctx context.Context, req *sip.Request) error {
-	p := c.p
-	tx, err := p.cli.TransactionRequest(p.ctx, req)
+	tx, err := c.p.cli.TransactionRequest(c.p.ctx, req)
 	if err != nil {
 		return err
 	}
-	var cancelTx sip.ClientTransaction
-	defer func() {
-		tx.Terminate()
-		if cancelTx != nil {
-			cancelTx.Terminate()
-		}
-	}()
-
-	var (
-		ctxDone     = ctx.Done()
-		cancelCh    = c.cancelCh
-		canceling   bool
-		cancelSent  bool
-		provisional bool
-		authTries   int
-		giveUp      <-chan time.Time
-	)
-	sendCancel := func() {
-		cancelSent = true
-		t, err := p.cli.TransactionRequest(p.ctx, cancelRequest(req), prebuilt)
-		if err != nil {
-			p.log.Debug().Err(err).Msg("CANCEL failed")
-			return
-		}
-		cancelTx = t
-	}
-	startCanceling := func() {
-		canceling = true
-		giveUp = time.After(64 * sip.T1)
-		if provisional && !cancelSent {
-			sendCancel()
-		}
-	}
-
+	iv := &inviting{c: c, req: req, tx: tx}
+	defer iv.terminate()
+	ctxDone, cancelCh := ctx.Done(), c.cancelCh
 	for {
 		var cancelRes <-chan *sip.Response
 		var cancelDone <-chan struct{}
-		if cancelTx != nil {
-			cancelRes, cancelDone = cancelTx.Responses(), cancelTx.Done()
+		if iv.cancelTx != nil {
+			cancelRes, cancelDone = iv.cancelTx.Responses(), iv.cancelTx.Done()
 		}
 		select {
-		case res := <-tx.Responses():
-			switch {
-			case res.IsProvisional():
-				provisional = true
-				if tag, _ := res.To().Params.Get("tag"); tag != "" {
-					c.mu.Lock()
-					if c.earlyTag == "" {
-						c.earlyTag = tag
-					}
-					c.mu.Unlock()
-				}
-				if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
-					c.ringOnce.Do(func() { close(c.ringing) })
-				}
-				if canceling && !cancelSent {
-					sendCancel()
-				}
-			case res.IsSuccess():
-				c.setOwnInviteOut(false)
-				if err := c.established(req, res); err != nil {
-					return err
-				}
-				if canceling {
-					// The answer crossed our CANCEL: hang up as a phone would.
-					hctx, cancel := context.WithTimeout(p.ctx, closeHangupTimeout)
-					_ = c.Hangup(hctx)
-					cancel()
-					return errAnsweredWhileCanceling
-				}
-				return nil
-			case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) &&
-				p.cfg.Password != "" && authTries < 2 && !canceling:
-				authTries++
-				// The old transaction keeps its own request to ACK
-				// retransmitted challenges; the retry works on a copy.
-				req = req.Clone()
-				ntx, err := p.cli.TransactionDigestAuth(p.ctx, req, res,
-					sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
-				if err != nil {
-					return err
-				}
-				c.mu.Lock()
-				c.localCSeq = req.CSeq().SeqNo
-				c.mu.Unlock()
-				tx, provisional = ntx, false
-			default:
-				c.mu.Lock()
-				c.finalRes = res
-				c.mu.Unlock()
-				return newStatusError(res)
+		case res := <-iv.tx.Responses():
+			if done, err := iv.response(res); done {
+				return err
 			}
-		case <-tx.Done():
-			if err := tx.Err(); err != nil {
+		case <-iv.tx.Done():
+			if err := iv.tx.Err(); err != nil {
 				return fmt.Errorf("siptest: INVITE: %w", err)
 			}
 			return errors.New("siptest: INVITE ended without a final response")
 		case <-ctxDone:
 			ctxDone = nil
-			if !canceling {
-				startCanceling()
-			}
+			iv.startCanceling()
 		case <-cancelCh:
 			cancelCh = nil
-			if !canceling {
-				startCanceling()
-			}
+			iv.startCanceling()
 		case res := <-cancelRes:
 			if !res.IsProvisional() {
-				cancelTx.Terminate()
-				cancelTx = nil
+				iv.cancelTx.Terminate()
+				iv.cancelTx = nil
 			}
 		case <-cancelDone:
-			cancelTx = nil
-		case <-giveUp:
+			iv.cancelTx = nil
+		case <-iv.giveUp:
 			return errors.New("siptest: no final response after CANCEL")
-		case <-p.ctx.Done():
+		case <-c.p.ctx.Done():
 			return ErrClosed
 		}
 	}
+}
+
+// inviting is the state of an outgoing INVITE transaction.
+type inviting struct {
+	c           *Call
+	req         *sip.Request
+	tx          sip.ClientTransaction
+	cancelTx    sip.ClientTransaction // the CANCEL, once sent
+	canceling   bool                  // the caller gave up
+	cancelSent  bool
+	provisional bool // a provisional response arrived on tx
+	authTries   int
+	giveUp      <-chan time.Time // fires when a CANCEL brought no final response
+}
+
+func (iv *inviting) terminate() {
+	iv.tx.Terminate()
+	if iv.cancelTx != nil {
+		iv.cancelTx.Terminate()
+	}
+}
+
+// startCanceling gives up the call: CANCEL now if a provisional response
+// allows it, or when one comes.
+func (iv *inviting) startCanceling() {
+	if iv.canceling {
+		return
+	}
+	iv.canceling = true
+	iv.giveUp = time.After(64 * sip.T1)
+	if iv.provisional && !iv.cancelSent {
+		iv.sendCancel()
+	}
+}
+
+func (iv *inviting) sendCancel() {
+	p := iv.c.p
+	iv.cancelSent = true
+	t, err := p.cli.TransactionRequest(p.ctx, cancelRequest(iv.req), prebuilt)
+	if err != nil {
+		p.log.Debug().Err(err).Msg("CANCEL failed")
+		return
+	}
+	iv.cancelTx = t
+}
+
+// response handles a response to the INVITE and says whether the
+// transaction is over, with its outcome.
+func (iv *inviting) response(res *sip.Response) (bool, error) {
+	c, p := iv.c, iv.c.p
+	switch {
+	case res.IsProvisional():
+		iv.provisional = true
+		if tag, _ := res.To().Params.Get("tag"); tag != "" {
+			c.mu.Lock()
+			if c.earlyTag == "" {
+				c.earlyTag = tag
+			}
+			c.mu.Unlock()
+		}
+		if res.StatusCode == sip.StatusRinging || res.StatusCode == sip.StatusSessionInProgress {
+			c.ringOnce.Do(func() { close(c.ringing) })
+		}
+		if iv.canceling && !iv.cancelSent {
+			iv.sendCancel()
+		}
+		return false, nil
+	case res.IsSuccess():
+		c.setOwnInviteOut(false)
+		if err := c.established(iv.req, res); err != nil {
+			return true, err
+		}
+		if iv.canceling {
+			// The answer crossed our CANCEL: hang up as a phone would.
+			hctx, cancel := context.WithTimeout(p.ctx, closeHangupTimeout)
+			_ = c.Hangup(hctx)
+			cancel()
+			return true, errAnsweredWhileCanceling
+		}
+		return true, nil
+	case (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) &&
+		p.cfg.Password != "" && iv.authTries < 2 && !iv.canceling:
+		return iv.authenticate(res)
+	default:
+		c.mu.Lock()
+		c.finalRes = res
+		c.mu.Unlock()
+		return true, newStatusError(res)
+	}
+}
+
+// authenticate answers a digest challenge with a new INVITE transaction.
+func (iv *inviting) authenticate(res *sip.Response) (bool, error) {
+	c, p := iv.c, iv.c.p
+	iv.authTries++
+	// The old transaction keeps its own request to ACK retransmitted
+	// challenges; the retry works on a copy.
+	iv.req = iv.req.Clone()
+	ntx, err := p.cli.TransactionDigestAuth(p.ctx, iv.req, res,
+		sipgo.DigestAuth{Username: p.cfg.User, Password: p.cfg.Password})
+	if err != nil {
+		return true, err
+	}
+	c.mu.Lock()
+	c.localCSeq = iv.req.CSeq().SeqNo
+	c.mu.Unlock()
+	iv.tx, iv.provisional = ntx, false
+	return false, nil
 }
 
 // established turns a 2xx into the dialog (RFC 3261 §12.1.2) and ACKs it.

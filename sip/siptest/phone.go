@@ -149,18 +149,9 @@ type dialogKey struct{ callID, localTag string }
 // NewPhone starts a phone listening on 127.0.0.1 with an ephemeral port. ctx
 // bounds start-up only; the phone runs until Close.
 func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
-	if cfg.User == "" {
-		return nil, errors.New("siptest: Config.User is required")
-	}
-	tp := strings.ToUpper(cfg.Transport)
-	if tp == "" {
-		tp = "UDP"
-	}
-	if tp != "UDP" && tp != "TCP" && tp != "TLS" {
-		return nil, fmt.Errorf("siptest: unsupported transport %q", cfg.Transport)
-	}
-	if tp == "TLS" && cfg.TLS == nil {
-		return nil, errors.New("siptest: transport tls needs Config.TLS")
+	tp, err := phoneTransport(cfg)
+	if err != nil {
+		return nil, err
 	}
 	domain := cfg.Domain
 	if domain == "" {
@@ -180,14 +171,67 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		answered:    make(chan *Call, queueSize),
 		messages:    make(chan *sip.Request, queueSize),
 	}
+	serve, err := p.listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.setContact()
+	if err := p.newUA(); err != nil {
+		p.lis.Close()
+		return nil, err
+	}
+	p.route()
 
-	listenIP := cfg.ListenIP
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	go func() {
+		defer close(p.serveDone)
+		if err := serve(p.srv); err != nil && !errors.Is(err, net.ErrClosed) {
+			p.log.Debug().Err(err).Msg("serve ended")
+		}
+	}()
+	if tp == "UDP" {
+		// Requests are pinned to the listening socket, which sipgo only
+		// knows once its read loop has registered it.
+		pool := p.ua.TransportLayer().Pool("udp")
+		for pool.Size() == 0 {
+			select {
+			case <-ctx.Done():
+				p.Close()
+				return nil, ctx.Err()
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}
+	p.log.Debug().Str("addr", p.addr.String()).Str("transport", tp).Msg("phone listening")
+	return p, nil
+}
+
+// phoneTransport checks cfg and returns its transport in upper case.
+func phoneTransport(cfg Config) (string, error) {
+	if cfg.User == "" {
+		return "", errors.New("siptest: Config.User is required")
+	}
+	tp := strings.ToUpper(cfg.Transport)
+	if tp == "" {
+		tp = "UDP"
+	}
+	if tp != "UDP" && tp != "TCP" && tp != "TLS" {
+		return "", fmt.Errorf("siptest: unsupported transport %q", cfg.Transport)
+	}
+	if tp == "TLS" && cfg.TLS == nil {
+		return "", errors.New("siptest: transport tls needs Config.TLS")
+	}
+	return tp, nil
+}
+
+// listen opens the phone's socket and returns how sipgo serves it.
+func (p *Phone) listen(ctx context.Context) (func(*sipgo.Server) error, error) {
+	listenIP := p.cfg.ListenIP
 	if listenIP == "" {
 		listenIP = "127.0.0.1"
 	}
 	var lc net.ListenConfig
-	var serve func(*sipgo.Server) error
-	if tp == "UDP" {
+	if p.transport == "UDP" {
 		pc, err := lc.ListenPacket(ctx, "udp4", listenIP+":0")
 		if err != nil {
 			return nil, err
@@ -195,40 +239,45 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		p.lis = pc
 		ap := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 		p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		serve = func(s *sipgo.Server) error { return s.ServeUDP(pc) }
-	} else {
-		l, err := lc.Listen(ctx, "tcp4", listenIP+":0")
-		if err != nil {
-			return nil, err
-		}
-		p.lis = l
-		ap := l.Addr().(*net.TCPAddr).AddrPort()
-		p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		counted := &countingListener{Listener: l, n: &p.accepted}
-		if tp == "TLS" {
-			tl := tls.NewListener(counted, cfg.TLS)
-			serve = func(s *sipgo.Server) error { return s.ServeTLS(tl) }
-		} else {
-			serve = func(s *sipgo.Server) error { return s.ServeTCP(counted) }
-		}
+		return func(s *sipgo.Server) error { return s.ServeUDP(pc) }, nil
 	}
+	l, err := lc.Listen(ctx, "tcp4", listenIP+":0")
+	if err != nil {
+		return nil, err
+	}
+	p.lis = l
+	ap := l.Addr().(*net.TCPAddr).AddrPort()
+	p.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	counted := &countingListener{Listener: l, n: &p.accepted}
+	if p.transport == "TLS" {
+		tl := tls.NewListener(counted, p.cfg.TLS)
+		return func(s *sipgo.Server) error { return s.ServeTLS(tl) }, nil
+	}
+	return func(s *sipgo.Server) error { return s.ServeTCP(counted) }, nil
+}
 
+// setContact sets the Contact the phone sends: its listening address.
+func (p *Phone) setContact() {
 	scheme := "sip"
-	if tp == "TLS" && cfg.SIPS {
+	if p.transport == "TLS" && p.cfg.SIPS {
 		scheme = "sips"
 	}
 	p.contact = sip.ContactHeader{Address: sip.Uri{
-		Scheme: scheme, User: cfg.User, Host: p.addr.Addr().String(), Port: int(p.addr.Port()),
+		Scheme: scheme, User: p.cfg.User, Host: p.addr.Addr().String(), Port: int(p.addr.Port()),
 	}}
-	if tp != "UDP" && scheme == "sip" {
+	if p.transport != "UDP" && scheme == "sip" {
 		p.contact.Address.UriParams = sip.NewParams()
-		p.contact.Address.UriParams.Add("transport", strings.ToLower(tp))
+		p.contact.Address.UriParams.Add("transport", strings.ToLower(p.transport))
 	}
+}
 
+// newUA creates the sipgo user agent, server and client of the phone.
+func (p *Phone) newUA() error {
+	cfg := p.cfg
 	slogger := slog.New(zerolog.NewSlogHandler(p.log.With().Str("component", "sipgo").Logger()))
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent(cfg.User),
-		sipgo.WithUserAgentHostname(domain),
+		sipgo.WithUserAgentHostname(p.domain),
 		sipgo.WithUserAgenTLSConfig(cfg.TLS),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerLogger(slogger),
@@ -237,8 +286,7 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slogger)),
 	)
 	if err != nil {
-		p.lis.Close()
-		return nil, err
+		return err
 	}
 	p.ua = ua
 	p.srv, err = sipgo.NewServer(ua, sipgo.WithServerLogger(slogger))
@@ -248,7 +296,7 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 			sipgo.WithClientHostname(p.addr.Addr().String()),
 			sipgo.WithClientPort(int(p.addr.Port())),
 		}
-		if tp == "UDP" {
+		if p.transport == "UDP" {
 			// Every request leaves from the listening socket, so the far
 			// end sees the same address as in Via and Contact.
 			opts = append(opts, sipgo.WithClientConnectionAddr(p.addr.String()))
@@ -257,10 +305,13 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 	}
 	if err != nil {
 		ua.Close()
-		p.lis.Close()
-		return nil, err
+		return err
 	}
+	return nil
+}
 
+// route registers the phone's request handlers.
+func (p *Phone) route() {
 	p.srv.OnInvite(p.handle(p.onInvite))
 	p.srv.OnAck(p.handle(p.onAck))
 	p.srv.OnBye(p.handle(p.onBye))
@@ -273,29 +324,6 @@ func NewPhone(ctx context.Context, cfg Config) (*Phone, error) {
 	p.srv.OnNoRoute(p.handle(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.reply(tx, req, sip.StatusMethodNotAllowed, nil, sip.NewHeader("Allow", allowMethods))
 	}))
-
-	p.ctx, p.cancel = context.WithCancel(context.Background())
-	go func() {
-		defer close(p.serveDone)
-		if err := serve(p.srv); err != nil && !errors.Is(err, net.ErrClosed) {
-			p.log.Debug().Err(err).Msg("serve ended")
-		}
-	}()
-	if tp == "UDP" {
-		// Requests are pinned to the listening socket, which sipgo only
-		// knows once its read loop has registered it.
-		pool := ua.TransportLayer().Pool("udp")
-		for pool.Size() == 0 {
-			select {
-			case <-ctx.Done():
-				p.Close()
-				return nil, ctx.Err()
-			case <-time.After(time.Millisecond):
-			}
-		}
-	}
-	p.log.Debug().Str("addr", p.addr.String()).Str("transport", tp).Msg("phone listening")
-	return p, nil
 }
 
 // Addr is the phone's SIP listening address.

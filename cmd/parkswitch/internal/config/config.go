@@ -5,6 +5,7 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,47 +45,50 @@ var DefaultDigestAlgorithms = []string{"MD5", "SHA-256"}
 // DefaultSIPListen is the sip_listen used when the key is absent.
 var DefaultSIPListen = []Listen{{Network: "udp", Addr: "0.0.0.0:5060"}, {Network: "tcp", Addr: "0.0.0.0:5060"}}
 
-// Config is the validated main configuration.
+// Config is the validated main configuration. The yaml tags name the keys
+// of the file, in the order messages list them.
 type Config struct {
-	Path     string // the file it was read from
-	Server   Server
-	Media    Media
-	Park     Park
-	Security Security
-	State    State
-	Users    []User
-	Trunks   []Trunk
-	HTTP     HTTP
-	Policies *policy.Set
+	Path     string   `yaml:"-"` // the file it was read from
+	Server   Server   `yaml:"server"`
+	Media    Media    `yaml:"media"`
+	Park     Park     `yaml:"park"`
+	Security Security `yaml:"security"`
+	State    State    `yaml:"state"`
+	Users    []User   `yaml:"users" entry:"user"`
+	HTTP     HTTP     `yaml:"http"`
+	Trunks   []Trunk  `yaml:"trunks" entry:"trunk"`
+	// Policies are read from Park.PolicyFile.
+	Policies *policy.Set `yaml:"-"`
 	// Prompts are the replacements found in Park.PromptsDir, by name (see
 	// PromptNames), checked and encoded.
-	Prompts map[string]*media.Prompt
+	Prompts map[string]*media.Prompt `yaml:"-"`
 
-	// Where keys were, for the checks ParsePolicies repeats on reloads.
-	userKeys []policy.Keys
-	parkKeys policy.Keys
+	// Where the file's keys were, for the checks ParsePolicies repeats
+	// on reloads.
+	keys policy.Keys
 }
 
 // Server holds the server section.
 type Server struct {
-	Domain      string   // SIP domain and digest realm
-	SIPListen   []Listen // SIP transports to listen on
-	HTTPListen  string   // host:port of the admin API, /metrics and /healthz
-	AdvertiseIP string   // address written into Contact and SDP; "" = the listen address
+	Domain      string   `yaml:"domain"`       // SIP domain and digest realm
+	SIPListen   []Listen `yaml:"sip_listen"`   // SIP transports to listen on
+	HTTPListen  string   `yaml:"http_listen"`  // host:port of the admin API, /metrics and /healthz
+	AdvertiseIP string   `yaml:"advertise_ip"` // address written into Contact and SDP; "" = the listen address
 	// DigestAlgorithms are offered in 401/407 challenges, in this order.
-	DigestAlgorithms []string
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	// TLSCert and TLSKey are PEM files (resolved against the config
 	// file's directory) for tls:// listeners; Certificate is the pair
 	// loaded from them when set.
-	TLSCert, TLSKey string
-	Certificate     *tls.Certificate
+	TLSCert     string           `yaml:"tls_cert"`
+	TLSKey      string           `yaml:"tls_key"`
+	Certificate *tls.Certificate `yaml:"-"`
 }
 
 // HTTP holds the credentials of the admin API (the http section). With
 // none, the API is open, which is only allowed on a loopback http_listen.
 type HTTP struct {
-	Users  []HTTPUser  // HTTP Basic credentials
-	Tokens []HTTPToken // bearer tokens
+	Users  []HTTPUser  `yaml:"users" entry:"http user"`   // HTTP Basic credentials
+	Tokens []HTTPToken `yaml:"tokens" entry:"http token"` // bearer tokens
 }
 
 // Configured reports whether any credential is configured.
@@ -98,16 +102,16 @@ const (
 
 // HTTPUser is a person who signs in to the admin API with HTTP Basic.
 type HTTPUser struct {
-	Name         string
-	PasswordHash string // bcrypt, as printed by parkswitch passwd
-	Role         string // RoleAdmin or RoleViewer
+	Name         string `yaml:"name" check:"required"`
+	PasswordHash string `yaml:"password_hash" check:"required"` // bcrypt, as printed by parkswitch passwd
+	Role         string `yaml:"role" check:"required"`          // RoleAdmin or RoleViewer
 }
 
 // HTTPToken is a bearer token for scripts and monitoring.
 type HTTPToken struct {
-	Name  string // who holds it, for logs
-	Token string // at least MinTokenLength characters
-	Role  string // RoleAdmin or RoleViewer
+	Name  string `yaml:"name" check:"required"`  // who holds it, for logs
+	Token string `yaml:"token" check:"required"` // at least MinTokenLength characters
+	Role  string `yaml:"role" check:"required"`  // RoleAdmin or RoleViewer
 }
 
 // MinTokenLength is the shortest accepted bearer token: 24 characters
@@ -123,12 +127,23 @@ type Listen struct {
 // String returns the listen address in its configuration form, udp://host:port.
 func (l Listen) String() string { return l.Network + "://" + l.Addr }
 
+// UnmarshalText parses the configuration form of a listen address; the
+// error says what to write instead.
+func (l *Listen) UnmarshalText(text []byte) error {
+	parsed, msg := parseListen(string(text))
+	if msg != "" {
+		return errors.New(msg)
+	}
+	*l = parsed
+	return nil
+}
+
 // Media holds the media section.
 type Media struct {
-	RTPPortMin        int
-	RTPPortMax        int
-	MusicOnHold       string // WAV file, resolved against the config file's directory; "" = built-in
-	RTPTimeoutSeconds int    // a relay port with no RTP for this long ends the call; 0 disables
+	RTPPortMin        int    `yaml:"rtp_port_min"`
+	RTPPortMax        int    `yaml:"rtp_port_max"`
+	MusicOnHold       string `yaml:"music_on_hold"`       // WAV file, resolved against the config file's directory; "" = built-in
+	RTPTimeoutSeconds int    `yaml:"rtp_timeout_seconds"` // a relay port with no RTP for this long ends the call; 0 disables
 }
 
 // RTPTimeout is RTPTimeoutSeconds as a duration; 0 means no timeout.
@@ -136,15 +151,15 @@ func (m Media) RTPTimeout() time.Duration { return time.Duration(m.RTPTimeoutSec
 
 // Park holds the park section.
 type Park struct {
-	ParkUser        string // REFER to sip:<ParkUser>@domain parks the other party
-	RetrievePrefix  string // dial <prefix><code> to retrieve
-	DTMFCode        string // keyed during a call, parks the other party; "" = off
-	RingbackSeconds int    // how long a timed-out orbit rings the parker (and then the fallback)
-	MaxRingbacks    int    // unanswered ringback cycles before the parked call is dropped
-	Fallback        string // user rung when the parker does not answer; "" = none
-	PolicyFile      string // policy file, resolved against the config file's directory
-	Announce        bool   // a parker still on the line hears "parked at <code>"
-	PromptsDir      string // replacement prompt WAVs, resolved against the config file's directory; "" = none
+	ParkUser        string `yaml:"park_user"`        // REFER to sip:<ParkUser>@domain parks the other party
+	RetrievePrefix  string `yaml:"retrieve_prefix"`  // dial <prefix><code> to retrieve
+	DTMFCode        string `yaml:"dtmf_code"`        // keyed during a call, parks the other party; "" = off
+	RingbackSeconds int    `yaml:"ringback_seconds"` // how long a timed-out orbit rings the parker (and then the fallback)
+	MaxRingbacks    int    `yaml:"max_ringbacks"`    // unanswered ringback cycles before the parked call is dropped
+	Fallback        string `yaml:"fallback"`         // user rung when the parker does not answer; "" = none
+	PolicyFile      string `yaml:"policy_file"`      // policy file, resolved against the config file's directory
+	Announce        bool   `yaml:"announce"`         // a parker still on the line hears "parked at <code>"
+	PromptsDir      string `yaml:"prompts_dir"`      // replacement prompt WAVs, resolved against the config file's directory; "" = none
 }
 
 // Ringback is RingbackSeconds as a duration.
@@ -152,12 +167,12 @@ func (p Park) Ringback() time.Duration { return time.Duration(p.RingbackSeconds)
 
 // Security holds the security section.
 type Security struct {
-	MaxConnections      int // TCP and TLS connections open at once
-	MaxConnectionsPerIP int // of them from one source IP
-	BanAfter            int // failed authentications from one IP within BanWindowSeconds that ban it
-	BanWindowSeconds    int
-	BanSeconds          int // how long a banned IP is ignored
-	RetrieveMisses      int // retrieves of empty codes per user and minute before 403
+	MaxConnections      int `yaml:"max_connections"`        // TCP and TLS connections open at once
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"` // of them from one source IP
+	BanAfter            int `yaml:"ban_after"`              // failed authentications from one IP within BanWindowSeconds that ban it
+	BanWindowSeconds    int `yaml:"ban_window_seconds"`
+	BanSeconds          int `yaml:"ban_seconds"`     // how long a banned IP is ignored
+	RetrieveMisses      int `yaml:"retrieve_misses"` // retrieves of empty codes per user and minute before 403
 }
 
 // BanWindow is BanWindowSeconds as a duration.
@@ -169,10 +184,10 @@ func (s Security) BanTime() time.Duration { return time.Duration(s.BanSeconds) *
 // State holds the state section (SPEC §10): where registrations, orbits,
 // parked dialogs, events and call records are kept.
 type State struct {
-	DataDir  string   // JetStream files of the embedded NATS server, resolved against the config file's directory
-	NATSURLs []string // an existing NATS cluster to use instead of the embedded server
-	NodeID   string   // this node's name in a cluster; default: the host name
-	CDRDays  int      // call records are kept this many days
+	DataDir  string   `yaml:"data_dir"`  // JetStream files of the embedded NATS server, resolved against the config file's directory
+	NATSURLs []string `yaml:"nats_urls"` // an existing NATS cluster to use instead of the embedded server
+	NodeID   string   `yaml:"node_id"`   // this node's name in a cluster; default: the host name
+	CDRDays  int      `yaml:"cdr_days"`  // call records are kept this many days
 }
 
 // Embedded reports whether the switch runs its own NATS server.
@@ -180,15 +195,15 @@ func (s State) Embedded() bool { return len(s.NATSURLs) == 0 }
 
 // User is one configured user.
 type User struct {
-	ID          string // address of record, name@domain
-	Extension   string // optional dialable number
-	DisplayName string
-	Password    string // either Password or one or both of HA1 and HA1SHA256 is set
-	HA1         string // lower-case hex MD5 of name:realm:password
-	HA1SHA256   string // lower-case hex SHA-256 of name:realm:password
-	Groups      []string
-	Contact     string // optional static binding, a sip: or sips: URI
-	Line        int    // line of the user's entry in the config file
+	ID          string   `yaml:"id" check:"required"` // address of record, name@domain
+	Extension   string   `yaml:"extension"`           // optional dialable number
+	DisplayName string   `yaml:"display_name"`
+	Password    string   `yaml:"password"`   // either Password or one or both of HA1 and HA1SHA256 is set
+	HA1         string   `yaml:"ha1"`        // lower-case hex MD5 of name:realm:password
+	HA1SHA256   string   `yaml:"ha1_sha256"` // lower-case hex SHA-256 of name:realm:password
+	Groups      []string `yaml:"groups"`
+	Contact     string   `yaml:"contact"` // optional static binding, a sip: or sips: URI
+	Line        int      `yaml:"-"`       // line of the user's entry in the config file
 }
 
 // Name returns the user part of the ID, the SIP and digest user name.
@@ -199,11 +214,11 @@ func (u User) Name() string {
 
 // Trunk is an IP-authenticated peer.
 type Trunk struct {
-	Name           string
-	Address        string // ip:port; requests from this IP are trusted, calls go to this address
-	Transport      string // "udp", "tcp" or "tls"
-	OutboundPrefix string // dialed prefix that routes a call here; stripped before sending
-	Line           int    // line of the trunk's entry in the config file
+	Name           string `yaml:"name" check:"required"`
+	Address        string `yaml:"address" check:"required"` // ip:port; requests from this IP are trusted, calls go to this address
+	Transport      string `yaml:"transport"`                // "udp", "tcp" or "tls"
+	OutboundPrefix string `yaml:"outbound_prefix"`          // dialed prefix that routes a call here; stripped before sending
+	Line           int    `yaml:"-"`                        // line of the trunk's entry in the config file
 }
 
 // User finds a user by ID, user name or extension, ignoring case.

@@ -408,6 +408,20 @@ func TestProblems(t *testing.T) {
 			{"", 11, "groups must be a list"},
 			{"", 12, `unknown key "phone" in user`},
 		}},
+		// What config accepts is what the switch sends to (sipcheck.ParseSIPURI).
+		{"contact the switch could not send to", head + `users:
+  - {id: a@contoso.com, password: x, contact: "sip:a@192.0.2.1:99999"}
+  - {id: b@contoso.com, password: x, contact: "sip:b@192.0.2.1?subject=hi"}
+  - {id: c@contoso.com, password: x, contact: "sip:c@d@192.0.2.1"}
+  - {id: d@contoso.com, password: x, contact: "sip:d@my_host"}
+`, "", []want{
+			{"", 4, `contact "sip:a@192.0.2.1:99999" is not a SIP URI`},
+			{"", 5, `contact "sip:b@192.0.2.1?subject=hi" is not a SIP URI`},
+			{"", 6, `contact "sip:c@d@192.0.2.1" is not a SIP URI`},
+			{"", 7, `contact "sip:d@my_host" is not a SIP URI`},
+		}},
+		{"domain with an IPv6 zone", "server:\n  domain: fe80::1%eth0\n", "",
+			[]want{{"", 2, `domain "fe80::1%eth0" is not a host name or IP address`}}},
 		{"trunks", head + `trunks:
   - name: carrier
     address: carrier.example.com:5060

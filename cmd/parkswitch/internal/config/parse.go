@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -117,162 +118,49 @@ type parser struct {
 	d *policy.NodeDecoder
 	c *Config
 
-	root, server, media, http policy.Keys
-	security, state           policy.Keys
+	root, server, media, park policy.Keys
+	security, state, http     policy.Keys
 	listenLines               []int // line of each c.Server.SIPListen entry
-	trunkKeys                 []policy.Keys
-	httpUserKeys, tokenKeys   []policy.Keys
-	policyFile                string // park.policy_file as written
 }
 
+// decode decodes the file into p.c, whose fields name its keys, keeping
+// where each key was.
 func (p *parser) decode(doc *yaml.Node) {
 	c := p.c
-	section := func(name string, dst *policy.Keys, fields ...policy.Field) policy.Field {
-		return policy.Field{Name: name, Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			*dst = d.Mapping(v, name, fields...)
-			return true
-		}}
+	p.root = p.d.Decode(doc, "the top level", c)
+	c.keys = p.root
+	p.server, p.media, p.park = p.root.Section("server"), p.root.Section("media"), p.root.Section("park")
+	p.security, p.state, p.http = p.root.Section("security"), p.root.Section("state"), p.root.Section("http")
+	for i := range c.Users {
+		c.Users[i].Line = p.root.Entry("users", i).Start()
 	}
-	p.policyFile = c.Park.PolicyFile
-	p.root = p.d.Mapping(doc, "the top level",
-		section("server", &p.server,
-			policy.StringField("domain", &c.Server.Domain),
-			policy.Field{Name: "sip_listen", Decode: p.decodeListen},
-			policy.StringField("http_listen", &c.Server.HTTPListen),
-			policy.StringField("advertise_ip", &c.Server.AdvertiseIP),
-			policy.StringsField("digest_algorithms", &c.Server.DigestAlgorithms),
-			policy.StringField("tls_cert", &c.Server.TLSCert),
-			policy.StringField("tls_key", &c.Server.TLSKey),
-		),
-		section("media", &p.media,
-			policy.IntField("rtp_port_min", &c.Media.RTPPortMin),
-			policy.IntField("rtp_port_max", &c.Media.RTPPortMax),
-			policy.StringField("music_on_hold", &c.Media.MusicOnHold),
-			policy.IntField("rtp_timeout_seconds", &c.Media.RTPTimeoutSeconds),
-		),
-		section("park", &c.parkKeys,
-			policy.StringField("park_user", &c.Park.ParkUser),
-			policy.StringField("retrieve_prefix", &c.Park.RetrievePrefix),
-			policy.StringField("dtmf_code", &c.Park.DTMFCode),
-			policy.IntField("ringback_seconds", &c.Park.RingbackSeconds),
-			policy.IntField("max_ringbacks", &c.Park.MaxRingbacks),
-			policy.StringField("fallback", &c.Park.Fallback),
-			policy.StringField("policy_file", &p.policyFile),
-			policy.BoolField("announce", &c.Park.Announce),
-			policy.StringField("prompts_dir", &c.Park.PromptsDir),
-		),
-		section("security", &p.security,
-			policy.IntField("max_connections", &c.Security.MaxConnections),
-			policy.IntField("max_connections_per_ip", &c.Security.MaxConnectionsPerIP),
-			policy.IntField("ban_after", &c.Security.BanAfter),
-			policy.IntField("ban_window_seconds", &c.Security.BanWindowSeconds),
-			policy.IntField("ban_seconds", &c.Security.BanSeconds),
-			policy.IntField("retrieve_misses", &c.Security.RetrieveMisses),
-		),
-		section("state", &p.state,
-			policy.StringField("data_dir", &c.State.DataDir),
-			policy.StringsField("nats_urls", &c.State.NATSURLs),
-			policy.StringField("node_id", &c.State.NodeID),
-			policy.IntField("cdr_days", &c.State.CDRDays),
-		),
-		policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			return d.Sequence(v, "users", func(item *yaml.Node) {
-				u := User{Line: item.Line}
-				k := d.Mapping(item, "user",
-					policy.StringField("id", &u.ID).Require(),
-					policy.StringField("extension", &u.Extension),
-					policy.StringField("display_name", &u.DisplayName),
-					policy.StringField("password", &u.Password),
-					policy.StringField("ha1", &u.HA1),
-					policy.StringField("ha1_sha256", &u.HA1SHA256),
-					policy.StringsField("groups", &u.Groups),
-					policy.StringField("contact", &u.Contact),
-				)
-				if item.Kind == yaml.MappingNode {
-					c.Users, c.userKeys = append(c.Users, u), append(c.userKeys, k)
-				}
-			})
-		}},
-		section("http", &p.http,
-			policy.Field{Name: "users", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-				return d.Sequence(v, "http.users", func(item *yaml.Node) {
-					var u HTTPUser
-					k := d.Mapping(item, "http user",
-						policy.StringField("name", &u.Name).Require(),
-						policy.StringField("password_hash", &u.PasswordHash).Require(),
-						policy.StringField("role", &u.Role).Require(),
-					)
-					if item.Kind == yaml.MappingNode {
-						c.HTTP.Users, p.httpUserKeys = append(c.HTTP.Users, u), append(p.httpUserKeys, k)
-					}
-				})
-			}},
-			policy.Field{Name: "tokens", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-				return d.Sequence(v, "http.tokens", func(item *yaml.Node) {
-					var t HTTPToken
-					k := d.Mapping(item, "http token",
-						policy.StringField("name", &t.Name).Require(),
-						policy.StringField("token", &t.Token).Require(),
-						policy.StringField("role", &t.Role).Require(),
-					)
-					if item.Kind == yaml.MappingNode {
-						c.HTTP.Tokens, p.tokenKeys = append(c.HTTP.Tokens, t), append(p.tokenKeys, k)
-					}
-				})
-			}},
-		),
-		policy.Field{Name: "trunks", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
-			return d.Sequence(v, "trunks", func(item *yaml.Node) {
-				t := Trunk{Line: item.Line}
-				k := d.Mapping(item, "trunk",
-					policy.StringField("name", &t.Name).Require(),
-					policy.StringField("address", &t.Address).Require(),
-					policy.StringField("transport", &t.Transport),
-					policy.StringField("outbound_prefix", &t.OutboundPrefix),
-				)
-				if item.Kind == yaml.MappingNode {
-					c.Trunks, p.trunkKeys = append(c.Trunks, t), append(p.trunkKeys, k)
-				}
-			})
-		}},
-	)
+	for i := range c.Trunks {
+		c.Trunks[i].Line = p.root.Entry("trunks", i).Start()
+	}
+	p.checkListen()
 }
 
-// decodeListen decodes server.sip_listen, checking each entry where it is.
-func (p *parser) decodeListen(d *policy.NodeDecoder, v *yaml.Node) bool {
-	var (
-		listens []Listen
-		lines   []int
-		entries int
-	)
-	ok := d.Sequence(v, "sip_listen", func(item *yaml.Node) {
-		entries++
-		var s string
-		if !d.String(item, "sip_listen entry", &s) {
-			return
-		}
-		l, msg := parseListen(s)
-		if msg != "" {
-			d.Addf(item.Line, "%s", msg)
-			return
-		}
-		for i, prev := range listens {
-			if prev == l {
-				d.Addf(item.Line, "sip_listen entry %s is listed twice (line %d): remove one", s, lines[i])
-				return
-			}
-		}
-		listens, lines = append(listens, l), append(lines, item.Line)
-	})
-	if !ok {
-		return false
+// checkListen drops the sip_listen entries listed twice and keeps the line
+// of the others for later checks.
+func (p *parser) checkListen() {
+	s, k := &p.c.Server, p.server
+	if !k.Has("sip_listen") {
+		return
 	}
-	if entries == 0 {
-		d.Addf(v.Line, "sip_listen is empty: list at least one udp://host:port, tcp://host:port or tls://host:port, or remove the key for the default")
-		return false
+	if !k.Bad("sip_listen") && len(s.SIPListen) == 0 {
+		p.d.Addf(k.Line("sip_listen"), "sip_listen is empty: list at least one udp://host:port, tcp://host:port or tls://host:port, or remove the key for the default")
+		return
 	}
-	p.c.Server.SIPListen, p.listenLines = listens, lines
-	return true
+	var listens []Listen
+	for i, l := range s.SIPListen {
+		e := k.Entry("sip_listen", i)
+		if j := slices.Index(listens, l); j >= 0 {
+			p.d.Addf(e.Start(), "sip_listen entry %s is listed twice (line %d): remove one", e.Text(), p.listenLines[j])
+			continue
+		}
+		listens, p.listenLines = append(listens, l), append(p.listenLines, e.Start())
+	}
+	s.SIPListen = listens
 }
 
 // parseListen parses "udp://host:port", "tcp://host:port" or
@@ -294,7 +182,7 @@ func parseListen(s string) (l Listen, msg string) {
 	switch {
 	case bad == badPort:
 		return l, fmt.Sprintf("sip_listen entry %q has a port out of range: use a port 1–65535, e.g. %s://0.0.0.0:5060", s, l.Network)
-	case bad != "" || (host != "" && !validHost(host)):
+	case bad != "" || (host != "" && !sipcheck.ValidHost(host)):
 		return l, fmt.Sprintf("sip_listen entry %q does not end in host:port: write e.g. %s://0.0.0.0:5060", s, l.Network)
 	}
 	l.Addr = addr
@@ -330,7 +218,7 @@ func (p *parser) checkServer() {
 			line = p.root.Line("server")
 		}
 		d.Addf(line, "server.domain is missing: add domain: <your SIP domain> under server, e.g. domain: contoso.com")
-	case !validHost(s.Domain):
+	case !sipcheck.ValidHost(s.Domain):
 		d.Addf(p.server.Line("domain"), "domain %q is not a host name or IP address: write the domain phones register to, e.g. contoso.com", s.Domain)
 	}
 	if !p.server.Bad("http_listen") {
@@ -447,7 +335,7 @@ func (p *parser) checkHTTP() {
 		}
 	}
 	for i := range h.Users {
-		u, k := &h.Users[i], p.httpUserKeys[i]
+		u, k := &h.Users[i], p.http.Entry("users", i)
 		name(k, u.Name)
 		role(k, &u.Role)
 		if !k.Bad("password_hash") {
@@ -458,7 +346,7 @@ func (p *parser) checkHTTP() {
 	}
 	tokens := map[string]int{}
 	for i := range h.Tokens {
-		t, k := &h.Tokens[i], p.tokenKeys[i]
+		t, k := &h.Tokens[i], p.http.Entry("tokens", i)
 		name(k, t.Name)
 		role(k, &t.Role)
 		if k.Bad("token") {
@@ -554,7 +442,7 @@ func (p *parser) checkRange(k policy.Keys, key string, v, lo, hi int) bool {
 }
 
 func (p *parser) checkPark() {
-	d, pk, k := p.d, &p.c.Park, p.c.parkKeys
+	d, pk, k := p.d, &p.c.Park, p.park
 	if !k.Bad("park_user") {
 		switch {
 		case pk.ParkUser == "":
@@ -608,14 +496,14 @@ func (p *parser) checkUsers() {
 	}
 	ids, names, exts := map[string]seen{}, map[string]seen{}, map[string]seen{}
 	for i := range c.Users {
-		u, k := &c.Users[i], c.userKeys[i]
+		u, k := &c.Users[i], c.keys.Entry("users", i)
 		if k.Bad("id") {
 			continue
 		}
 		name, host, ok := strings.Cut(u.ID, "@")
 		line := k.Line("id")
 		switch {
-		case !ok || name == "" || !validHost(host):
+		case !ok || name == "" || !sipcheck.ValidHost(host):
 			if name == "" {
 				name = "name"
 			}
@@ -636,7 +524,7 @@ func (p *parser) checkUsers() {
 		names[strings.ToLower(name)] = seen{line, u.ID}
 	}
 	for i := range c.Users {
-		u, k := &c.Users[i], c.userKeys[i]
+		u, k := &c.Users[i], c.keys.Entry("users", i)
 		line := k.Line("extension")
 		if !k.Bad("extension") && u.Extension != "" {
 			switch prev, dup := exts[u.Extension]; {
@@ -652,11 +540,11 @@ func (p *parser) checkUsers() {
 			}
 		}
 		p.checkCredentials(u, k)
-		if !k.Bad("contact") && u.Contact != "" && !validSIPURI(u.Contact) {
+		if !k.Bad("contact") && u.Contact != "" && !validContact(u.Contact) {
 			d.Addf(k.Line("contact"), "contact %q is not a SIP URI: write e.g. sip:%s@192.0.2.20:5060, or leave it empty for a phone that registers", u.Contact, u.Name())
 		}
 		for _, g := range u.Groups {
-			if strings.TrimSpace(g) == "" {
+			if !k.Bad("groups") && strings.TrimSpace(g) == "" {
 				d.Addf(k.Line("groups"), "groups of %s has an empty name: remove it or name the group", u.ID)
 			}
 		}
@@ -701,7 +589,7 @@ func (p *parser) checkTrunks() {
 	d := p.d
 	names, prefixes := map[string]int{}, map[string]int{}
 	for i := range p.c.Trunks {
-		t, k := &p.c.Trunks[i], p.trunkKeys[i]
+		t, k := &p.c.Trunks[i], p.root.Entry("trunks", i)
 		if !k.Bad("name") {
 			switch line, dup := names[strings.ToLower(t.Name)]; {
 			case strings.TrimSpace(t.Name) == "":
@@ -747,15 +635,15 @@ func (p *parser) checkTrunks() {
 // loadPolicies reads and checks the policy file, adding its problems, which
 // carry the policy file's own name and lines.
 func (p *parser) loadPolicies(readFile func(string) ([]byte, error)) {
-	d, k := p.d, p.c.parkKeys
+	d, k := p.d, p.park
 	if k.Bad("policy_file") {
 		return
 	}
-	if p.policyFile == "" {
+	if p.c.Park.PolicyFile == "" {
 		d.Addf(k.Line("policy_file"), "policy_file is empty: name the policy file, e.g. %s", DefaultPolicyFile)
 		return
 	}
-	p.c.Park.PolicyFile = resolvePath(p.c.Path, p.policyFile)
+	p.c.Park.PolicyFile = resolvePath(p.c.Path, p.c.Park.PolicyFile)
 	data, err := readFile(p.c.Park.PolicyFile)
 	if err != nil {
 		d.Addf(k.Line("policy_file"), "policy file %s cannot be read (%v): create it or fix park.policy_file (relative to this file's directory)", p.c.Park.PolicyFile, unwrapPathError(err))
@@ -808,11 +696,11 @@ func (c *Config) checkPolicies(filename string, set *policy.Set) policy.Problems
 			ps = append(ps, policy.Problem{File: c.Path, Line: line, Msg: msg})
 		}
 	}
-	clash(c.parkKeys.Line("park_user"), "park_user "+c.Park.ParkUser, c.Park.ParkUser)
+	clash(c.keys.Section("park").Line("park_user"), "park_user "+c.Park.ParkUser, c.Park.ParkUser)
 	for i, u := range c.Users {
 		idLine, extLine := u.Line, u.Line
-		if i < len(c.userKeys) {
-			idLine, extLine = c.userKeys[i].Line("id"), c.userKeys[i].Line("extension")
+		if k := c.keys.Entry("users", i); k.Start() != 0 {
+			idLine, extLine = k.Line("id"), k.Line("extension")
 		}
 		if name := u.Name(); sipcheck.IsDigits(name) && name != u.Extension {
 			clash(idLine, fmt.Sprintf("user name %s of %s", name, u.ID), name)
@@ -850,56 +738,11 @@ func validSIPUser(s string) bool {
 	return true
 }
 
-// validHost reports whether s is an IP address or a DNS host name.
-func validHost(s string) bool {
-	if _, err := netip.ParseAddr(s); err == nil {
-		return true
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// validSIPURI checks the shape of a sip: or sips: URI: a host (with an
-// optional user@ and :port), then optional parameters.
-func validSIPURI(s string) bool {
-	lower := strings.ToLower(s)
-	rest, ok := strings.CutPrefix(lower, "sip:")
-	if !ok {
-		if rest, ok = strings.CutPrefix(lower, "sips:"); !ok {
-			return false
-		}
-	}
-	if strings.ContainsAny(rest, " \t<>\"") {
-		return false
-	}
-	if i := strings.IndexAny(rest, ";?"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		if i == 0 {
-			return false
-		}
-		rest = rest[i+1:]
-	}
-	host := rest
-	if h, _, err := net.SplitHostPort(rest); err == nil {
-		host = h
-	} else {
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	}
-	return validHost(host)
+// validContact reports whether the switch can send requests to contact,
+// as it parses it for a static binding.
+func validContact(contact string) bool {
+	_, err := sipcheck.ParseSIPURI(contact)
+	return err == nil
 }
 
 // unwrapPathError drops the operation and path from a file error, which the
@@ -974,7 +817,7 @@ func natsURLProblem(s string) string {
 		rest = rest[at+1:] // user:password@ is allowed; it is never logged
 	}
 	host, _, msg := splitHostPort(strings.TrimSuffix(rest, "/"))
-	if msg != "" || !validHost(host) {
+	if msg != "" || !sipcheck.ValidHost(host) {
 		return "is not scheme://host:port: write e.g. nats://10.0.0.5:4222"
 	}
 	return ""

@@ -22,7 +22,7 @@ const maxPromptBytes = 60 * 8000 * 2
 // it plays. Other files are left alone; a prompt missing there stays the
 // built-in one.
 func (p *parser) checkPrompts() {
-	pk, k := &p.c.Park, p.c.parkKeys
+	pk, k := &p.c.Park, p.park
 	if k.Bad("prompts_dir") || pk.PromptsDir == "" {
 		return
 	}
