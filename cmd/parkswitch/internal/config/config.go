@@ -55,6 +55,7 @@ type Config struct {
 	Users    []User
 	Trunks   []Trunk
 	HTTP     HTTP
+	Notify   Notify // webhooks (notify.go)
 	Policies *policy.Set
 	// Prompts are the replacements found in Park.PromptsDir, by name (see
 	// PromptNames), checked and encoded.

@@ -221,6 +221,7 @@ func (p *parser) decode(doc *yaml.Node) {
 				})
 			}},
 		),
+		notifyField(&c.Notify),
 		policy.Field{Name: "trunks", Decode: func(d *policy.NodeDecoder, v *yaml.Node) bool {
 			return d.Sequence(v, "trunks", func(item *yaml.Node) {
 				t := Trunk{Line: item.Line}
