@@ -167,7 +167,7 @@ func eventSuggestion(name string) string {
 	}
 	msg := "use some of " + strings.Join(all, ", ") + ", or leave events out for every park event"
 	if len(near) > 0 {
-		msg = "did you mean " + strings.Join(near, " or ") + "? " + msg
+		msg = "did you mean " + strings.Join(near, " or ") + "? Otherwise " + msg
 	}
 	return msg
 }

@@ -65,7 +65,7 @@ func TestWebhookProblems(t *testing.T) {
 			[]want{{"", 6, `webhook format "discord" is unknown: use json, slack, teams or mattermost`}}},
 		{"unknown event", head + "    - url: https://x.example/TOKEN\n      events: [parked, ringback, sold]\n",
 			[]want{
-				{"", 6, `webhook event "ringback" is unknown: did you mean ringback.started or ringback.answered? use some of call.started`},
+				{"", 6, `webhook event "ringback" is unknown: did you mean ringback.started or ringback.answered? Otherwise use some of call.started`},
 				{"", 6, `webhook event "sold" is unknown: use some of call.started, call.answered, call.ended, parked, retrieved`},
 			}},
 		{"event twice", head + "    - url: https://x.example/TOKEN\n      events: [parked, PARKED]\n",
