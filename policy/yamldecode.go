@@ -20,7 +20,9 @@ import (
 // The struct's fields say what the mapping holds:
 //
 //   - `yaml:"name"` is the key (fields without one, or with "-", are none);
-//   - `check:"required"` makes a missing key a problem;
+//   - `check:"required"` makes a missing key a problem; `check:"secret"`
+//     on a list of mappings keeps an entry that is a single value out of
+//     its message (a bare webhook URL holds the channel's token);
 //   - string takes any single value as written (null is ""), int a whole
 //     number, bool true or false, and a type that implements
 //     encoding.TextUnmarshaler a single value it accepts (its error is the
@@ -118,6 +120,7 @@ type field struct {
 	elem     valueKind    // kind of a list's values
 	typ      reflect.Type // the field's type, or its slice's element type
 	required bool
+	secret   bool   // an entry's single value is never quoted
 	entry    string // what one entry of a list of mappings is called
 }
 
@@ -157,8 +160,9 @@ func fieldsOf(t reflect.Type) []field {
 		if !sf.IsExported() || name == "" || name == "-" {
 			continue
 		}
+		check := sf.Tag.Get("check")
 		f := field{name: name, kind: kindOf(sf.Type), typ: sf.Type,
-			required: sf.Tag.Get("check") == "required", entry: sf.Tag.Get("entry")}
+			required: check == "required", secret: check == "secret", entry: sf.Tag.Get("entry")}
 		if f.kind == kindList || f.kind == kindEntries {
 			f.typ = sf.Type.Elem()
 			f.elem = kindOf(f.typ)
@@ -277,6 +281,10 @@ func (d *NodeDecoder) list(n *yaml.Node, f field, path string, k Keys) (*yaml.No
 		item = resolve(item)
 		var v *yaml.Node
 		ek := Keys{line: item.Line}
+		if f.kind == kindEntries && f.secret && item.Kind == yaml.ScalarNode && !isNull(item) {
+			d.Addf(item.Line, "%s must be a mapping of key: value lines, not a single value", f.entry)
+			continue
+		}
 		if f.kind == kindEntries {
 			v, ek = d.mapping(item, f.entry, path, f.typ)
 		} else if v, _ = d.scalar(item, f.entry, f.elem, f.typ); v == nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // reloader applies a changed configuration to a running server: users,
-// trunks, call park policies and park settings. A file that fails
+// trunks, call park policies, park settings and webhooks. A file that fails
 // validation is refused as a whole; what is in force stays, and nothing
 // parked is touched.
 type reloader struct {
@@ -88,6 +88,7 @@ func (r *reloader) reload(why string) error {
 	sw.SetPolicies(cfg.Policies)
 	sw.SetParkNumbers(sip.ParkNumbers{ParkUser: cfg.Park.ParkUser, RetrievePrefix: cfg.Park.RetrievePrefix, DTMFCode: cfg.Park.DTMFCode})
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
+	r.srv.webhooks.apply(cfg.Notify)
 	if restartNeeded(r.cfg, cfg) {
 		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports, music or announcements changed: they take effect after a restart")
 	}

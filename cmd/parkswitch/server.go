@@ -42,6 +42,7 @@ type server struct {
 	httpDone chan struct{}
 	streams  *eventStreams // GET /api/v1/events
 	reloader *reloader
+	webhooks *webhooks // notify.webhooks
 
 	watchStop context.CancelFunc
 	watchDone chan struct{}
@@ -98,13 +99,19 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		}
 		opts.Store = st
 	}
-	sw, err := sip.New(opts)
+	hooks, err := newWebhooks(cfg.Notify, opts.Store, reg, log)
 	if err != nil {
 		opts.Store.Close()
 		return nil, err
 	}
+	sw, err := sip.New(opts)
+	if err != nil {
+		hooks.close(context.Background())
+		opts.Store.Close()
+		return nil, err
+	}
 	s := &server{cfg: cfg, log: log, ports: ports, sw: sw, state: opts.Store, registry: reg, api: newAPIAuth(cfg.HTTP, log),
-		streams: newEventStreams(o.heartbeat)}
+		streams: newEventStreams(o.heartbeat), webhooks: hooks}
 	s.reloader = newReloader(s, reg)
 	httpListen := cfg.Server.HTTPListen
 	if o.httpListen != "" {
@@ -252,10 +259,15 @@ func directoryOf(cfg *config.Config) (*sip.Directory, error) {
 
 // start binds SIP and HTTP and, for a configuration read from files,
 // watches them for changes.
-func (s *server) start() error {
+func (s *server) start() (err error) {
 	if err := s.sw.Start(); err != nil {
 		return err
 	}
+	defer func() {
+		if err == nil {
+			s.webhooks.start()
+		}
+	}()
 	if s.reloader.fromFile {
 		w, err := s.reloader.newWatcher()
 		if err != nil {
@@ -318,6 +330,7 @@ func (s *server) shutdown(ctx context.Context) error {
 		<-s.httpDone
 	}
 	errs = append(errs, s.sw.Shutdown(ctx))
+	s.webhooks.close(ctx) // after the switch: the calls it ended are posted too
 	errs = append(errs, s.state.Close())
 	return errors.Join(errs...)
 }

@@ -57,6 +57,7 @@ type Config struct {
 	Users    []User   `yaml:"users" entry:"user"`
 	HTTP     HTTP     `yaml:"http"`
 	Trunks   []Trunk  `yaml:"trunks" entry:"trunk"`
+	Notify   Notify   `yaml:"notify"` // webhooks (notify.go)
 	// Policies are read from Park.PolicyFile.
 	Policies *policy.Set `yaml:"-"`
 	// Prompts are the replacements found in Park.PromptsDir, by name (see

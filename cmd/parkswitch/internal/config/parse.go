@@ -85,6 +85,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 	p.checkSecurity()
 	p.checkState()
 	p.checkTrunks()
+	p.checkNotify()
 	p.loadPolicies(readFile)
 
 	ps := p.d.Problems
