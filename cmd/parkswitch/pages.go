@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/web"
 	"github.com/parkswitch/parkswitch/park"
+	"github.com/parkswitch/parkswitch/policy"
 	"github.com/parkswitch/parkswitch/sip"
 )
 
@@ -21,6 +23,7 @@ func (s *server) newSite() *web.Site {
 	return web.New(web.Options{
 		Accounts: pageAccounts{s.api},
 		Switch:   pageSwitch{s},
+		Policies: pagePolicies{s: s, mu: &sync.Mutex{}},
 		Log:      s.log,
 	})
 }
@@ -88,3 +91,72 @@ func (p pageSwitch) RetrieveTo(ctx context.Context, policy string, code int, use
 	}
 	return web.User{Name: u.Name, ID: u.ID, Extension: u.Extension, DisplayName: u.DisplayName, Registered: true}, nil
 }
+
+// pagePolicies edits the policy file for the admin pages exactly as
+// `parkswitch policy` does (editPolicyFile, with the same validation and
+// atomic, comment-keeping write) and then reloads, so that the running
+// switch applies the edit before the page says it is done. Edits from the
+// pages are made one at a time.
+type pagePolicies struct {
+	s  *server
+	mu *sync.Mutex
+}
+
+func (p pagePolicies) Current() *policy.Set { return p.s.sw.Policies() }
+
+func (p pagePolicies) Refused() error {
+	_, err := p.s.reloader.status()
+	return err
+}
+
+func (p pagePolicies) Users() []web.PolicyUser {
+	cfg := p.s.reloader.current()
+	out := make([]web.PolicyUser, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		label := web.User{Name: u.Name(), Extension: u.Extension, DisplayName: u.DisplayName}.Label()
+		out = append(out, web.PolicyUser{ID: u.ID, Label: label, Groups: u.Groups})
+	}
+	return out
+}
+
+func (p pagePolicies) edit(change editFunc) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.s.reloader.fromFile {
+		return "", errors.New("the built-in configuration cannot be edited: start the switch with --config FILE")
+	}
+	msg, err := editPolicyFile(p.s.reloader.current().Path, true, change)
+	if err != nil {
+		return "", err
+	}
+	if err := p.s.reloader.reload("policy file edited on the admin pages"); err != nil {
+		return "", fmt.Errorf("%s, but the switch refused the configuration: %s", msg, firstProblem(err, "see GET /healthz"))
+	}
+	return msg, nil
+}
+
+func (p pagePolicies) New(identity string, c policy.Changes) (string, error) {
+	return p.edit(editNew(identity, c))
+}
+
+func (p pagePolicies) Set(identity string, c policy.Changes) (string, error) {
+	return p.edit(editSet(identity, c))
+}
+
+func (p pagePolicies) Remove(identity string) (string, error) {
+	return p.edit(editRemove(identity, false))
+}
+
+func (p pagePolicies) GrantGroup(group, identity string, rank int) (string, error) {
+	return p.edit(editGrantGroup(group, identity, rank))
+}
+
+func (p pagePolicies) RevokeGroup(group string) (string, error) {
+	return p.edit(editRevokeGroup(group))
+}
+
+func (p pagePolicies) GrantUser(user, identity string) (string, error) {
+	return p.edit(editGrantUser(user, identity))
+}
+
+func (p pagePolicies) RevokeUser(user string) (string, error) { return p.edit(editRevokeUser(user)) }

@@ -66,6 +66,9 @@ const ops = {
   async text(page, c) {
     return page.textContent(c.selector, { timeout: c.timeout });
   },
+  async value(page, c) {
+    return page.inputValue(c.selector, { timeout: c.timeout });
+  },
   async count(page, c) {
     return page.locator(c.selector).count();
   },

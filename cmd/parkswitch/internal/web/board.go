@@ -241,12 +241,15 @@ func (s *Site) retrieve(w http.ResponseWriter, r *http.Request, v *visit) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// sentence makes an error's text a sentence: capital first, full stop last.
+// sentence makes an error's text a sentence: capital first (unless it
+// starts with a key of the policy file, spelled as there), full stop last.
 func sentence(s string) string {
 	if s == "" {
 		return s
 	}
-	s = strings.ToUpper(s[:1]) + s[1:]
+	if first, _, _ := strings.Cut(s, " "); !strings.Contains(first, "_") {
+		s = strings.ToUpper(s[:1]) + s[1:]
+	}
 	if !strings.HasSuffix(s, ".") {
 		s += "."
 	}

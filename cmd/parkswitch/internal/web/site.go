@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -100,6 +101,7 @@ type Switch interface {
 type Options struct {
 	Accounts Accounts
 	Switch   Switch
+	Policies Policies // the /admin pages
 	Log      zerolog.Logger
 	Now      func() time.Time // default time.Now
 }
@@ -116,7 +118,7 @@ type Site struct {
 }
 
 // pageNames are the templates of whole pages; each defines "content".
-var pageNames = []string{"signin", "board", "retrieve", "message"}
+var pageNames = []string{"signin", "board", "retrieve", "policies", "policy", "groups", "users", "message"}
 
 // pages are the parsed templates, by page name. They are embedded: a
 // mistake in one fails every test at once.
@@ -152,6 +154,7 @@ func (s *Site) routes() *http.ServeMux {
 	mux.HandleFunc("POST /signin", s.signin)
 	mux.Handle("POST /signout", s.guard(access{}, s.signout))
 	s.boardRoutes(mux)
+	s.adminRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.message(w, r, http.StatusNotFound, "Not found", "There is no page at this address.")
 	})
@@ -222,6 +225,7 @@ func (s *Site) message(w http.ResponseWriter, r *http.Request, status int, title
 var templateFuncs = template.FuncMap{
 	"ms":       func(t time.Time) int64 { return t.UnixMilli() },
 	"duration": formatDuration,
+	"lower":    strings.ToLower,
 }
 
 // formatDuration renders d as "1 h 05 min", "4 min 09 s" or "9 s"; a
