@@ -85,13 +85,16 @@ lint:
 
 # Benchmarks: relay cost per packet, SDP rewriting, calls per second through
 # the switch driven by SIPp. Figures are printed, not asserted.
-bench: deps-test build
-	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate|LampMemory' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/
-	# Run once each: a sustained 30 s step, 1,000 parked calls restarted, and
-	# 20,000 park lamps.
+bench: deps-test deps-browser build
+	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate|LampMemory|BoardLatency|Board1000' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/...
+	# Run once each: a sustained 30 s step, 1,000 parked calls restarted,
+	# 20,000 park lamps, 100 parks watched on the board in Chromium, and the
+	# board with 1,000 parked calls.
 	$(GO) test -run '^$$' -bench ClusterParkRate -benchtime 1x ./park/
 	$(GO) test -run '^$$' -bench RestartToMusic -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	$(GO) test -run '^$$' -bench LampMemory -benchtime 1x -timeout 20m ./cmd/parkswitch/
+	PARKSWITCH_REQUIRE_BROWSER=1 $(GO) test -run '^$$' -bench BoardLatency -benchtime 1x -timeout 15m ./cmd/parkswitch/
+	$(GO) test -run '^$$' -bench Board1000 -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	./testdata/bench/callrate.sh $(BIN)
 
 # Fuzz every fuzz target in turn for FUZZTIME each (go test runs one

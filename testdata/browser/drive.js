@@ -64,7 +64,7 @@ const ops = {
     await page.waitForSelector(c.selector, { state: c.state || 'attached', timeout: c.timeout });
   },
   async text(page, c) {
-    return page.textContent(c.selector, { timeout: c.timeout });
+    return page.innerText(c.selector, { timeout: c.timeout }); // as shown: cells apart
   },
   async value(page, c) {
     return page.inputValue(c.selector, { timeout: c.timeout });

@@ -273,10 +273,10 @@ type groupsData struct {
 }
 
 func (s *Site) groupsPage(w http.ResponseWriter, r *http.Request, v *visit) {
-	s.renderGroups(w, v, http.StatusOK, groupValues{}, nil, "", nil)
+	s.renderGroupGrants(w, v, http.StatusOK, groupValues{}, nil, "", nil)
 }
 
-func (s *Site) renderGroups(w http.ResponseWriter, v *visit, status int, vals groupValues, errs map[string]string, formErr string, rowErr map[string]string) {
+func (s *Site) renderGroupGrants(w http.ResponseWriter, v *visit, status int, vals groupValues, errs map[string]string, formErr string, rowErr map[string]string) {
 	set := s.opts.Policies.Current()
 	grants := append([]policy.GroupGrant(nil), set.GroupGrants()...)
 	slices.SortStableFunc(grants, func(a, b policy.GroupGrant) int { return a.Rank - b.Rank })
@@ -326,10 +326,10 @@ func (s *Site) groupAdd(w http.ResponseWriter, r *http.Request, v *visit) {
 			s.done(w, r, v, msg, "/admin/groups")
 			return
 		}
-		s.renderGroups(w, v, http.StatusUnprocessableEntity, vals, map[string]string{grantField(err.Error()): sentence(err.Error())}, "", nil)
+		s.renderGroupGrants(w, v, http.StatusUnprocessableEntity, vals, map[string]string{grantField(err.Error()): sentence(err.Error())}, "", nil)
 		return
 	}
-	s.renderGroups(w, v, http.StatusUnprocessableEntity, vals, errs, "", nil)
+	s.renderGroupGrants(w, v, http.StatusUnprocessableEntity, vals, errs, "", nil)
 }
 
 // grantField is the field of a grant form a refusal is about.
@@ -349,7 +349,7 @@ func (s *Site) groupRemove(w http.ResponseWriter, r *http.Request, v *visit) {
 	group := r.PostForm.Get("group")
 	msg, err := s.opts.Policies.RevokeGroup(group)
 	if err != nil {
-		s.renderGroups(w, v, http.StatusConflict, groupValues{}, nil, "", map[string]string{strings.ToLower(group): sentence(err.Error())})
+		s.renderGroupGrants(w, v, http.StatusConflict, groupValues{}, nil, "", map[string]string{strings.ToLower(group): sentence(err.Error())})
 		return
 	}
 	s.done(w, r, v, msg, "/admin/groups")

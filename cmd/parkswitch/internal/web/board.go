@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/parkswitch/parkswitch/park"
@@ -36,6 +38,7 @@ type boardData struct {
 	Now    time.Time // when it was rendered, for the script's clock
 	Admin  bool      // Retrieve to… is offered
 	Wall   bool
+	Body   template.HTML // Groups rendered (template "groups")
 }
 
 type boardGroup struct {
@@ -103,31 +106,108 @@ func boardOf(orbits []park.OrbitInfo, node string, now time.Time) boardData {
 	return d
 }
 
-func (s *Site) boardNow(r *http.Request, v *visit) boardData {
+// orbitsNow lists the parked calls, sorted as the board shows them.
+func (s *Site) orbitsNow(r *http.Request) []park.OrbitInfo {
 	ctx, cancel := context.WithTimeout(r.Context(), orbitsTimeout)
 	defer cancel()
 	orbits := s.opts.Switch.Orbits(ctx)
 	park.SortInfos(orbits)
+	return orbits
+}
+
+// boardNow is the board for visit v, its groups rendered by body.
+func (s *Site) boardNow(r *http.Request, v *visit, body func(d *boardData) (template.HTML, error)) (boardData, error) {
+	orbits := s.orbitsNow(r)
 	d := boardOf(orbits, s.opts.Switch.Node(), s.now())
 	d.Wall = r.URL.Query().Get("wall") == "1"
 	d.Admin = v.acct.Role == RoleAdmin && !d.Wall // a wall display is for watching
-	return d
+	var err error
+	d.Body, err = body(&d)
+	return d, err
 }
 
-// board is the park board page.
+// renderGroups renders the groups of d.
+func (s *Site) renderGroups(d *boardData) (template.HTML, error) {
+	var b strings.Builder
+	if err := s.pages["board"].ExecuteTemplate(&b, "groups", d); err != nil {
+		return "", err
+	}
+	return template.HTML(b.String()), nil // html/template escaped it
+}
+
+// board is the park board page, rendered afresh: without the script its
+// times must be right as they stand.
 func (s *Site) board(w http.ResponseWriter, r *http.Request, v *visit) {
-	d := s.boardNow(r, v)
+	d, err := s.boardNow(r, v, s.renderGroups)
+	if err != nil {
+		s.log.Error().Err(err).Msg("board not rendered")
+		http.Error(w, "the board could not be rendered", http.StatusInternalServerError)
+		return
+	}
 	p := s.newPage(v, "Park board", "board", d)
 	p.Wall = d.Wall
 	s.render(w, http.StatusOK, "board", p)
 }
 
-// boardRows is the board's rows alone, which the script swaps in.
+// boardRows is the board's rows alone, which the script fetches on every
+// change and swaps in. The groups come from the cache while the orbits
+// are as they were: the script sets the times it shows at once.
 func (s *Site) boardRows(w http.ResponseWriter, r *http.Request, v *visit) {
-	d := s.boardNow(r, v)
-	if err := s.renderFragment(w, "board", "rows", d); err != nil {
+	d, err := s.boardNow(r, v, func(d *boardData) (template.HTML, error) {
+		return s.rowsCache.get(d, s.renderGroups)
+	})
+	if err == nil {
+		err = s.renderFragment(w, "board", "rows", d)
+	}
+	if err != nil {
 		s.log.Error().Err(err).Msg("board rows not rendered")
 	}
+}
+
+// rowsCache keeps the last groups rendered for each view (admin or not,
+// which is also the wall's): however many boards fetch the rows after a
+// change, they are rendered once. The lock is held while rendering, so
+// that concurrent fetches wait for one render rather than make their own.
+type rowsCache struct {
+	mu    sync.Mutex
+	views [2]rowsView
+}
+
+type rowsView struct {
+	groups []boardGroup
+	html   template.HTML
+	ok     bool
+}
+
+func (c *rowsCache) get(d *boardData, render func(*boardData) (template.HTML, error)) (template.HTML, error) {
+	i := 0
+	if d.Admin {
+		i = 1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := &c.views[i]
+	if v.ok && sameGroups(v.groups, d.Groups) {
+		return v.html, nil
+	}
+	html, err := render(d)
+	if err != nil {
+		return "", err
+	}
+	*v = rowsView{groups: d.Groups, html: html, ok: true}
+	return html, nil
+}
+
+// sameGroups reports whether a and b show the same calls in the same
+// states, whatever times they say.
+func sameGroups(a, b []boardGroup) bool {
+	return slices.EqualFunc(a, b, func(x, y boardGroup) bool {
+		return x.Policy == y.Policy && slices.EqualFunc(x.Orbits, y.Orbits, func(p, q boardOrbit) bool {
+			p.ParkedFor, p.RingsIn, q.ParkedFor, q.RingsIn = "", "", "", ""
+			return p.Policy == q.Policy && p.Code == q.Code && p.Caller == q.Caller && p.Parker == q.Parker &&
+				p.ParkedAt.Equal(q.ParkedAt) && p.RingbackAt.Equal(q.RingbackAt) && p.Ringing == q.Ringing && p.Elsewhere == q.Elsewhere
+		})
+	})
 }
 
 // renderFragment writes template name of page's set alone.
@@ -168,7 +248,7 @@ type retrieveData struct {
 
 // findOrbit is the orbit at code in the table of policy, as listed now.
 func (s *Site) findOrbit(r *http.Request, policy string, code int) (boardOrbit, bool) {
-	d := s.boardNow(r, &visit{})
+	d := boardOf(s.orbitsNow(r), s.opts.Switch.Node(), s.now())
 	for _, g := range d.Groups {
 		if !strings.EqualFold(g.Policy, policy) {
 			continue

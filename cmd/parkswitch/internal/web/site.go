@@ -109,12 +109,13 @@ type Options struct {
 // Site is the pages: an http.Handler for every path but /api/, /healthz
 // and /metrics.
 type Site struct {
-	opts     Options
-	log      zerolog.Logger
-	now      func() time.Time
-	sessions *sessions
-	pages    map[string]*template.Template
-	mux      *http.ServeMux
+	opts      Options
+	log       zerolog.Logger
+	now       func() time.Time
+	sessions  *sessions
+	pages     map[string]*template.Template
+	mux       *http.ServeMux
+	rowsCache rowsCache
 }
 
 // pageNames are the templates of whole pages; each defines "content".

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -214,5 +216,49 @@ func TestBoardOf(t *testing.T) {
 	}
 	if sales.Key() != "Sales/500" || !strings.HasPrefix(sales.RetrieveURL(), "/board/retrieve?code=500&policy=Sales") {
 		t.Errorf("sales row key %q, retrieve URL %q", sales.Key(), sales.RetrieveURL())
+	}
+}
+
+func TestRowsCache(t *testing.T) {
+	now := epoch
+	orbit := park.OrbitInfo{Policy: "DemoPark", Code: 10, ParkedParty: park.Party{User: "1001"}, ParkedAt: now, RingbackAt: now.Add(5 * time.Minute), State: park.StateParked}
+	renders := 0
+	render := func(d *boardData) (template.HTML, error) {
+		renders++
+		return template.HTML(strconv.Itoa(renders)), nil
+	}
+	var c rowsCache
+	get := func(orbits []park.OrbitInfo, at time.Time, admin bool) string {
+		d := boardOf(orbits, "", at)
+		d.Admin = admin
+		h, err := c.get(&d, render)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	}
+	ringing := orbit
+	ringing.State = park.StateRinging
+	other := orbit
+	other.Code = 11
+	steps := []struct {
+		name   string
+		orbits []park.OrbitInfo
+		at     time.Time
+		admin  bool
+		want   string
+	}{
+		{"first render", []park.OrbitInfo{orbit}, now, true, "1"},
+		{"same calls, later: the times are the page's", []park.OrbitInfo{orbit}, now.Add(30 * time.Second), true, "1"},
+		{"the other view renders its own", []park.OrbitInfo{orbit}, now, false, "2"},
+		{"a state changed", []park.OrbitInfo{ringing}, now, true, "3"},
+		{"a call added", []park.OrbitInfo{ringing, other}, now, true, "4"},
+		{"as it was", []park.OrbitInfo{ringing, other}, now.Add(time.Minute), true, "4"},
+		{"empty", nil, now, true, "5"},
+	}
+	for _, s := range steps {
+		if got := get(s.orbits, s.at, s.admin); got != s.want {
+			t.Errorf("%s: rendering %s, want %s", s.name, got, s.want)
+		}
 	}
 }
