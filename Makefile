@@ -10,7 +10,7 @@ CONFIG   ?= configs/parkswitch.yaml
 STATICCHECK_VERSION := 0.8.2
 STATICCHECK ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/staticcheck
 
-.PHONY: all build run test unit e2e bench lint fuzz deps-test deps-interop interop clean
+.PHONY: all build run test unit e2e bench lint fuzz deps-test deps-interop deps-browser interop clean
 
 all: build
 
@@ -22,9 +22,9 @@ run: build
 	$(BIN) serve --config $(CONFIG) --log-pretty
 
 # Everything CI runs: tools the tests need, vet, the race-enabled test suite
-# (unit and end-to-end, SIPp included).
-test: deps-test deps-interop lint
-	PARKSWITCH_REQUIRE_SIPP=1 PARKSWITCH_REQUIRE_SIPVICIOUS=1 PARKSWITCH_REQUIRE_INTEROP=1 $(GO) test -race -count=1 -timeout 8m ./...
+# (unit and end-to-end, SIPp and the pages in headless Chromium included).
+test: deps-test deps-interop deps-browser lint
+	PARKSWITCH_REQUIRE_SIPP=1 PARKSWITCH_REQUIRE_SIPVICIOUS=1 PARKSWITCH_REQUIRE_INTEROP=1 PARKSWITCH_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 8m ./...
 	# Allocation checks again without -race, under which sync.Pool drops
 	# buffers at random (pion/srtp pools its keystream buffer).
 	$(GO) test -count=1 -run 'Allocs' ./media/
@@ -58,6 +58,22 @@ deps-interop:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq linphone-cli; }
 
+# deps-browser installs what the browser tests drive the pages with, when
+# it is missing: Debian's chromium package (the tests never download a
+# browser) and playwright-core at the version testdata/browser's
+# package-lock.json pins, into testdata/browser/node_modules (npm ci).
+# Node.js 20 or later must be there already.
+deps-browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Chromium (chromium)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "the browser tests need Node.js 20 or later and npm: install them"; exit 1; }
+	@cd testdata/browser && node installed.js || { \
+		echo "installing playwright-core (npm ci in testdata/browser)"; \
+		PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund; }
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -69,13 +85,16 @@ lint:
 
 # Benchmarks: relay cost per packet, SDP rewriting, calls per second through
 # the switch driven by SIPp. Figures are printed, not asserted.
-bench: deps-test build
-	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate|LampMemory' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/
-	# Run once each: a sustained 30 s step, 1,000 parked calls restarted, and
-	# 20,000 park lamps.
+bench: deps-test deps-browser build
+	$(GO) test -run '^$$' -bench . -skip 'RestartToMusic|ClusterParkRate|LampMemory|BoardLatency|Board1000' -benchmem ./media/ ./park/ ./sip/... ./store/... ./cmd/parkswitch/...
+	# Run once each: a sustained 30 s step, 1,000 parked calls restarted,
+	# 20,000 park lamps, 100 parks watched on the board in Chromium, and the
+	# board with 1,000 parked calls.
 	$(GO) test -run '^$$' -bench ClusterParkRate -benchtime 1x ./park/
 	$(GO) test -run '^$$' -bench RestartToMusic -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	$(GO) test -run '^$$' -bench LampMemory -benchtime 1x -timeout 20m ./cmd/parkswitch/
+	PARKSWITCH_REQUIRE_BROWSER=1 $(GO) test -run '^$$' -bench BoardLatency -benchtime 1x -timeout 15m ./cmd/parkswitch/
+	$(GO) test -run '^$$' -bench Board1000 -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	./testdata/bench/callrate.sh $(BIN)
 
 # Fuzz every fuzz target in turn for FUZZTIME each (go test runs one
@@ -92,4 +111,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf bin
+	rm -rf bin testdata/browser/node_modules

@@ -769,6 +769,7 @@ func (s *Switch) onParkEvent(e park.Event) {
 		return // logRefusal wrote the line, with the call
 	}
 	s.lampEvent(e)
+	s.retrieveTo.onOrbitEvent(e)
 	s.publishParkEvent(e)
 	ev := s.log.Info().Str("event", string(e.Kind)).Int("orbit", e.Orbit.Code).Str("policy", e.Orbit.Policy)
 	ev = strIf(ev, "parker", e.Orbit.Parker.User)

@@ -106,7 +106,8 @@ type Switch struct {
 	storeLog   map[string]*rateLimit
 	cluster    cluster
 	dialogs    dialogStore
-	lamps      lamps // park lamp subscriptions: dialogs of their own
+	lamps      lamps       // park lamp subscriptions: dialogs of their own
+	retrieveTo retrieveTos // parked calls being rung to a user (retrieveto.go)
 	metrics    *metrics
 	events     *eventQueue // to the store, off the SIP path
 	lot        *park.Lot
@@ -556,6 +557,7 @@ func (s *Switch) Shutdown(ctx context.Context) error {
 	if err := s.lot.Close(ctx); err != nil {
 		s.log.Warn().Err(err).Msg("park lot did not stop in time")
 	}
+	s.retrieveTo.stopAll()
 	s.endCalls(ctx)
 	s.flushState(ctx)
 	s.cancel()

@@ -144,19 +144,25 @@ func (a *apiAuth) check(c *apiCreds, r *http.Request) (p *principal, scheme stri
 		return &principal{name: found.name, role: found.role}, "bearer", true
 	}
 	if name, password, ok := r.BasicAuth(); ok && len(c.users) > 0 {
-		u, known := c.users[name]
-		var hash []byte
-		if known {
-			hash = []byte(u.PasswordHash)
-		} else {
-			hash = dummyHash()
-		}
-		if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
-			return nil, "basic", true
-		}
-		return &principal{name: u.Name, role: u.Role}, "basic", true
+		return c.checkPassword(name, password), "basic", true
 	}
 	return nil, "", h != ""
+}
+
+// checkPassword returns the user of name when password is theirs, nil
+// otherwise; an unknown name takes as long as a known one.
+func (c *apiCreds) checkPassword(name, password string) *principal {
+	u, known := c.users[name]
+	var hash []byte
+	if known {
+		hash = []byte(u.PasswordHash)
+	} else {
+		hash = dummyHash()
+	}
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !known {
+		return nil
+	}
+	return &principal{name: u.Name, role: u.Role}
 }
 
 // cutScheme returns the credentials of an Authorization value of the
@@ -176,7 +182,12 @@ func (a *apiAuth) failed(src, scheme string, r *http.Request) {
 		ev = ev.Str("user", name)
 	}
 	ev.Msg("admin API login failed")
+	a.count(src)
+}
 
+// count counts a failed login against src, whether by the API or the
+// sign-in page.
+func (a *apiAuth) count(src string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	now := a.now()

@@ -58,7 +58,7 @@ func TestAPIAuth(t *testing.T) {
 		}
 	}
 	// Everything else does, known path or not.
-	for _, p := range []string{"/api/v1/orbits", "/api/v1/registrations", "/api/v1/policies", "/api/v1/nothing", "/"} {
+	for _, p := range []string{"/api/v1/orbits", "/api/v1/registrations", "/api/v1/policies", "/api/v1/nothing", "/api/"} {
 		res, _ := apiCall(t, ts, "GET", p, nil)
 		if res.StatusCode != 401 {
 			t.Errorf("GET %s without credentials: %d, want 401", p, res.StatusCode)
@@ -66,6 +66,10 @@ func TestAPIAuth(t *testing.T) {
 		if got := strings.Join(res.Header.Values("WWW-Authenticate"), " | "); !strings.Contains(got, `Basic realm="parkswitch"`) || !strings.Contains(got, `Bearer realm="parkswitch"`) {
 			t.Errorf("GET %s: WWW-Authenticate %q, want Basic and Bearer challenges", p, got)
 		}
+	}
+	// The pages need a sign-in of their own (pages_test.go).
+	if res, _ := apiCall(t, ts, "GET", "/", nil); res.Request.URL.Path != "/signin" {
+		t.Errorf("GET / without credentials ended at %s, want the sign-in page", res.Request.URL)
 	}
 	if logs.String() != "" {
 		t.Errorf("requests without credentials logged as failed logins:\n%s", logs.String())

@@ -157,17 +157,30 @@ func (pc *policyCmd) newOrSet(args []string) int {
 		c.ParkTimeoutSeconds = timeout
 	}
 	if pc.name == "new" {
-		return pc.edit(func(e *policyEdit) (string, error) {
-			if err := e.doc.New(identity, c); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("policy %s created in %s", e.canonical(identity), e.file), nil
-		})
+		return pc.edit(editNew(identity, c))
 	}
 	if c.IsZero() {
 		return pc.usageError("give at least one of --allow-call-park, --pickup-range-start, --pickup-range-end, --park-timeout-seconds, --description")
 	}
-	return pc.edit(func(e *policyEdit) (string, error) {
+	return pc.edit(editSet(identity, c))
+}
+
+// editFunc is one change to the policy file (New-, Set-, Remove- or
+// Grant-CsTeamsCallParkPolicy); it returns the line said on success. The
+// CLI and the admin pages make their edits with the same ones.
+type editFunc func(e *policyEdit) (string, error)
+
+func editNew(identity string, c policy.Changes) editFunc {
+	return func(e *policyEdit) (string, error) {
+		if err := e.doc.New(identity, c); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("policy %s created in %s", e.canonical(identity), e.file), nil
+	}
+}
+
+func editSet(identity string, c policy.Changes) editFunc {
+	return func(e *policyEdit) (string, error) {
 		if err := e.doc.Set(identity, c); err != nil {
 			return "", err
 		}
@@ -175,7 +188,7 @@ func (pc *policyCmd) newOrSet(args []string) int {
 			return fmt.Sprintf("policy %s already has these settings: %s unchanged", e.canonical(identity), e.file), nil
 		}
 		return fmt.Sprintf("policy %s updated in %s", e.canonical(identity), e.file), nil
-	})
+	}
 }
 
 func (pc *policyCmd) remove(args []string) int {
@@ -187,12 +200,17 @@ func (pc *policyCmd) remove(args []string) int {
 	if len(pos) != 1 {
 		return pc.usageError("give exactly one policy identity")
 	}
-	identity := identityArg(pos[0])
-	return pc.edit(func(e *policyEdit) (string, error) {
+	return pc.edit(editRemove(identityArg(pos[0]), true))
+}
+
+// editRemove removes a policy; a refusal because it is still granted says
+// which grant commands would free it when commands is set.
+func editRemove(identity string, commands bool) editFunc {
+	return func(e *policyEdit) (string, error) {
 		name := e.canonical(identity)
 		err := e.doc.Remove(identity)
 		var granted *policy.GrantedError
-		if errors.As(err, &granted) {
+		if errors.As(err, &granted) && commands {
 			var how []string
 			for _, u := range granted.Users {
 				how = append(how, "policy grant --user "+u+" --remove")
@@ -200,7 +218,7 @@ func (pc *policyCmd) remove(args []string) int {
 			for _, g := range granted.Groups {
 				how = append(how, "policy grant --group "+g+" --remove")
 			}
-			return "", fmt.Errorf("%v (%s)", err, strings.Join(how, "; "))
+			return "", fmt.Errorf("%w (%s)", err, strings.Join(how, "; "))
 		}
 		if err != nil {
 			return "", err
@@ -209,7 +227,7 @@ func (pc *policyCmd) remove(args []string) int {
 			return fmt.Sprintf("policy Global reset to the defaults in %s (Global always exists)", e.file), nil
 		}
 		return fmt.Sprintf("policy %s removed from %s", name, e.file), nil
-	})
+	}
 }
 
 func (pc *policyCmd) grant(args []string) int {
@@ -242,48 +260,69 @@ func (pc *policyCmd) grant(args []string) int {
 		return pc.usageError("a group grant needs --rank N (among a user's groups, rank 1 wins over 2)")
 	}
 
-	if byUser {
-		return pc.edit(func(e *policyEdit) (string, error) {
-			id, err := e.userID(*user)
-			if err != nil {
-				return "", err
-			}
-			if *remove {
-				if err := e.doc.RevokeUser(id); err != nil {
-					return "", err
-				}
-				return fmt.Sprintf("direct grant of user %s removed from %s: it now gets %s", id, e.file, e.effective(id)), nil
-			}
-			identity := identityArg(pos[0])
-			if err := e.doc.GrantUser(id, identity); err != nil {
-				return "", err
-			}
-			if e.unchanged() {
-				return fmt.Sprintf("user %s already has policy %s: %s unchanged", id, e.canonical(identity), e.file), nil
-			}
-			return fmt.Sprintf("policy %s granted to user %s in %s", e.canonical(identity), id, e.file), nil
-		})
+	switch {
+	case byUser && *remove:
+		return pc.edit(editRevokeUser(*user))
+	case byUser:
+		return pc.edit(editGrantUser(*user, identityArg(pos[0])))
+	case *remove:
+		return pc.edit(editRevokeGroup(*group))
 	}
-	return pc.edit(func(e *policyEdit) (string, error) {
-		if *remove {
-			if err := e.doc.RevokeGroup(*group); err != nil {
-				return "", err
-			}
-			return fmt.Sprintf("grant of group %s removed from %s", *group, e.file), nil
+	return pc.edit(editGrantGroup(*group, identityArg(pos[0]), *rank))
+}
+
+func editGrantUser(user, identity string) editFunc {
+	return func(e *policyEdit) (string, error) {
+		id, err := e.userID(user)
+		if err != nil {
+			return "", err
 		}
-		identity := identityArg(pos[0])
-		if err := e.doc.GrantGroup(*group, identity, *rank); err != nil {
+		if err := e.doc.GrantUser(id, identity); err != nil {
 			return "", err
 		}
 		if e.unchanged() {
-			return fmt.Sprintf("group %s already has policy %s at rank %d: %s unchanged", *group, e.canonical(identity), *rank, e.file), nil
+			return fmt.Sprintf("user %s already has policy %s: %s unchanged", id, e.canonical(identity), e.file), nil
 		}
-		msg := fmt.Sprintf("policy %s granted to group %s at rank %d in %s", e.canonical(identity), *group, *rank, e.file)
-		if !e.groupHasMembers(*group) {
-			msg += fmt.Sprintf(" (no configured user is in group %s yet)", *group)
+		return fmt.Sprintf("policy %s granted to user %s in %s", e.canonical(identity), id, e.file), nil
+	}
+}
+
+func editRevokeUser(user string) editFunc {
+	return func(e *policyEdit) (string, error) {
+		id, err := e.userID(user)
+		if err != nil {
+			return "", err
+		}
+		if err := e.doc.RevokeUser(id); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("direct grant of user %s removed from %s: it now gets %s", id, e.file, e.effective(id)), nil
+	}
+}
+
+func editGrantGroup(group, identity string, rank int) editFunc {
+	return func(e *policyEdit) (string, error) {
+		if err := e.doc.GrantGroup(group, identity, rank); err != nil {
+			return "", err
+		}
+		if e.unchanged() {
+			return fmt.Sprintf("group %s already has policy %s at rank %d: %s unchanged", group, e.canonical(identity), rank, e.file), nil
+		}
+		msg := fmt.Sprintf("policy %s granted to group %s at rank %d in %s", e.canonical(identity), group, rank, e.file)
+		if !e.groupHasMembers(group) {
+			msg += fmt.Sprintf(" (no configured user is in group %s yet)", group)
 		}
 		return msg, nil
-	})
+	}
+}
+
+func editRevokeGroup(group string) editFunc {
+	return func(e *policyEdit) (string, error) {
+		if err := e.doc.RevokeGroup(group); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("grant of group %s removed from %s", group, e.file), nil
+	}
 }
 
 // policyEdit is the state an edit works on.
@@ -349,17 +388,43 @@ func (e *policyEdit) groupHasMembers(group string) bool {
 	return false
 }
 
-// edit loads the configuration and the policy file, applies change, checks
-// the result against the configuration and writes it. change returns the
-// line printed on success.
-func (pc *policyCmd) edit(change func(e *policyEdit) (string, error)) int {
-	path := *pc.config
+// edit runs change on the policy file of the configuration and prints
+// the result.
+func (pc *policyCmd) edit(change editFunc) int {
+	msg, err := editPolicyFile(*pc.config, pc.configGiven(), change)
+	if err != nil {
+		return pc.fail("%s", err)
+	}
+	fmt.Fprintln(pc.stdout, msg)
+	return 0
+}
+
+// editError is an edit refused: line says why on one line, err is what
+// it comes from.
+type editError struct {
+	line string
+	err  error
+}
+
+func (e *editError) Error() string { return e.line }
+func (e *editError) Unwrap() error { return e.err }
+
+func editFailed(err error, format string, args ...any) error {
+	return &editError{line: fmt.Sprintf(format, args...), err: err}
+}
+
+// editPolicyFile loads the configuration at path (given: named by the
+// operator, not the default) and its policy file, applies change, checks
+// the result against the configuration as a reload would and writes it
+// atomically. It returns change's line; on any error the file is as it
+// was.
+func editPolicyFile(path string, given bool, change editFunc) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) && !pc.configGiven() {
-			return pc.fail("%s does not exist: pass --config FILE (the built-in configuration cannot be edited)", path)
+		if errors.Is(err, fs.ErrNotExist) && !given {
+			return "", editFailed(err, "%s does not exist: pass --config FILE (the built-in configuration cannot be edited)", path)
 		}
-		return pc.fail("cannot read the configuration %s (%v): fix the path or pass --config FILE", path, unwrapPath(err))
+		return "", editFailed(err, "cannot read the configuration %s (%v): fix the path or pass --config FILE", path, unwrapPath(err))
 	}
 	e := &policyEdit{}
 	readPolicies := func(p string) ([]byte, error) {
@@ -373,29 +438,27 @@ func (pc *policyCmd) edit(change func(e *policyEdit) (string, error)) int {
 	}
 	e.cfg, err = config.Parse(path, data, readPolicies)
 	if err != nil {
-		return pc.fail("%s", firstProblem(err, "cannot edit the policies until the configuration is valid: run parkswitch check --config "+path))
+		return "", editFailed(err, "%s", firstProblem(err, "cannot edit the policies until the configuration is valid: run parkswitch check --config "+path))
 	}
 	e.file = e.cfg.Park.PolicyFile
 	if e.doc, err = policy.ParseDocument(e.file, e.orig); err != nil {
-		return pc.fail("%s", firstProblem(err, "fix the policy file first"))
+		return "", editFailed(err, "%s", firstProblem(err, "fix the policy file first"))
 	}
 	msg, err := change(e)
 	if err != nil {
-		return pc.fail("%s", flatten(err, e.file))
+		return "", editFailed(err, "%s", flatten(err, e.file))
 	}
 	if e.unchanged() {
-		fmt.Fprintln(pc.stdout, msg)
-		return 0
+		return msg, nil
 	}
 	out := e.doc.Bytes()
 	if _, err := e.cfg.ParsePolicies(e.file, out); err != nil {
-		return pc.fail("%s", flatten(err, e.file))
+		return "", editFailed(err, "%s", flatten(err, e.file))
 	}
 	if err := writeAtomic(e.file, out, e.orig, e.missing); err != nil {
-		return pc.fail("%v", err)
+		return "", editFailed(err, "%v", err)
 	}
-	fmt.Fprintln(pc.stdout, msg)
-	return 0
+	return msg, nil
 }
 
 // firstProblem renders a load error on one line: its first problem, and how

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/config"
+	"github.com/parkswitch/parkswitch/cmd/parkswitch/internal/web"
 	"github.com/parkswitch/parkswitch/configs"
 	"github.com/parkswitch/parkswitch/media"
 	"github.com/parkswitch/parkswitch/park"
@@ -43,6 +44,7 @@ type server struct {
 	streams  *eventStreams // GET /api/v1/events
 	reloader *reloader
 	webhooks *webhooks // notify.webhooks
+	site     *web.Site // the park board and admin pages (pages.go)
 
 	watchStop context.CancelFunc
 	watchDone chan struct{}
@@ -118,7 +120,8 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 		httpListen = o.httpListen
 	}
 	if httpListen != "-" {
-		s.http = &http.Server{Addr: httpListen, Handler: s.api.wrap(s.routes()), ReadHeaderTimeout: 5 * time.Second}
+		s.site = s.newSite()
+		s.http = &http.Server{Addr: httpListen, Handler: s.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
 	}
 	return s, nil
 }
@@ -375,10 +378,15 @@ func (s *server) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 // from its lot, which is current to the moment, and other nodes' from the
 // state store. With the store away, this node's alone.
 func (s *server) serveOrbits(w http.ResponseWriter, r *http.Request) {
-	lot := s.sw.Lot()
-	out := lot.Orbits()
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	writeJSON(w, s.orbits(ctx))
+}
+
+// orbits lists the parked calls of the whole cluster, as serveOrbits.
+func (s *server) orbits(ctx context.Context) []park.OrbitInfo {
+	lot := s.sw.Lot()
+	out := lot.Orbits()
 	if recs, err := s.state.ListOrbits(ctx, ""); err == nil {
 		for _, o := range recs {
 			if o.Owner != lot.Node() {
@@ -392,7 +400,7 @@ func (s *server) serveOrbits(w http.ResponseWriter, r *http.Request) {
 	if out == nil {
 		out = []park.OrbitInfo{}
 	}
-	writeJSON(w, out)
+	return out
 }
 
 // servePolicies lists the call park policies in force and their grants.
