@@ -44,6 +44,7 @@ type server struct {
 	streams  *eventStreams // GET /api/v1/events
 	reloader *reloader
 	webhooks *webhooks // notify.webhooks
+	pprof    *profiler // debug.pprof_listen
 	site     *web.Site // the park board and admin pages (pages.go)
 
 	watchStop context.CancelFunc
@@ -266,6 +267,10 @@ func (s *server) start() (err error) {
 	if err := s.sw.Start(); err != nil {
 		return err
 	}
+	if s.pprof, err = startProfiler(s.cfg.Debug.PprofListen, s.log); err != nil {
+		s.sw.Shutdown(context.Background())
+		return err
+	}
 	defer func() {
 		if err == nil {
 			s.webhooks.start()
@@ -291,6 +296,7 @@ func (s *server) start() (err error) {
 	}
 	ln, err := net.Listen("tcp", s.http.Addr)
 	if err != nil {
+		s.pprof.close()
 		s.sw.Shutdown(context.Background())
 		return fmt.Errorf("http listen %s: %w", s.http.Addr, err)
 	}
@@ -332,6 +338,7 @@ func (s *server) shutdown(ctx context.Context) error {
 		errs = append(errs, s.http.Shutdown(ctx))
 		<-s.httpDone
 	}
+	s.pprof.close()
 	errs = append(errs, s.sw.Shutdown(ctx))
 	s.webhooks.close(ctx) // after the switch: the calls it ended are posted too
 	errs = append(errs, s.state.Close())

@@ -58,6 +58,7 @@ type Config struct {
 	HTTP     HTTP     `yaml:"http"`
 	Trunks   []Trunk  `yaml:"trunks" entry:"trunk"`
 	Notify   Notify   `yaml:"notify"` // webhooks (notify.go)
+	Debug    Debug    `yaml:"debug"`
 	// Policies are read from Park.PolicyFile.
 	Policies *policy.Set `yaml:"-"`
 	// Prompts are the replacements found in Park.PromptsDir, by name (see
@@ -189,6 +190,14 @@ type State struct {
 	NATSURLs []string `yaml:"nats_urls"` // an existing NATS cluster to use instead of the embedded server
 	NodeID   string   `yaml:"node_id"`   // this node's name in a cluster; default: the host name
 	CDRDays  int      `yaml:"cdr_days"`  // call records are kept this many days
+}
+
+// Debug holds the debug section: what an operator turns on to find where
+// the time or the memory goes. It is read at start only.
+type Debug struct {
+	// PprofListen is a loopback host:port serving net/http/pprof under
+	// /debug/pprof/ with no authentication; "" (the default) serves none.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // Embedded reports whether the switch runs its own NATS server.

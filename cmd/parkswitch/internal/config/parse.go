@@ -86,6 +86,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 	p.checkState()
 	p.checkTrunks()
 	p.checkNotify()
+	p.checkDebug()
 	p.loadPolicies(readFile)
 
 	ps := p.d.Problems
@@ -786,6 +787,27 @@ func (p *parser) checkState() {
 			d.Addf(k.Line("nats_urls"), "nats_urls entry %q is listed twice: remove one", RedactURL(u))
 		}
 		seen[u] = true
+	}
+}
+
+// checkDebug refuses a profiling listener that is not on loopback: the
+// profiles show the calls' memory and take CPU on demand, so they are for
+// the host's own operator alone.
+func (p *parser) checkDebug() {
+	k := p.root.Section("debug")
+	a := p.c.Debug.PprofListen
+	if k.Bad("pprof_listen") || a == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(a)
+	ip, perr := netip.ParseAddr(host)
+	n, nerr := strconv.Atoi(port)
+	switch {
+	case err != nil || !sipcheck.IsDigits(port) || nerr != nil || n > 65535:
+		p.d.Addf(k.Line("pprof_listen"), "debug.pprof_listen %q is not host:port: write e.g. 127.0.0.1:6060", a)
+	case host == "localhost":
+	case perr != nil || !ip.IsLoopback():
+		p.d.Addf(k.Line("pprof_listen"), "debug.pprof_listen %q is not a loopback address: profiles are served without a password, so listen on 127.0.0.1 or [::1] and reach them over SSH", a)
 	}
 }
 
