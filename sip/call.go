@@ -64,10 +64,11 @@ type call struct {
 	released   []*leg            // legs parked away and replaced by a retriever
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	stopMusic  func()   // detaches music on hold
-	xfer       *leg     // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
-	consult    *consult // set for a call to the park address (consult.go); never changes
-	invite     *ringing // the caller's INVITE while the callee rings (semiattended.go)
+	stopMusic  func()      // detaches music on hold
+	xfer       *leg        // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
+	consult    *consult    // set for a call to the park address (consult.go); never changes
+	invite     *ringing    // the caller's INVITE while the callee rings (semiattended.go)
+	saveLater  *time.Timer // stores the answered call's dialogs (saveDialogsLater)
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed
@@ -786,8 +787,7 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.end(endNoACK, nil)
 		return
 	}
-	s.saveDialog(c.a)
-	s.saveDialog(f)
+	s.saveDialogsLater(c, c.a, f)
 	if late {
 		// The caller's ACK carried its answer: pass it on in our ACK.
 		c.a.mu.Lock()
@@ -898,6 +898,9 @@ func (c *call) teardown(from, keep *leg) []*leg {
 	eps := c.eps
 	stopMusic := c.stopMusic
 	c.stopMusic = nil
+	if c.saveLater != nil {
+		c.saveLater.Stop()
+	}
 	// Closed under c.mu: whoever adds a leg or an anchor checks c.done
 	// under it, so nothing is added that this teardown misses.
 	close(c.done)

@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -61,6 +62,36 @@ func (s *Switch) saveDialog(l *leg) {
 		}
 		_, err := s.opts.Store.PutDialog(ctx, l.snapshot(l.callOf().parkedLeg() == l))
 		return err
+	})
+}
+
+// BridgedSaveDelay is how long an answered call lasts before its two
+// dialogs are stored, so that after a crash its phones get a BYE. Calls
+// that end sooner (most of those that end at once, a wrong number or a
+// machine) cost the store nothing; a crash in their first second leaves
+// their phones to notice the silence.
+const BridgedSaveDelay = time.Second
+
+// saveDialogsLater stores the legs of answered call c once it has lasted
+// BridgedSaveDelay; teardown stops the timer. A leg that moved to another
+// call meanwhile (a transfer) has been saved there and is saved again.
+func (s *Switch) saveDialogsLater(c *call, legs ...*leg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.saveLater = time.AfterFunc(BridgedSaveDelay, func() {
+		select {
+		case <-c.done:
+			return
+		default:
+		}
+		for _, l := range legs {
+			s.saveDialog(l)
+		}
 	})
 }
 

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -99,12 +98,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	sip.SetStackLogger(log)
-	if os.Getenv("GOGC") == "" {
-		// Most of the switch's garbage is short-lived transaction state;
-		// collecting less often trades memory for CPU, which is what
-		// limits the call rate (BENCHMARKS.md).
-		debug.SetGCPercent(400)
-	}
 	srv, err := newServer(cfg, log, serverOptions{})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the server")

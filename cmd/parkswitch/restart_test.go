@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parkswitch/parkswitch/park"
+	sw "github.com/parkswitch/parkswitch/sip"
 	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
@@ -106,7 +107,9 @@ func testRestartMidPark(t *testing.T, sig syscall.Signal) {
 		t.Fatalf("orbits before the kill: %+v", before)
 	}
 	relay := map[*siptest.Call]string{alice: alice.RTPSource().String(), erin: erin.RTPSource().String()}
-	time.Sleep(300 * time.Millisecond) // the dialog snapshots are written behind
+	// The bridged call's dialogs are stored once it has lasted
+	// sw.BridgedSaveDelay, then written behind.
+	time.Sleep(sw.BridgedSaveDelay + 300*time.Millisecond)
 
 	if err := first.Process.Signal(sig); err != nil {
 		t.Fatal(err)
