@@ -10,7 +10,7 @@ CONFIG   ?= configs/parkswitch.yaml
 STATICCHECK_VERSION := 0.8.2
 STATICCHECK ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)/staticcheck
 
-.PHONY: all build run test unit e2e bench lint fuzz deps-test deps-interop deps-browser interop clean
+.PHONY: all build run test unit e2e bench bench-ratio lint fuzz deps-test deps-interop deps-browser deps-bench interop clean
 
 all: build
 
@@ -95,7 +95,28 @@ bench: deps-test deps-browser build
 	$(GO) test -run '^$$' -bench LampMemory -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	PARKSWITCH_REQUIRE_BROWSER=1 $(GO) test -run '^$$' -bench BoardLatency -benchtime 1x -timeout 15m ./cmd/parkswitch/
 	$(GO) test -run '^$$' -bench Board1000 -benchtime 1x -timeout 20m ./cmd/parkswitch/
-	./testdata/bench/callrate.sh $(BIN)
+	BENCH_STEP_SECONDS=30 ./testdata/bench/callrate.sh $(BIN)
+	$(MAKE) bench-ratio
+
+# The side-by-side figures of SPEC §9: the switch and its peer in one run
+# on this machine, steps of BENCH_SECS (30 s: long enough for every
+# transaction's 32 s to fill). Each script prints its CSV and a last line
+# with the ratio; the scratch directories are kept under BENCH_OUT.
+BENCH_SHARED ?= ../shared/bench
+BENCH_SECS   ?= 30
+BENCH_OUT    ?= $(CURDIR)/bin/bench
+bench-ratio: deps-bench
+	@test -d $(BENCH_SHARED) || { echo "$(BENCH_SHARED) is missing: set BENCH_SHARED to the side-by-side scripts"; exit 1; }
+	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
+	SECS=$(BENCH_SECS) RATES="500 1000 1500 2000 2500 3000 4000 5000 6000" OUT=$(BENCH_OUT)/proxy $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/proxy.txt
+	REF=rtpengine SECS=$(BENCH_SECS) RATES="250 500 750 1000 1500 2000 2500 3000" OUT=$(BENCH_OUT)/rtpengine $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/rtpengine.txt
+	SECS=$(BENCH_SECS) OUT=$(BENCH_OUT)/media $(BENCH_SHARED)/bench_media_ratio.sh . | tee $(BENCH_OUT)/media.txt
+
+# deps-bench installs the peers the side-by-side benchmarks run (Debian
+# packages kamailio, kamailio-extra-modules, rtpengine-daemon) and what
+# their scripts use, when missing.
+deps-bench: deps-test
+	@for c in kamailio:kamailio rtpengine:rtpengine-daemon tshark:tshark sox:sox curl:curl; do 		command -v $${c%%:*} >/dev/null 2>&1 || pkgs="$$pkgs $${c#*:}"; done; 		dpkg -s kamailio-extra-modules >/dev/null 2>&1 || pkgs="$$pkgs kamailio-extra-modules"; 		if [ -n "$$pkgs" ]; then echo "installing$$pkgs"; 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$pkgs; fi
 
 # Fuzz every fuzz target in turn for FUZZTIME each (go test runs one
 # target per invocation). Crashers land in the package's testdata/fuzz and

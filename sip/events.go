@@ -14,7 +14,8 @@ import (
 // Bounds of the event queue.
 const (
 	eventQueueLen = 4096             // events and call records waiting for the store
-	eventOpLimit  = 5 * time.Second  // one write, whatever the store's own bound
+	eventOpLimit  = 5 * time.Second  // one batch, whatever the store's own bound
+	eventBatch    = 128              // entries written in one round at most
 	eventFlush    = 5 * time.Second  // how long Shutdown lets the queue drain
 	eventWarnGap  = 10 * time.Second // at most one warning of each kind per gap
 )
@@ -141,13 +142,18 @@ func (q *eventQueue) start(wg *sync.WaitGroup) {
 	}()
 }
 
-// run writes what is queued until close.
+// run writes what is queued until close: what has queued up while the
+// last batch was written goes in the next one, so a busy switch pays the
+// store one round trip per batch rather than per event.
 func (q *eventQueue) run() {
 	defer close(q.done)
+	batch := make([]queued, 0, eventBatch)
 	for {
 		select {
 		case it := <-q.q:
-			q.write(it)
+			batch = q.take(append(batch[:0], it))
+			q.write(batch)
+			clear(batch)
 		case <-q.stop:
 			q.drain()
 			return
@@ -155,51 +161,70 @@ func (q *eventQueue) run() {
 	}
 }
 
+// take adds to batch what is queued, up to eventBatch, without waiting.
+func (q *eventQueue) take(batch []queued) []queued {
+	for len(batch) < eventBatch {
+		select {
+		case it := <-q.q:
+			batch = append(batch, it)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 // drain writes what is still queued, or counts it dropped once the flush
 // time is over.
 func (q *eventQueue) drain() {
 	lost := 0
+	batch := make([]queued, 0, eventBatch)
 	for {
-		select {
-		case it := <-q.q:
-			if q.ctx.Err() != nil {
-				q.dropped.WithLabelValues(it.kind()).Inc()
-				lost++
-				continue
-			}
-			q.write(it)
-		default:
+		batch = q.take(batch[:0])
+		if len(batch) == 0 {
 			if lost > 0 {
 				q.log.Warn().Int("dropped", lost).Msg("events not written to the store before shutdown")
 			}
 			return
 		}
+		lost += q.write(batch)
 	}
 }
 
-func (q *eventQueue) write(it queued) {
+// write writes a batch and counts each entry written or failed; once close
+// has given up on the store it drops the batch instead, and returns how
+// many it dropped.
+func (q *eventQueue) write(batch []queued) (dropped int) {
+	if q.ctx.Err() != nil {
+		for _, it := range batch {
+			q.dropped.WithLabelValues(it.kind()).Inc()
+		}
+		return len(batch)
+	}
 	ctx, cancel := context.WithTimeout(q.ctx, eventOpLimit)
 	defer cancel()
-	var err error
-	if it.rec != nil {
-		err = q.sink.AppendRecord(ctx, *it.rec)
-	} else {
-		_, err = q.sink.PublishEvent(ctx, it.ev)
+	entries := make([]store.LogEntry, len(batch))
+	for i, it := range batch {
+		entries[i] = store.LogEntry{Event: it.ev, Record: it.rec}
 	}
-	if err == nil {
-		q.published.WithLabelValues(it.kind()).Inc()
-		return
-	}
-	q.failed.WithLabelValues(it.kind()).Inc()
-	if n, ok := q.failWarn.allow(time.Now()); ok {
-		ev := q.log.Warn().Err(err).Str("kind", it.kind()).Int("suppressed", n)
-		if it.rec != nil {
-			ev = ev.Str("call_id", it.rec.CallID)
-		} else {
-			ev = ev.Str("call_id", it.ev.CallID).Str("type", string(it.ev.Type))
+	for i, err := range store.AppendLog(ctx, q.sink, entries) {
+		it := batch[i]
+		if err == nil {
+			q.published.WithLabelValues(it.kind()).Inc()
+			continue
 		}
-		ev.Msg("event not written to the store")
+		q.failed.WithLabelValues(it.kind()).Inc()
+		if n, ok := q.failWarn.allow(time.Now()); ok {
+			ev := q.log.Warn().Err(err).Str("kind", it.kind()).Int("suppressed", n)
+			if it.rec != nil {
+				ev = ev.Str("call_id", it.rec.CallID)
+			} else {
+				ev = ev.Str("call_id", it.ev.CallID).Str("type", string(it.ev.Type))
+			}
+			ev.Msg("event not written to the store")
+		}
 	}
+	return 0
 }
 
 // close stops queuing and lets the writer write what is queued for up to

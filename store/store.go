@@ -155,6 +155,41 @@ type Records interface {
 	ListRecords(ctx context.Context, since time.Time, limit int) ([]CallRecord, error)
 }
 
+// LogEntry is one write to the logs: an event or, when Record is set, a
+// call record.
+type LogEntry struct {
+	Event  Event
+	Record *CallRecord
+}
+
+// Log is implemented by stores that write many log entries faster together
+// than one by one (natsstore: without waiting for each acknowledgement).
+type Log interface {
+	// AppendLog writes entries, events in their order, and returns one
+	// error per entry, nil for those written.
+	AppendLog(ctx context.Context, entries []LogEntry) []error
+}
+
+// AppendLog writes entries to s: in one round when s is a Log, else one at
+// a time. It returns one error per entry.
+func AppendLog(ctx context.Context, s interface {
+	Events
+	Records
+}, entries []LogEntry) []error {
+	if l, ok := s.(Log); ok {
+		return l.AppendLog(ctx, entries)
+	}
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		if e.Record != nil {
+			errs[i] = s.AppendRecord(ctx, *e.Record)
+		} else {
+			_, errs[i] = s.PublishEvent(ctx, e.Event)
+		}
+	}
+	return errs
+}
+
 // IgnoreNotFound is err, or nil when err says the record is not there:
 // for deletes, which mean "make it be gone".
 func IgnoreNotFound(err error) error {

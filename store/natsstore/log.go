@@ -100,28 +100,101 @@ func (s *Store) ListNodes(ctx context.Context) ([]store.Node, error) {
 // PublishEvent implements store.Events.
 func (s *Store) PublishEvent(ctx context.Context, e store.Event) (store.Event, error) {
 	what := "publish event " + string(e.Type)
-	if !e.Type.Valid() {
-		return store.Event{}, fmt.Errorf("%s: %w: unknown type", what, store.ErrInvalid)
+	msg, err := s.eventMsg(&e)
+	if err != nil {
+		return store.Event{}, fmt.Errorf("%s: %w", what, err)
 	}
 	c, cancel, err := s.begin(ctx, what)
 	if err != nil {
 		return store.Event{}, err
 	}
 	defer cancel()
+	ack, err := s.js.PublishMsg(c, msg)
+	if err != nil {
+		return store.Event{}, s.fail(ctx, what, err)
+	}
+	e.Seq = ack.Sequence
+	return e, nil
+}
+
+// eventMsg stamps e (At, Node) and encodes it as its stream message.
+func (s *Store) eventMsg(e *store.Event) (*nats.Msg, error) {
+	if !e.Type.Valid() {
+		return nil, fmt.Errorf("%w: unknown type", store.ErrInvalid)
+	}
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
 	e.Node, e.Seq = s.opts.NodeID, 0
 	data, err := json.Marshal(e)
 	if err != nil {
-		return store.Event{}, fmt.Errorf("%s: %w", what, err)
+		return nil, err
 	}
-	ack, err := s.js.Publish(c, EventSubjectPrefix+string(e.Type), data)
+	return &nats.Msg{Subject: EventSubjectPrefix + string(e.Type), Data: data}, nil
+}
+
+// recordMsg stamps r (Ended, Node) and encodes it as its stream message.
+func (s *Store) recordMsg(r *store.CallRecord) (*nats.Msg, error) {
+	if r.Ended.IsZero() {
+		r.Ended = time.Now()
+	}
+	r.Node = s.opts.NodeID
+	data, err := json.Marshal(r)
 	if err != nil {
-		return store.Event{}, s.fail(ctx, what, err)
+		return nil, err
 	}
-	e.Seq = ack.Sequence
-	return e, nil
+	return &nats.Msg{Subject: RecordSubject, Data: data}, nil
+}
+
+// AppendLog implements store.Log: every entry is published before any
+// acknowledgement is awaited, so a batch costs the store one round trip
+// rather than one per entry. Events keep their order: one connection
+// carries them to the stream in the order sent.
+func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error {
+	errs := make([]error, len(entries))
+	what := func(e store.LogEntry) string {
+		if e.Record != nil {
+			return "append call record " + e.Record.CallID
+		}
+		return "publish event " + string(e.Event.Type)
+	}
+	c, cancel, err := s.begin(ctx, "write the event log")
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, len(entries))
+	for i := range entries {
+		e := &entries[i]
+		var msg *nats.Msg
+		if e.Record != nil {
+			msg, err = s.recordMsg(e.Record)
+		} else {
+			msg, err = s.eventMsg(&e.Event)
+		}
+		if err == nil {
+			futures[i], err = s.js.PublishMsgAsync(msg)
+		}
+		if err != nil {
+			errs[i] = s.fail(ctx, what(*e), err)
+		}
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = s.fail(ctx, what(entries[i]), err)
+		case <-c.Done():
+			errs[i] = s.fail(ctx, what(entries[i]), c.Err())
+		}
+	}
+	return errs
 }
 
 // SubscribeEvents implements store.Events with an ordered consumer, which
@@ -213,20 +286,16 @@ func (s *Store) decodeEvent(msg jetstream.Msg) (store.Event, bool) {
 // AppendRecord implements store.Records.
 func (s *Store) AppendRecord(ctx context.Context, r store.CallRecord) error {
 	what := "append call record " + r.CallID
+	msg, err := s.recordMsg(&r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	c, cancel, err := s.begin(ctx, what)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	if r.Ended.IsZero() {
-		r.Ended = time.Now()
-	}
-	r.Node = s.opts.NodeID
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	if _, err := s.js.PublishMsg(c, &nats.Msg{Subject: RecordSubject, Data: data}); err != nil {
+	if _, err := s.js.PublishMsg(c, msg); err != nil {
 		return s.fail(ctx, what, err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 		{"Nodes", testNodes},
 		{"Events", testEvents},
 		{"Records", testRecords},
+		{"Log", testLog},
 		{"Closed", testClosed},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, h) })
@@ -652,6 +654,75 @@ func testEvents(t *testing.T, h Harness) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("subscription not closed 5 s after its context was cancelled")
 		}
+	}
+}
+
+// testLog writes events and records together through store.AppendLog (in
+// one round on a store.Log): each entry gets its own error, and the events
+// reach the log in the order given.
+func testLog(t *testing.T, h Harness) {
+	ctx := ctxT(t)
+	a := h.Open(t, uniq("a"))
+	call := uniq("log-")
+	since := time.Now().Add(-time.Millisecond)
+	subCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	live := must(a.SubscribeEvents(subCtx, 0))(t)
+	var entries []store.LogEntry
+	for i := range 150 {
+		switch i {
+		case 40:
+			entries = append(entries, store.LogEntry{Event: store.Event{Type: "parked.ish", CallID: call}})
+		case 70, 120:
+			entries = append(entries, store.LogEntry{Record: &store.CallRecord{CallID: fmt.Sprintf("%s-%d", call, i), EndReason: "bye"}})
+		default:
+			entries = append(entries, store.LogEntry{Event: store.Event{Type: store.EventCallStarted, CallID: call, Code: i}})
+		}
+	}
+	errs := store.AppendLog(ctx, a, entries)
+	if len(errs) != len(entries) {
+		t.Fatalf("%d errors for %d entries", len(errs), len(entries))
+	}
+	for i, err := range errs {
+		if i == 40 {
+			wantErr(t, err, store.ErrInvalid, "an unknown type in a batch")
+		} else if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+	}
+	var codes []int
+	timeout := time.After(10 * time.Second)
+	for len(codes) < 147 {
+		select {
+		case e, ok := <-live:
+			if !ok {
+				t.Fatalf("subscription closed after %d events", len(codes))
+			}
+			if e.CallID == call {
+				codes = append(codes, e.Code)
+			}
+		case <-timeout:
+			t.Fatalf("%d of 147 events in 10 s", len(codes))
+		}
+	}
+	want := 0
+	for _, c := range codes {
+		for want == 40 || want == 70 || want == 120 {
+			want++
+		}
+		if c != want {
+			t.Fatalf("events out of order: %v", codes)
+		}
+		want++
+	}
+	n := 0
+	for _, r := range must(a.ListRecords(ctx, since, store.MaxRecordLimit))(t) {
+		if strings.HasPrefix(r.CallID, call+"-") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d of the 2 records listed", n)
 	}
 }
 
