@@ -4,6 +4,9 @@
 // without transcoding. The SDP helpers parse what a leg offers and rewrite it
 // so that the other leg sends its media to the switch. A leg that negotiates
 // SRTP (SDES) is decrypted and encrypted again at its endpoint.
+// Relaying runs on a few pollers per pool (epoll, so the package is for
+// Linux), not on a goroutine per socket: a call costs no goroutine and no
+// read buffer of its own.
 // MusicOnHold plays one looped WAV, encoded once to G.711, to every parked
 // caller, and an Announcer plays Prompts (WAVs encoded the same way) once
 // through; each runs all its listeners off one 20 ms clock.

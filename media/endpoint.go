@@ -4,9 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,11 +48,16 @@ const srtpRoom = authTagLen + 4
 // port on that IP is found by rule (a). With rtcp-mux the remote's RTCP
 // arrives on the RTP socket and is sent to it there.
 type Endpoint struct {
-	pool     *PortPool
-	idx      int
-	addr     netip.AddrPort
-	rtpConn  *net.UDPConn
-	rtcpConn *net.UDPConn
+	pool   *PortPool
+	idx    int
+	addr   netip.AddrPort
+	poller *poller // waits on both sockets and owns the RTP socket's digit state
+
+	// The sockets (socket_linux.go): used under fdMu's read lock, closed
+	// under its write lock, -1 once closed.
+	fdMu   sync.RWMutex
+	rtpFD  int
+	rtcpFD int
 
 	remote atomic.Pointer[remote]
 	peer   atomic.Pointer[Endpoint]
@@ -76,21 +81,15 @@ type Endpoint struct {
 
 	// DTMF feature code detection (rfc4733.go): trap selects the
 	// packets that take its path, watch is its configuration and digits
-	// its state, owned by the RTP reader goroutine.
+	// its state, owned by the poller's goroutine.
 	trap           atomic.Uint32
 	watch          atomic.Pointer[DigitWatch]
 	digits         digitState
 	digitsWithheld atomic.Uint64
 	digitsReplayed atomic.Uint64
 
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
-
-	// One buffer per reader goroutine, inside the struct so that opening an
-	// endpoint is one allocation and relaying none.
-	rtpBuf  [bufSize + srtpRoom]byte
-	rtcpBuf [bufSize + srtpRoom]byte
 }
 
 // remote is immutable once published; latching publishes a copy.
@@ -109,22 +108,20 @@ type path struct {
 
 var emptyRemote = &remote{}
 
-func newEndpoint(p *PortPool, idx int, rtp, rtcp *net.UDPConn) *Endpoint {
+func newEndpoint(p *PortPool, idx, rtp, rtcp int, pl *poller) *Endpoint {
 	e := &Endpoint{
-		pool:     p,
-		idx:      idx,
-		addr:     netip.AddrPortFrom(p.ip, uint16(p.base+2*idx)),
-		rtpConn:  rtp,
-		rtcpConn: rtcp,
+		pool:   p,
+		idx:    idx,
+		addr:   netip.AddrPortFrom(p.ip, uint16(p.base+2*idx)),
+		poller: pl,
+		rtpFD:  rtp,
+		rtcpFD: rtcp,
 	}
 	e.remote.Store(emptyRemote)
 	e.crypto.Store(&cryptoState{})
 	e.trap.Store(trapWord(trapNone, false, false))
 	e.quiet.Store(time.Now().UnixNano())
 	openEndpoints.Add(1)
-	e.wg.Add(2)
-	go e.read(rtp, e.rtpBuf[:bufSize], false)
-	go e.read(rtcp, e.rtcpBuf[:bufSize], true)
 	return e
 }
 
@@ -226,7 +223,7 @@ func (e *Endpoint) WriteRTP(pkt []byte) error {
 		}
 		pkt = enc
 	}
-	if _, err := e.rtpConn.WriteToUDPAddrPort(pkt, dst); err != nil {
+	if err := e.send(false, pkt, dst); err != nil {
 		return err
 	}
 	e.packetsOut.Add(1)
@@ -238,9 +235,8 @@ func (e *Endpoint) WriteRTP(pkt []byte) error {
 // (no SetRemote yet, a disabled stream or c=0.0.0.0 not latched).
 var ErrNoRemote = errors.New("media: remote address not known")
 
-// Close stops relaying, waits for the endpoint's goroutines to end and
-// returns its ports to the pool. It is idempotent; concurrent callers all
-// return once it is done.
+// Close stops relaying, closes the sockets and returns its ports to the
+// pool. It is idempotent; concurrent callers all return once it is done.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
 		bridgeMu.Lock()
@@ -249,12 +245,52 @@ func (e *Endpoint) Close() error {
 		e.peer.Store(nil)
 		bridgeMu.Unlock()
 
-		e.closeErr = errors.Join(e.rtpConn.Close(), e.rtcpConn.Close())
-		e.wg.Wait()
+		e.fdMu.Lock()
+		e.poller.remove(e.rtpFD)
+		e.poller.remove(e.rtcpFD)
+		e.closeErr = errors.Join(closeFD(e.rtpFD), closeFD(e.rtcpFD))
+		e.rtpFD, e.rtcpFD = -1, -1
+		e.fdMu.Unlock()
+		e.pool.slots[e.idx].CompareAndSwap(e, nil)
 		e.pool.release(e.idx)
 		openEndpoints.Add(-1)
 	})
 	return e.closeErr
+}
+
+// recv reads one datagram from the RTP (or RTCP) socket without waiting.
+func (e *Endpoint) recv(rtcp bool, buf []byte) (int, netip.AddrPort, syscall.Errno) {
+	e.fdMu.RLock()
+	defer e.fdMu.RUnlock()
+	fd := e.rtpFD
+	if rtcp {
+		fd = e.rtcpFD
+	}
+	if fd < 0 {
+		return 0, netip.AddrPort{}, syscall.EBADF
+	}
+	return recvFrom(fd, buf)
+}
+
+// send sends pkt to dst from the RTP (or RTCP) socket without waiting.
+func (e *Endpoint) send(rtcp bool, pkt []byte, dst netip.AddrPort) error {
+	e.fdMu.RLock()
+	defer e.fdMu.RUnlock()
+	fd := e.rtpFD
+	if rtcp {
+		fd = e.rtcpFD
+	}
+	if fd < 0 {
+		return net.ErrClosed
+	}
+	return sendTo(fd, pkt, dst)
+}
+
+func closeFD(fd int) error {
+	if fd < 0 {
+		return nil
+	}
+	return syscall.Close(fd)
 }
 
 // bridgeMu serialises re-wiring so that two bridges never share an endpoint;
@@ -298,27 +334,6 @@ func (e *Endpoint) Unbridge() {
 func detach(e *Endpoint) {
 	if p := e.peer.Load(); p != nil && p != e {
 		p.peer.CompareAndSwap(e, nil)
-	}
-}
-
-func (e *Endpoint) read(conn *net.UDPConn, buf []byte, rtcpSocket bool) {
-	defer e.wg.Done()
-	for {
-		n, src, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || e.closed.Load() {
-				return
-			}
-			if !rtcpSocket && errors.Is(err, os.ErrDeadlineExceeded) {
-				e.digitsTimedOut() // withheld digits are due
-			}
-			continue // a transient error (e.g. ICMP feedback) is no reason to stop
-		}
-		if n >= len(buf) {
-			e.drop()
-			continue
-		}
-		e.relay(buf[:n], src, rtcpSocket)
 	}
 }
 
@@ -370,9 +385,9 @@ func (e *Endpoint) relay(pkt []byte, src netip.AddrPort, rtcpSocket bool) {
 // peer's key on an SRTP leg, and counts it; false when it could not.
 func (e *Endpoint) forward(peer *Endpoint, pkt []byte, isRTCP bool) bool {
 	r := peer.remote.Load()
-	conn, dst := peer.rtpConn, r.rtp.dst
+	rtcpSocket, dst := false, r.rtp.dst
 	if isRTCP && !r.mux {
-		conn, dst = peer.rtcpConn, r.rtcp.dst
+		rtcpSocket, dst = true, r.rtcp.dst
 	}
 	if !sendable(dst) {
 		return false
@@ -384,14 +399,14 @@ func (e *Endpoint) forward(peer *Endpoint, pkt []byte, isRTCP bool) bool {
 		enc, ok := out.encryptInPlace(pkt, isRTCP)
 		var err error
 		if ok {
-			_, err = conn.WriteToUDPAddrPort(enc, dst)
+			err = peer.send(rtcpSocket, enc, dst)
 		}
 		out.mu.Unlock()
 		if !ok || err != nil {
 			return false
 		}
 		pkt = enc
-	} else if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
+	} else if err := peer.send(rtcpSocket, pkt, dst); err != nil {
 		return false
 	}
 	peer.packetsOut.Add(1)

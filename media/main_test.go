@@ -80,18 +80,26 @@ func newPhone(t testing.TB) *phone {
 	return &phone{rtp: listen(t, netip.AddrPortFrom(loopback, 0))}
 }
 
-// newPhonePair binds an RTP/RTCP pair the way a phone does, borrowing the
-// pool's binding so that the pair is adjacent.
+// newPhonePair binds an RTP/RTCP pair the way a phone does, on adjacent
+// ports of a test pool's range that no endpoint of that pool takes.
 func newPhonePair(t testing.TB) *phone {
 	t.Helper()
 	p := testPool(t, 8)
-	for range p.Capacity() {
-		idx, _ := p.take()
-		rtp, rtcp, err := p.bind(p.base + 2*idx)
-		if err == nil {
-			t.Cleanup(func() { rtp.Close(); rtcp.Close() })
-			return &phone{rtp: rtp, rtcp: rtcp}
+	for i := range p.Capacity() {
+		at := func(port int) *net.UDPAddr {
+			return net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port)))
 		}
+		rtp, err := net.ListenUDP("udp4", at(p.base+2*i))
+		if err != nil {
+			continue
+		}
+		rtcp, err := net.ListenUDP("udp4", at(p.base+2*i+1))
+		if err != nil {
+			rtp.Close()
+			continue
+		}
+		t.Cleanup(func() { rtp.Close(); rtcp.Close() })
+		return &phone{rtp: rtp, rtcp: rtcp}
 	}
 	t.Fatal("no free port pair for a test phone")
 	return nil

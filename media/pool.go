@@ -3,9 +3,9 @@ package media
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrNoPorts is returned by Open when no port pair can be had: every pair of
@@ -20,14 +20,17 @@ const maxBindAttempts = 32
 // PortPool hands out RTP/RTCP port pairs (even RTP port, RTCP = RTP+1) from
 // [minPort,maxPort] on one IP. It is safe for concurrent use.
 type PortPool struct {
-	ip      netip.Addr
-	network string
-	base    int // first RTP port (even)
+	ip   netip.Addr
+	base int // first RTP port (even)
 
-	mu    sync.Mutex
-	used  []bool // by pair index
-	inUse int
-	next  int // where the next search starts
+	// slots holds the open endpoint of each pair, for the pollers.
+	slots []atomic.Pointer[Endpoint]
+
+	mu      sync.Mutex
+	used    []bool // by pair index
+	inUse   int
+	next    int       // where the next search starts
+	pollers []*poller // running while inUse > 0
 }
 
 // NewPortPool returns a pool of the pairs in [minPort,maxPort] on ip. An odd
@@ -46,11 +49,7 @@ func NewPortPool(ip netip.Addr, minPort, maxPort int) (*PortPool, error) {
 		return nil, fmt.Errorf("media: RTP port range %d-%d holds no even/odd pair", minPort, maxPort)
 	}
 	ip = ip.Unmap()
-	network := "udp4"
-	if ip.Is6() {
-		network = "udp6"
-	}
-	return &PortPool{ip: ip, network: network, base: first, used: make([]bool, n)}, nil
+	return &PortPool{ip: ip, base: first, used: make([]bool, n), slots: make([]atomic.Pointer[Endpoint], n)}, nil
 }
 
 // Capacity is the number of pairs the pool can hand out.
@@ -70,17 +69,16 @@ func (p *PortPool) Open() (*Endpoint, error) {
 	attempts := min(len(p.used), maxBindAttempts)
 	var lastErr error
 	for range attempts {
-		idx, ok := p.take()
-		if !ok {
-			return nil, ErrNoPorts
-		}
-		rtp, rtcp, err := p.bind(p.base + 2*idx)
+		idx, err := p.take()
 		if err != nil {
-			p.release(idx)
+			return nil, err
+		}
+		e, err := p.open(idx)
+		if err != nil {
 			lastErr = err
 			continue
 		}
-		return newEndpoint(p, idx, rtp, rtcp), nil
+		return e, nil
 	}
 	return nil, fmt.Errorf("%w: %d pairs refused, last: %v", ErrNoPorts, attempts, lastErr)
 }
@@ -99,53 +97,102 @@ func (p *PortPool) OpenPort(port int) (*Endpoint, error) {
 		p.mu.Unlock()
 		return nil, fmt.Errorf("%w: port %d is in use", ErrNoPorts, port)
 	}
-	p.used[idx] = true
-	p.inUse++
+	if err := p.reserveLocked(idx); err != nil {
+		p.mu.Unlock()
+		return nil, err
+	}
 	p.mu.Unlock()
-	rtp, rtcp, err := p.bind(port)
+	e, err := p.open(idx)
 	if err != nil {
-		p.release(idx)
 		return nil, fmt.Errorf("%w: port %d: %v", ErrNoPorts, port, err)
 	}
-	return newEndpoint(p, idx, rtp, rtcp), nil
+	return e, nil
+}
+
+// open binds the reserved pair idx and starts relaying on it; on failure
+// the pair is released.
+func (p *PortPool) open(idx int) (*Endpoint, error) {
+	port := p.base + 2*idx
+	rtp, err := openUDP(netip.AddrPortFrom(p.ip, uint16(port)))
+	if err != nil {
+		p.release(idx)
+		return nil, err
+	}
+	rtcp, err := openUDP(netip.AddrPortFrom(p.ip, uint16(port+1)))
+	if err != nil {
+		closeFD(rtp)
+		p.release(idx)
+		return nil, err
+	}
+	p.mu.Lock()
+	pl := p.pollers[idx%len(p.pollers)]
+	p.mu.Unlock()
+	e := newEndpoint(p, idx, rtp, rtcp, pl)
+	p.slots[idx].Store(e)
+	if err := pl.add(rtp, idx, false); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := pl.add(rtcp, idx, true); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// reserveLocked marks pair idx used, starting the pollers for the first
+// one. It needs p.mu.
+func (p *PortPool) reserveLocked(idx int) error {
+	if p.inUse == 0 {
+		for range pollerCount() {
+			pl, err := newPoller(p)
+			if err != nil {
+				p.stopPollersLocked()
+				return fmt.Errorf("%w: %v", ErrNoPorts, err)
+			}
+			p.pollers = append(p.pollers, pl)
+		}
+	}
+	p.used[idx] = true
+	p.inUse++
+	return nil
+}
+
+func (p *PortPool) stopPollersLocked() {
+	for _, pl := range p.pollers {
+		pl.close()
+	}
+	p.pollers = nil
 }
 
 // take reserves the next free pair round-robin: a just-released pair is the
 // last to be reused, so late packets of an ended call do not reach a new one.
-func (p *PortPool) take() (int, bool) {
+func (p *PortPool) take() (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := len(p.used)
 	for i := range n {
 		idx := (p.next + i) % n
 		if !p.used[idx] {
-			p.used[idx] = true
-			p.inUse++
+			if err := p.reserveLocked(idx); err != nil {
+				return 0, err
+			}
 			p.next = (idx + 1) % n
-			return idx, true
+			return idx, nil
 		}
 	}
-	return 0, false
+	return 0, ErrNoPorts
 }
 
+// release returns pair idx; the last one stops the pollers.
 func (p *PortPool) release(idx int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.used[idx] {
 		p.used[idx] = false
 		p.inUse--
+		if p.inUse == 0 {
+			p.stopPollersLocked()
+		}
 	}
-}
-
-func (p *PortPool) bind(port int) (rtp, rtcp *net.UDPConn, err error) {
-	rtp, err = net.ListenUDP(p.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port))))
-	if err != nil {
-		return nil, nil, err
-	}
-	rtcp, err = net.ListenUDP(p.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(p.ip, uint16(port+1))))
-	if err != nil {
-		rtp.Close()
-		return nil, nil, err
-	}
-	return rtp, rtcp, nil
 }

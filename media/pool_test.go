@@ -92,8 +92,11 @@ func TestPortPoolAllocation(t *testing.T) {
 		t.Errorf("reopened %v, want the freed %v", e.Addr(), freed)
 	}
 	// The sockets are really bound: a second bind of the pair must fail.
-	if _, _, err := p.bind(int(e.Addr().Port())); err == nil {
-		t.Error("second bind of an allocated pair succeeded")
+	for _, port := range []uint16{e.Addr().Port(), e.Addr().Port() + 1} {
+		if fd, err := openUDP(netip.AddrPortFrom(e.Addr().Addr(), port)); err == nil {
+			closeFD(fd)
+			t.Errorf("second bind of port %d of an allocated pair succeeded", port)
+		}
 	}
 
 	for _, e := range eps {

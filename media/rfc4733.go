@@ -116,7 +116,7 @@ func (e *Endpoint) WatchDigits(w *DigitWatch) {
 	e.updateTrap(func(pt byte, _, busy bool) (byte, bool, bool) { return pt, w != nil, busy })
 }
 
-// digitState is the detector's state. Only the RTP reader goroutine
+// digitState is the detector's state. Only the poller's goroutine
 // touches it.
 type digitState struct {
 	m     DigitMatcher
@@ -124,7 +124,7 @@ type digitState struct {
 	ev    event                 // the event being received
 	shift uint16                // added to the sequence number of every packet passed on
 	next  uint16                // the sequence number after the last packet seen while busy
-	// deadline is the read deadline set for the withheld digits' timeout.
+	// deadline is the poller's deadline for the withheld digits' timeout.
 	deadline time.Time
 	out      [16 + srtpRoom]byte // a regenerated packet
 }
@@ -293,11 +293,11 @@ func (e *Endpoint) settle(timeout time.Duration, now time.Time) {
 	}
 	if !at.Equal(d.deadline) {
 		d.deadline = at
-		e.rtpConn.SetReadDeadline(at)
+		e.poller.setDue(e, at)
 	}
 }
 
-// digitsTimedOut runs on the RTP reader goroutine when its read deadline
+// digitsTimedOut runs on the poller's goroutine when the digit deadline
 // passed: withheld digits that timed out are passed on.
 func (e *Endpoint) digitsTimedOut() {
 	d := &e.digits
@@ -305,8 +305,7 @@ func (e *Endpoint) digitsTimedOut() {
 	if n := d.m.Expire(now, timeout); n > 0 {
 		e.replay(e.peer.Load(), d.next, n)
 	}
-	// The deadline that fired is spent: a read would fail at once.
-	e.rtpConn.SetReadDeadline(time.Time{})
+	// The deadline that fired is spent (the poller has forgotten it).
 	d.deadline = time.Time{}
 	e.settle(timeout, now)
 }

@@ -166,7 +166,11 @@ func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error
 		return errs
 	}
 	defer cancel()
-	futures := make([]jetstream.PubAckFuture, len(entries))
+	type sent struct {
+		id   uint64
+		done <-chan error
+	}
+	out := make([]sent, len(entries))
 	for i := range entries {
 		e := &entries[i]
 		var msg *nats.Msg
@@ -176,22 +180,18 @@ func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error
 			msg, err = s.eventMsg(&e.Event)
 		}
 		if err == nil {
-			futures[i], err = s.js.PublishMsgAsync(msg)
+			out[i].id, out[i].done, err = s.acks.publish(s.nc, msg)
 		}
 		if err != nil {
 			errs[i] = s.fail(ctx, what(*e), err)
 		}
 	}
-	for i, f := range futures {
-		if f == nil {
+	for i, o := range out {
+		if o.done == nil {
 			continue
 		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
+		if err := s.acks.wait(c, o.id, o.done); err != nil {
 			errs[i] = s.fail(ctx, what(entries[i]), err)
-		case <-c.Done():
-			errs[i] = s.fail(ctx, what(entries[i]), c.Err())
 		}
 	}
 	return errs

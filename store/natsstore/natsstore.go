@@ -102,6 +102,7 @@ type Store struct {
 	srv  *server.Server // the embedded server, nil on a cluster
 	nc   *nats.Conn
 	js   jetstream.JetStream
+	acks *acks // AppendLog's pipelined publishes
 
 	regs, orbits, dialogs, nodes *bucket
 	events, records              jetstream.Stream
@@ -241,6 +242,10 @@ func (s *Store) connect(ctx context.Context) error {
 		return fmt.Errorf("natsstore: JetStream on %s: %w", s.where(), err)
 	}
 	s.js = js
+	if s.acks, err = newAcks(s.nc); err != nil {
+		s.nc.Close()
+		return err
+	}
 	return nil
 }
 
