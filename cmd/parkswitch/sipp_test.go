@@ -16,7 +16,7 @@ import (
 )
 
 // requireSipp skips without SIPp, unless the run demands it (make test).
-func requireSipp(t *testing.T) string {
+func requireSipp(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("sipp")
 	if err != nil {
@@ -35,7 +35,7 @@ type sippRun struct {
 }
 
 // startSipp starts SIPp bounded by a timeout; the test ends it if needed.
-func startSipp(t *testing.T, ctx context.Context, args ...string) *sippRun {
+func startSipp(t testing.TB, ctx context.Context, args ...string) *sippRun {
 	t.Helper()
 	bin := requireSipp(t)
 	r := &sippRun{}
