@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"testing"
 	"time"
@@ -20,11 +21,15 @@ import (
 // (default 2,000) from a SIPp trunk caller to a SIPp answering phone (a
 // static contact) through the real server, held while its heap is read.
 //
-//   - B/call: Go heap and goroutine stacks in use with every call up, less
+//   - B/call: live Go heap (after a collection) and goroutine stacks with every call up, less
 //     what they were before the first call, over the calls. The INVITE
 //     transactions of the calls are still kept then (RFC 6026: 32 s after
 //     the 2xx), as they are on a switch taking new calls all the time.
 //   - B/call-settled: the same 35 s later, the transactions gone.
+//
+// PARKSWITCH_BENCH_HEAP=file writes a heap profile at the settled reading.
+//
+// goroutines/call counts those running with every call up.
 //
 // Each call has two relay endpoints (four sockets); their kernel socket
 // buffers are not in these figures.
@@ -83,9 +88,9 @@ trunks:
 		runtime.GC()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
-		return m.HeapInuse + m.StackInuse
+		return m.HeapAlloc + m.StackInuse
 	}
-	before := used()
+	before, g0 := used(), runtime.NumGoroutine()
 
 	hold := 50 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), hold+2*time.Minute)
@@ -102,14 +107,22 @@ trunks:
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	up := used()
+	up, g1 := used(), runtime.NumGoroutine()
 	time.Sleep(35 * time.Second)
 	if got := srv.sw.ActiveCalls(); got != n {
 		b.Fatalf("%d of %d calls still up before the settled reading", got, n)
 	}
 	settled := used()
+	if path := os.Getenv("PARKSWITCH_BENCH_HEAP"); path != "" {
+		// Where the settled calls' memory is: go tool pprof -sample_index=inuse_space
+		if f, err := os.Create(path); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	b.ReportMetric(float64(int64(up)-int64(before))/float64(n), "B/call")
 	b.ReportMetric(float64(int64(settled)-int64(before))/float64(n), "B/call-settled")
+	b.ReportMetric(float64(g1-g0)/float64(n), "goroutines/call")
 	if err := uac.cmd.Wait(); err != nil {
 		b.Fatalf("sipp uac: %v\n%s", err, tail(uac.out.String(), 2000))
 	}
