@@ -110,7 +110,7 @@ bench-ratio: deps-bench
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
 	SECS=$(BENCH_SECS) RATES="500 1000 1500 2000 2500 3000 4000 5000 6000" OUT=$(BENCH_OUT)/proxy $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/proxy.txt
 	REF=rtpengine SECS=$(BENCH_SECS) RATES="250 500 750 1000 1500 2000 2500 3000" OUT=$(BENCH_OUT)/rtpengine $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/rtpengine.txt
-	SECS=$(BENCH_SECS) OUT=$(BENCH_OUT)/media $(BENCH_SHARED)/bench_media_ratio.sh . | tee $(BENCH_OUT)/media.txt
+	NS="100 250 500 1000 1500 2000" HOLD=$(BENCH_SECS) OUT=$(BENCH_OUT)/media $(BENCH_SHARED)/bench_media_ratio.sh . | tee $(BENCH_OUT)/media.txt
 
 # deps-bench installs the peers the side-by-side benchmarks run (Debian
 # packages kamailio, kamailio-extra-modules, rtpengine-daemon) and what
