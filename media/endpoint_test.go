@@ -519,8 +519,8 @@ func TestRelayAllocs(t *testing.T) {
 	}
 }
 
-// TestRelayPathAllocs covers what AllocsPerRun on relay does not: the reader
-// goroutine's receive. Allocation counts are process-wide, so a few stray
+// TestRelayPathAllocs covers what AllocsPerRun on relay does not: the
+// poller's wait and receive. Allocation counts are process-wide, so a few stray
 // runtime allocations are tolerated, but not one per packet.
 func TestRelayPathAllocs(t *testing.T) {
 	c := newCall(t, testPool(t, 2))

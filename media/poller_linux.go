@@ -3,9 +3,9 @@ package media
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,11 +23,11 @@ import (
 type poller struct {
 	pool   *PortPool
 	epfd   int
-	wake   [2]int // a pipe: a byte written to wake[1] ends the wait
-	stop   atomic.Bool
+	file   *os.File // epfd, waited on by the Go runtime's own poller
 	done   chan struct{}
 	events [pollEvents]syscall.EpollEvent
 	buf    [bufSize + srtpRoom]byte
+	armed  time.Time // the read deadline set on file: the first digit deadline
 
 	// due holds the digit deadlines of the poller's endpoints (settle);
 	// fired is the poller's own scratch list.
@@ -37,31 +37,34 @@ type poller struct {
 }
 
 const (
-	pollEvents = 256 // sockets served per wake-up at most
+	pollEvents = 256 // sockets served per epoll_wait at most
 	readBurst  = 16  // datagrams read from one socket before the next one's turn
-	wakeSlot   = -1  // the epoll data of the wake pipe
 )
 
 // pollerCount is how many pollers a pool runs: one per CPU the Go runtime
 // uses, up to 4, so that relaying spreads over the cores.
 func pollerCount() int { return min(runtime.GOMAXPROCS(0), 4) }
 
+// newPoller makes the epoll set and starts its goroutine. The set's own
+// descriptor is handed to the Go runtime's poller, which wakes the
+// goroutine when any socket in it is ready: the goroutine parks as any
+// network read does, instead of holding a thread in epoll_wait.
 func newPoller(pool *PortPool) (*poller, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("media: epoll: %w", err)
 	}
-	p := &poller{pool: pool, epfd: epfd, wake: [2]int{-1, -1}, done: make(chan struct{}), due: map[*Endpoint]time.Time{}}
-	if err := syscall.Pipe2(p.wake[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
 		syscall.Close(epfd)
-		return nil, fmt.Errorf("media: poller pipe: %w", err)
+		return nil, fmt.Errorf("media: epoll: %w", err)
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: wakeSlot}
-	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p.wake[0], &ev); err != nil {
-		p.closeFDs()
-		return nil, fmt.Errorf("media: poller pipe: %w", err)
+	p := &poller{pool: pool, epfd: epfd, file: os.NewFile(uintptr(epfd), "epoll"), done: make(chan struct{}), due: map[*Endpoint]time.Time{}}
+	rc, err := p.file.SyscallConn()
+	if err != nil {
+		p.file.Close()
+		return nil, fmt.Errorf("media: epoll: %w", err)
 	}
-	go p.run()
+	go p.run(rc)
 	return p, nil
 }
 
@@ -85,44 +88,34 @@ func (p *poller) remove(fd int) {
 	_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, fd, &ev)
 }
 
-// close stops the goroutine and waits for it.
+// close stops the goroutine and waits for it; closing the set ends its
+// wait.
 func (p *poller) close() {
-	p.stop.Store(true)
-	_, _ = syscall.Write(p.wake[1], []byte{0})
+	p.file.Close()
 	<-p.done
-	p.closeFDs()
 }
 
-func (p *poller) closeFDs() {
-	for _, fd := range []int{p.wake[0], p.wake[1], p.epfd} {
-		if fd >= 0 {
-			syscall.Close(fd)
-		}
-	}
-}
-
-func (p *poller) run() {
+func (p *poller) run(rc syscall.RawConn) {
 	defer close(p.done)
-	for {
-		n, err := syscall.EpollWait(p.epfd, p.events[:], p.timeout())
-		if err != nil && !errors.Is(err, syscall.EINTR) {
-			// Not expected with valid descriptors; wait a little rather
-			// than spin until close ends the loop.
-			time.Sleep(10 * time.Millisecond)
+	// Made once: a closure made per wake-up would be an allocation.
+	serve := func(fd uintptr) bool {
+		n, err := syscall.EpollWait(int(fd), p.events[:], 0)
+		if n <= 0 || err != nil {
+			return false // nothing ready: park until something is
 		}
-		for i := range max(n, 0) {
+		for i := range n {
 			ev := &p.events[i]
-			if ev.Fd == wakeSlot {
-				if p.stop.Load() {
-					return
-				}
-				var b [64]byte
-				_, _ = syscall.Read(p.wake[0], b[:])
-				continue
-			}
 			p.ready(int(ev.Fd), ev.Pad != 0)
 		}
+		return true
+	}
+	for {
+		err := rc.Read(serve)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // closed
+		}
 		p.expire()
+		p.arm()
 	}
 }
 
@@ -162,25 +155,20 @@ func (p *poller) setDue(e *Endpoint, at time.Time) {
 	p.due[e] = at
 }
 
-// timeout is the wait until the first digit deadline, in milliseconds
-// rounded up; -1 for none.
-func (p *poller) timeout() int {
+// arm sets the wait's deadline to the first digit deadline, if it moved.
+func (p *poller) arm() {
 	p.dueMu.Lock()
-	defer p.dueMu.Unlock()
-	if len(p.due) == 0 {
-		return -1
-	}
 	var first time.Time
 	for _, at := range p.due {
 		if first.IsZero() || at.Before(first) {
 			first = at
 		}
 	}
-	d := time.Until(first)
-	if d <= 0 {
-		return 0
+	p.dueMu.Unlock()
+	if !first.Equal(p.armed) {
+		p.armed = first
+		p.file.SetReadDeadline(first)
 	}
-	return int((d + time.Millisecond - 1) / time.Millisecond)
 }
 
 // expire passes on the withheld digits whose deadline has come.
