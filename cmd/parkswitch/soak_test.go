@@ -479,4 +479,3 @@ func (sk *soak) plot(t *testing.T, s []soakSample) {
 		t.Error(err)
 	}
 }
-
