@@ -640,21 +640,10 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	if strings.EqualFold(target, o.Parker().User) {
 		c.noteRingback(o) // a cycle, which rings the parker first
 	}
-	u, ok := s.dir.Load().Dialed(target)
-	if !ok {
-		if u, ok = s.userByID(target); !ok {
-			c.log.Info().Str("target", target).Msg("ringback target is no user")
-			return park.NoAnswer
-		}
-	}
-	pp := o.ParkedParty()
-	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(o.Code())}
-	targets := s.targetsOf(u)
-	if len(targets) == 0 {
-		// The parker's phone may be registered on another node.
-		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
-		targets = s.remoteTargets(lctx, u, caller)
-		cancel()
+	u, caller, targets := s.parkedCallTargets(ctx, target, o)
+	if u == nil {
+		c.log.Info().Str("target", target).Msg("ringback target is no user")
+		return park.NoAnswer
 	}
 	if len(targets) == 0 {
 		return park.NoAnswer
@@ -719,6 +708,28 @@ func (s *Switch) Abandon(o *park.Orbit) {
 		c.log.Info().Int("orbit", o.Code()).Msg("nobody picked up the parked call: disconnecting")
 		c.end(endParkAbandoned, nil)
 	}
+}
+
+// parkedCallTargets finds the user dialed as name and the phones to ring
+// with the call parked in o, whose parked party shows as the caller with
+// the display name "Parked <code>": the user's phones on this node, else
+// on another. The user is nil when name is no user.
+func (s *Switch) parkedCallTargets(ctx context.Context, name string, o *park.Orbit) (*User, party, []target) {
+	u, ok := s.dir.Load().Dialed(name)
+	if !ok {
+		if u, ok = s.userByID(name); !ok {
+			return nil, party{}, nil
+		}
+	}
+	caller := party{name: o.ParkedParty().User, display: "Parked " + strconv.Itoa(o.Code())}
+	targets := s.targetsOf(u)
+	if len(targets) == 0 {
+		// The user's phone may be registered on another node.
+		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
+		targets = s.remoteTargets(lctx, u, caller)
+		cancel()
+	}
+	return u, caller, targets
 }
 
 // userByID finds a user by address of record.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -107,20 +106,9 @@ func (s *Switch) RetrieveTo(ctx context.Context, identity string, code int, user
 	if !ok {
 		return User{}, fmt.Errorf("%w: %d in policy %s", ErrNotParkedHere, code, identity)
 	}
-	u, ok := s.dir.Load().Dialed(user)
-	if !ok {
-		if u, ok = s.userByID(user); !ok {
-			return User{}, fmt.Errorf("%w: %q", ErrUnknownUser, user)
-		}
-	}
-	pp := o.ParkedParty()
-	caller := party{name: pp.User, display: "Parked " + strconv.Itoa(code)}
-	targets := s.targetsOf(u)
-	if len(targets) == 0 {
-		// The user's phone may be registered on another node.
-		lctx, cancel := context.WithTimeout(ctx, remoteLookupTimeout)
-		targets = s.remoteTargets(lctx, u, caller)
-		cancel()
+	u, caller, targets := s.parkedCallTargets(ctx, user, o)
+	if u == nil {
+		return User{}, fmt.Errorf("%w: %q", ErrUnknownUser, user)
 	}
 	if len(targets) == 0 {
 		return User{}, fmt.Errorf("%w: %s", ErrNoPhone, u.Name)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/parkswitch/parkswitch/sip/siptest"
 )
 
 // BenchmarkRestartToMusic parks PARKSWITCH_BENCH_PARKED calls (default
@@ -41,30 +39,7 @@ func BenchmarkRestartToMusic(b *testing.B) {
 	defer cancel()
 	first, _ := serveBinary(b, ctx, path, api)
 
-	alice, bob := phoneAt(b, ctx, sipAddr, "1001", "udp"), phoneAt(b, ctx, sipAddr, "1002", "udp")
-	bob.AutoAnswer(true)
-	parked := make([]*siptest.Call, 0, n)
-	for i := range n {
-		a, err := alice.Dial(ctx, "1002")
-		if err != nil {
-			b.Fatalf("call %d: %v", i, err)
-		}
-		bc := <-bob.Answered()
-		if st, err := bc.Refer(ctx, parkURI); err != nil || st != 202 {
-			b.Fatalf("park %d: %d %v", i, st, err)
-		}
-		select {
-		case <-a.ReInvites():
-		case <-time.After(5 * time.Second):
-			b.Fatalf("park %d: no hold re-INVITE", i)
-		}
-		select {
-		case <-bob.Messages():
-		case <-time.After(5 * time.Second):
-		}
-		bc.Hangup(ctx)
-		parked = append(parked, a)
-	}
+	parked := parkMany(b, ctx, sipAddr, n)
 	waitUntil(b, 30*time.Second, "every orbit listed", func() bool { return len(getOrbits(b, api)) == n })
 	time.Sleep(time.Second) // the last dialog snapshots are written behind
 	first.Process.Kill()
