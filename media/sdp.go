@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,12 +167,49 @@ func ParseOffer(body []byte) (Description, error) { return Parse(body, false) }
 // SRTP. An offer whose only live audio is SRTP is ErrSRTPNotAllowed
 // without sdes and ErrNoCryptoSuite without a usable a=crypto.
 func Parse(body []byte, sdes bool) (Description, error) {
-	sd, err := unmarshal(body)
+	s, err := ParseSession(body, sdes)
 	if err != nil {
 		return Description{}, err
 	}
-	d, _, err := describe(sd, sdes)
-	return d, err
+	return s.Description, nil
+}
+
+// Session is an SDP body read once: what Parse says of it, kept with the
+// parsed body so that rewriting it for the other leg (RewriteSession)
+// does not parse it again. It is not changed once made, so one Session
+// serves every fork of a call.
+type Session struct {
+	Description
+	sd   *sdp.SessionDescription
+	ai   int  // index of the anchored audio stream
+	sdes bool // as given to ParseSession
+}
+
+// ParseSession is Parse, keeping the parsed body for RewriteSession.
+func ParseSession(body []byte, sdes bool) (*Session, error) {
+	sd, err := unmarshal(body)
+	if err != nil {
+		return nil, err
+	}
+	d, ai, err := describe(sd, sdes)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Description: d, sd: sd, ai: ai, sdes: sdes}, nil
+}
+
+// clone copies what a rewrite changes: the session, its attribute lists
+// and its media descriptions.
+func (s *Session) clone() *sdp.SessionDescription {
+	sd := *s.sd
+	sd.Attributes = slices.Clone(s.sd.Attributes)
+	sd.MediaDescriptions = make([]*sdp.MediaDescription, len(s.sd.MediaDescriptions))
+	for i, md := range s.sd.MediaDescriptions {
+		m := *md
+		m.Attributes = slices.Clone(md.Attributes)
+		sd.MediaDescriptions[i] = &m
+	}
+	return &sd
 }
 
 // describe reads the anchored audio stream of sd and returns its index.
@@ -499,15 +537,25 @@ func (w *SDPWriter) Rewrite(body []byte, port int, dir Direction) ([]byte, error
 // RewriteKeyed is Rewrite with SRTP applied as k says: the anchored stream
 // gets k's profile and, for an SRTP leg, the switch's own a=crypto for it.
 func (w *SDPWriter) RewriteKeyed(body []byte, port int, dir Direction, k Keying) ([]byte, error) {
-	sd, err := unmarshal(body)
+	// Validated like Parse, so that the SIP layer gets the same answer
+	// whichever it calls first.
+	s, err := ParseSession(body, k.FromSDES)
 	if err != nil {
 		return nil, err
 	}
-	// Validated like Parse, so that the SIP layer gets the same answer
-	// whichever it calls first.
-	d, ai, err := describe(sd, k.FromSDES)
-	if err != nil {
-		return nil, err
+	return w.RewriteSession(s, port, dir, k)
+}
+
+// RewriteSession is RewriteKeyed of a body parsed already; s is not
+// changed.
+func (w *SDPWriter) RewriteSession(s *Session, port int, dir Direction, k Keying) ([]byte, error) {
+	sd, d, ai := s.clone(), s.Description, s.ai
+	if k.FromSDES != s.sdes {
+		// Another author's view of the body picks its stream again.
+		var err error
+		if d, ai, err = describe(sd, k.FromSDES); err != nil {
+			return nil, err
+		}
 	}
 	audio := sd.MediaDescriptions[ai]
 	if dir == "" && d.Addr.Addr().IsUnspecified() {

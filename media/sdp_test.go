@@ -511,3 +511,48 @@ func TestResumeSDPWriter(t *testing.T) {
 		t.Error("garbage resumed the old session")
 	}
 }
+
+// TestRewriteSession: a body parsed once rewrites as RewriteKeyed rewrites
+// it, for every fork, and the session itself is left as it was.
+func TestRewriteSession(t *testing.T) {
+	for _, body := range [][]byte{linphoneOffer, sippOffer, holdOffer, oldHoldOffer, videoOffer} {
+		s, err := ParseSession(body, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, err := s.sd.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dir := range []Direction{"", SendOnly, RecvOnly} {
+			want, err := NewSDPWriter(switchIP).RewriteKeyed(body, 30000, dir, Keying{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for fork := range 2 {
+				got, err := NewSDPWriter(switchIP).RewriteSession(s, 30000, dir, Keying{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The origin's session ID is each writer's own.
+				if strip(got) != strip(want) {
+					t.Errorf("fork %d, direction %q:\n%s\nwant\n%s", fork, dir, got, want)
+				}
+			}
+		}
+		after, _ := s.sd.Marshal()
+		if string(after) != string(before) {
+			t.Errorf("the session changed:\n%s\nwas\n%s", after, before)
+		}
+	}
+}
+
+func strip(b []byte) string {
+	var keep []string
+	for l := range strings.SplitSeq(string(b), "\r\n") {
+		if !strings.HasPrefix(l, "o=") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\r\n")
+}

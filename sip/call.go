@@ -127,23 +127,24 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // answered 100, and rings targets, and those later returns (nil: none),
 // which may be other nodes (nodeTarget).
 func (s *Switch) placeCall(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target, later func(context.Context) []target) {
-	var offer *media.Description // nil: a delayed offer (RFC 3261 §13.2.1)
+	var offer *media.Session // nil: a delayed offer (RFC 3261 §13.2.1)
+	var desc *media.Description
 	if len(req.Body()) > 0 {
-		d, err := media.Parse(req.Body(), mayUseSDES(req.Transport()))
-		if err != nil {
+		var err error
+		if offer, err = media.ParseSession(req.Body(), mayUseSDES(req.Transport())); err != nil {
 			s.reply(req, tx, sip.StatusNotAcceptableHere, truncate(err.Error(), 80))
 			return
 		}
-		offer = &d
+		desc = &offer.Description
 	}
-	c, err := s.newCall(req, caller, offer)
+	c, err := s.newCall(req, caller, desc)
 	if err != nil {
 		s.log.Warn().Err(err).Str("call_id", req.CallID().Value()).Msg("cannot set up media")
 		s.metrics.refused.WithLabelValues("no_media_ports").Inc()
 		s.reply(req, tx, sip.StatusServiceUnavailable, "No media ports")
 		return
 	}
-	c.connect(req, tx, caller, targets, later)
+	c.connect(req, tx, caller, offer, targets, later)
 }
 
 // checkInviteBody refuses an INVITE whose body the switch cannot use
@@ -411,21 +412,21 @@ func (s *Switch) lookup(ctx context.Context, later func(context.Context) []targe
 // connect rings every target in parallel and relays the outcome to the
 // caller. It returns once the caller has its final response and, for a
 // 2xx, its ACK, which is what sipgo needs before the transaction ends.
-func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, targets []target, later func(context.Context) []target) {
+func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party, offer *media.Session, targets []target, later func(context.Context) []target) {
 	s := c.s
 	bSDP := media.NewSDPWriter(s.opts.AdvertiseIP)
 	// A delayed offer stays so: the callees offer in their 2xx. Otherwise
 	// each fork gets the caller's offer with its own keying (SRTP only to
 	// forks over TLS, with the switch's key).
 	offerFor := func(*leg) []byte { return nil }
-	if len(req.Body()) > 0 {
-		if _, err := bSDP.RewriteKeyed(req.Body(), int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
+	if offer != nil {
+		if _, err := bSDP.RewriteSession(offer, int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
 			s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
 			c.end(endBadOffer, nil)
 			return
 		}
 		offerFor = func(f *leg) []byte {
-			body, err := f.localSDP(req.Body(), "", c.a)
+			body, err := f.localSDPOf(offer, "", c.a)
 			if err != nil {
 				return nil // cannot happen: the same body was just rewritten
 			}
@@ -725,10 +726,10 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 	out := c.s.response(req, code, "")
 	out.AppendHeader(c.s.contact(c.a.local.User, c.a))
 	if len(res.Body()) > 0 {
-		if d, err := f.parse(res.Body()); err == nil {
-			f.setRemoteMedia(d)
+		if d, err := f.parseSession(res.Body()); err == nil {
+			f.setRemoteMedia(d.Description)
 			media.Bridge(c.epA, c.epB)
-			if body, err := c.a.localSDP(res.Body(), "", f); err == nil {
+			if body, err := c.a.localSDPOf(d, "", f); err == nil {
 				out.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 				out.SetBody(body)
 			}
@@ -741,7 +742,7 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, f *l
 // for the caller's ACK, retransmitting the 2xx over UDP (RFC 3261 §13.3.1.4).
 func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res *sip.Response) {
 	s := c.s
-	answer, err := f.parse(res.Body())
+	answer, err := f.parseSession(res.Body())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("callee answer has no usable SDP")
 		s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
@@ -751,8 +752,8 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		c.end(endBadAnswer, nil)
 		return
 	}
-	f.setRemoteMedia(answer)
-	body, err := c.a.localSDP(res.Body(), "", f)
+	f.setRemoteMedia(answer.Description)
+	body, err := c.a.localSDPOf(answer, "", f)
 	if err != nil {
 		s.respond(tx, s.response(req, sip.StatusInternalServerError, ""))
 		c.mu.Lock()

@@ -335,6 +335,11 @@ func (l *leg) parse(body []byte) (media.Description, error) {
 	return media.Parse(body, l.sdes)
 }
 
+// parseSession is parse, keeping the parsed body for localSDPOf.
+func (l *leg) parseSession(body []byte) (*media.Session, error) {
+	return media.ParseSession(body, l.sdes)
+}
+
 // applyKeys keys the leg's endpoint from the phone's SDP: SRTP with the
 // phone's key in and ours out when it gave an a=crypto we accept, plain
 // RTP otherwise.
@@ -413,7 +418,22 @@ func (l *leg) expectsMedia() bool {
 // points at our endpoint, with this leg's own keys when it uses SRTP; dir
 // overrides the direction when non-empty.
 func (l *leg) localSDP(body []byte, dir media.Direction, from *leg) ([]byte, error) {
-	out, err := l.sdp.RewriteKeyed(body, int(l.ep.Addr().Port()), dir, l.keying(from))
+	k := l.keying(from)
+	sess, err := media.ParseSession(body, k.FromSDES)
+	if err != nil {
+		return nil, err
+	}
+	return l.rewrite(sess, dir, from, k)
+}
+
+// localSDPOf is localSDP of a body parsed already (a call's offer, read
+// once for all its forks, or an answer read once for its media).
+func (l *leg) localSDPOf(sess *media.Session, dir media.Direction, from *leg) ([]byte, error) {
+	return l.rewrite(sess, dir, from, l.keying(from))
+}
+
+func (l *leg) rewrite(sess *media.Session, dir media.Direction, from *leg, k media.Keying) ([]byte, error) {
+	out, err := l.sdp.RewriteSession(sess, int(l.ep.Addr().Port()), dir, k)
 	if err != nil {
 		return nil, err
 	}
