@@ -239,9 +239,25 @@ func (sk *soak) churn(ctx context.Context, i int) {
 	}
 }
 
-func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) error {
+func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) (err error) {
 	step, cancel := context.WithTimeout(ctx, 200*time.Second)
 	defer cancel()
+	// A step that failed hangs up what it left, so that a refusal (a
+	// park refused with 503 while the machine stalled) is not counted
+	// again as a leaked call.
+	var left []*siptest.Call
+	defer func() {
+		if err == nil {
+			return
+		}
+		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, c := range left {
+			if c != nil && c.Established() {
+				c.Hangup(hctx)
+			}
+		}
+	}()
 	got := make(chan *siptest.Call, 1)
 	go func() {
 		select {
@@ -256,6 +272,7 @@ func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) error 
 		return fmt.Errorf("dial: %w", err)
 	}
 	b := <-got
+	left = append(left, a, b)
 	if b == nil {
 		return fmt.Errorf("the parker did not answer")
 	}
@@ -285,6 +302,7 @@ func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) error 
 	select {
 	case rb := <-parker.Answered(): // rung back and answered
 		sk.ringbacks.Add(1)
+		left = append(left, rb)
 		sleepCtx(step, time.Second)
 		if err := rb.Hangup(step); err != nil {
 			return fmt.Errorf("hang up the ringback: %w", err)
@@ -295,6 +313,7 @@ func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) error 
 		if err != nil {
 			return fmt.Errorf("retrieve %s: %w", code, err)
 		}
+		left = append(left, rc)
 		sk.retrieves.Add(1)
 		sleepCtx(step, time.Second)
 		if err := rc.Hangup(step); err != nil {
