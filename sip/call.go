@@ -64,11 +64,11 @@ type call struct {
 	released   []*leg            // legs parked away and replaced by a retriever
 	eps        []*media.Endpoint // anchors added since (retrievers, ringback answerers)
 	answeredAt time.Time
-	stopMusic  func()      // detaches music on hold
-	xfer       *leg        // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
-	consult    *consult    // set for a call to the park address (consult.go); never changes
-	invite     *ringing    // the caller's INVITE while the callee rings (semiattended.go)
-	saveLater  *time.Timer // stores the answered call's dialogs (saveDialogsLater)
+	stopMusic  func()     // detaches music on hold
+	xfer       *leg       // the transferor while its blind transfer rings (transfer.go), or its attended transfer joins (attended.go)
+	consult    *consult   // set for a call to the park address (consult.go); never changes
+	invite     *ringing   // the caller's INVITE while the callee rings (semiattended.go)
+	saveLater  park.Timer // stores the answered call's dialogs (saveDialogsLater)
 
 	// For events and the call record.
 	from, to  store.Party       // the caller, and what it dialed

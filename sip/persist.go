@@ -83,7 +83,8 @@ func (s *Switch) saveDialogsLater(c *call, legs ...*leg) {
 		return
 	default:
 	}
-	c.saveLater = time.AfterFunc(BridgedSaveDelay, func() {
+	// On the park clock, which tests may drive, like every other timer of a call's state.
+	c.saveLater = s.opts.ParkClock.AfterFunc(BridgedSaveDelay, func() {
 		select {
 		case <-c.done:
 			return
