@@ -642,7 +642,9 @@ func (s *Switch) cancelInvite(inv *sip.Request) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+		// The switch's context: a shutdown ends the wait for the CANCEL's
+		// 200 before the transports close, rather than 32 s after.
+		ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 		defer cancel()
 		if _, err := s.do(ctx, req); err != nil {
 			s.log.Debug().Err(err).Str("call_id", inv.CallID().Value()).Msg("CANCEL failed")
