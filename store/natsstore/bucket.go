@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,7 +23,8 @@ type bucket struct {
 	s       *Store
 	name    string
 	kv      jetstream.KeyValue
-	subject string // "$KV.<bucket>.": subject prefix of its keys
+	stream  jetstream.Stream // the bucket's stream, for reads from its leader
+	subject string           // "$KV.<bucket>.": subject prefix of its keys
 }
 
 // entry is a raw record and its revision.
@@ -93,8 +95,14 @@ func (b *bucket) remove(ctx context.Context, key string, rev uint64) error {
 }
 
 // list returns the live entries whose keys match filter (a subject
-// pattern such as "o.>").
+// pattern such as "o.>"). A watch is one request, but its consumer may be
+// placed on any replica, and a lagging follower would leave out what
+// another node has just written (or give an old revision of it); so a
+// replicated bucket is read from its stream leader instead.
 func (b *bucket) list(ctx context.Context, filter string) ([]entry, error) {
+	if b.s.replicas > 1 {
+		return b.listLeader(ctx, filter)
+	}
 	w, err := b.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
@@ -115,6 +123,67 @@ func (b *bucket) list(ctx context.Context, filter string) ([]entry, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// leaderGets bounds the gets of one listLeader in flight at once.
+const leaderGets = 32
+
+// listLeader asks the stream leader which keys match filter, then gets
+// each key's latest message from it, leaderGets at a time. Keys deleted
+// since (a marker, or no message left) are left out.
+func (b *bucket) listLeader(ctx context.Context, filter string) ([]entry, error) {
+	info, err := b.stream.Info(ctx, jetstream.WithSubjectFilter(b.subject+filter))
+	if err != nil {
+		return nil, err
+	}
+	subjects := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		subjects = append(subjects, subj)
+	}
+	got := make([]*entry, len(subjects))
+	errs := make([]error, len(subjects))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(leaderGets, len(subjects)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				got[i], errs[i] = b.leaderGet(ctx, subjects[i])
+			}
+		}()
+	}
+	for i := range subjects {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	out := make([]entry, 0, len(subjects))
+	for i, e := range got {
+		if errs[i] != nil {
+			return nil, errs[i]
+		}
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	return out, nil
+}
+
+// leaderGet returns subject's latest message as an entry from the stream
+// leader; nil when the key is deleted or gone.
+func (b *bucket) leaderGet(ctx context.Context, subject string) (*entry, error) {
+	m, err := b.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+		return nil, nil
+	}
+	return &entry{key: strings.TrimPrefix(subject, b.subject), value: m.Data, rev: m.Sequence}, nil
 }
 
 // casLost reports whether err is a lost create-if-absent or

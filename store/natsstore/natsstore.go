@@ -344,7 +344,11 @@ func (s *Store) bucket(ctx context.Context, name, desc string) (*bucket, error) 
 	if err != nil {
 		return nil, s.fail(ctx, "open bucket "+name, err)
 	}
-	return &bucket{s: s, name: name, kv: b, subject: "$KV." + name + "."}, nil
+	st, err := s.js.Stream(ctx, "KV_"+name)
+	if err != nil {
+		return nil, s.fail(ctx, "open the stream of bucket "+name, err)
+	}
+	return &bucket{s: s, name: name, kv: b, stream: st, subject: "$KV." + name + "."}, nil
 }
 
 // stream creates (or updates) a stream of events or records.

@@ -3,6 +3,7 @@ package natsstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -122,4 +123,49 @@ func TestRestart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("registration key gone %v after the binding's expiry", time.Since(lapse.Expires).Round(10*time.Millisecond))
+}
+
+// TestClusterListSeesWrites lists, on a node of another server, each
+// orbit the moment its create is acknowledged, and each claim the moment
+// it is made: a list read from a lagging replica would miss some of them,
+// and a node taking over a dead one would leave its parked calls behind.
+func TestClusterListSeesWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster")
+	}
+	servers := startCluster(t, 3)
+	u := urls(servers)
+	a := open(t, Options{URLs: u, NodeID: "a"})
+	b := open(t, Options{URLs: append(u[1:], u[0]), NodeID: "b"})
+	ctx := ctxT(t)
+	const pol, rounds = "Sales", 150
+	now := time.Now().Truncate(time.Millisecond)
+	has := func(list []store.Orbit, code int) bool {
+		for _, o := range list {
+			if o.Code == code {
+				return true
+			}
+		}
+		return false
+	}
+	for code := 10; code < 10+rounds; code++ {
+		o, err := a.CreateOrbit(ctx, store.Orbit{Policy: pol, Code: code, CallID: fmt.Sprintf("c%d@127.0.0.1", code),
+			ParkedAt: now, RingbackAt: now.Add(time.Minute), TimeoutSeconds: 60, State: "parked", Owner: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, err := b.ListOrbits(ctx, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !has(list, code) || len(list) != 1 {
+			t.Fatalf("round %d: node b lists %d orbits without the one node a has just made", code-10, len(list))
+		}
+		if err := b.DeleteOrbit(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		if list, err = a.ListOrbits(ctx, pol); err != nil || len(list) != 0 {
+			t.Fatalf("round %d: node a lists %d orbits after node b's claim (%v)", code-10, len(list), err)
+		}
+	}
 }
