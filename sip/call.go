@@ -86,6 +86,10 @@ func (s *Switch) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onInDialog(req, tx)
 		return
 	}
+	if s.dialogs.retransmitted(req) {
+		s.log.Debug().Str("call_id", req.CallID().Value()).Msg("late copy of an answered INVITE dropped")
+		return
+	}
 	if code, phrase, hdr := checkInviteBody(req); code != 0 {
 		res := s.response(req, code, phrase)
 		if hdr != nil {
