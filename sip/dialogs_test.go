@@ -1,7 +1,12 @@
 package sip
 
 import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -52,4 +57,59 @@ func TestRetransmitted(t *testing.T) {
 	if len(d.callers) != 0 {
 		t.Errorf("%d caller keys left", len(d.callers))
 	}
+}
+
+// TestLateInviteCopy sends, from another socket, a copy of an answered
+// INVITE as it would arrive after its transaction is gone (a new branch):
+// the switch answers nothing and places no second call.
+func TestLateInviteCopy(t *testing.T) {
+	s := startLive(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	alice, bob := s.phone(t, ctx, "1001"), s.phone(t, ctx, "1002")
+	a, b := liveCall(t, ctx, alice, bob, "1002")
+	ok := a.FinalResponse()
+	ftag, _ := ok.From().Params.Get("tag")
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	here := conn.LocalAddr().String()
+	copyOf := func(cseq uint32) string {
+		return fmt.Sprintf("INVITE sip:1002@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-late-%d\r\n"+
+			"Max-Forwards: 70\r\nFrom: <sip:1001@%s>;tag=%s\r\nTo: <sip:1002@%s>\r\nCall-ID: %s\r\n"+
+			"CSeq: %d INVITE\r\nContact: <sip:1001@%s>\r\nContent-Length: 0\r\n\r\n",
+			liveDomain, here, cseq, liveDomain, ftag, liveDomain, a.CallID(), cseq, here)
+	}
+	send := func(msg string) string {
+		if _, err := conn.WriteTo([]byte(msg), net.UDPAddrFromAddrPort(s.Addr("udp"))); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4096)
+		_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return ""
+		}
+		line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+		return line
+	}
+	if got := send(copyOf(ok.CSeq().SeqNo)); got != "" {
+		t.Fatalf("a late copy of the answered INVITE was answered: %q", got)
+	}
+	select {
+	case in := <-bob.Incoming():
+		t.Fatalf("the copy rang the callee again: %s", in.Req.CallID().Value())
+	default:
+	}
+	// A new request in that Call-ID (a higher CSeq) is still one: it is
+	// answered (challenged, here).
+	if got := send(copyOf(ok.CSeq().SeqNo + 1)); got == "" {
+		t.Fatal("a new INVITE with the same Call-ID and From tag got no answer")
+	}
+	if err := a.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	liveEnded(t, b, "callee")
 }
