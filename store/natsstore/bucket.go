@@ -98,11 +98,14 @@ func (b *bucket) remove(ctx context.Context, key string, rev uint64) error {
 // pattern such as "o.>"). A watch is one request, but its consumer may be
 // placed on any replica, and a lagging follower would leave out what
 // another node has just written (or give an old revision of it); so a
-// replicated bucket is read from its stream leader instead.
+// replicated bucket is read from its stream leader instead. Every request
+// is bounded by the op timeout, the list as a whole by ctx alone.
 func (b *bucket) list(ctx context.Context, filter string) ([]entry, error) {
 	if b.s.replicas > 1 {
 		return b.listLeader(ctx, filter)
 	}
+	ctx, cancel := context.WithTimeout(ctx, b.s.opts.OpTimeout)
+	defer cancel()
 	w, err := b.kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, err
@@ -129,10 +132,13 @@ func (b *bucket) list(ctx context.Context, filter string) ([]entry, error) {
 const leaderGets = 32
 
 // listLeader asks the stream leader which keys match filter, then gets
-// each key's latest message from it, leaderGets at a time. Keys deleted
-// since (a marker, or no message left) are left out.
+// each key's latest message from it, leaderGets at a time, and stops at
+// the first failure. Keys deleted since (a marker, or no message left)
+// are left out.
 func (b *bucket) listLeader(ctx context.Context, filter string) ([]entry, error) {
-	info, err := b.stream.Info(ctx, jetstream.WithSubjectFilter(b.subject+filter))
+	c, cancel := context.WithTimeout(ctx, b.s.opts.OpTimeout)
+	info, err := b.stream.Info(c, jetstream.WithSubjectFilter(b.subject+filter))
+	cancel()
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +146,9 @@ func (b *bucket) listLeader(ctx context.Context, filter string) ([]entry, error)
 	for subj := range info.State.Subjects {
 		subjects = append(subjects, subj)
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	got := make([]*entry, len(subjects))
-	errs := make([]error, len(subjects))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(leaderGets, len(subjects)) {
@@ -149,20 +156,28 @@ func (b *bucket) listLeader(ctx context.Context, filter string) ([]entry, error)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				got[i], errs[i] = b.leaderGet(ctx, subjects[i])
+				e, err := b.leaderGet(ctx, subjects[i])
+				if err != nil {
+					stop(err)
+					continue
+				}
+				got[i] = e
 			}
 		}()
 	}
 	for i := range subjects {
+		if ctx.Err() != nil {
+			break
+		}
 		next <- i
 	}
 	close(next)
 	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
 	out := make([]entry, 0, len(subjects))
-	for i, e := range got {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
+	for _, e := range got {
 		if e != nil {
 			out = append(out, *e)
 		}
@@ -173,6 +188,8 @@ func (b *bucket) listLeader(ctx context.Context, filter string) ([]entry, error)
 // leaderGet returns subject's latest message as an entry from the stream
 // leader; nil when the key is deleted or gone.
 func (b *bucket) leaderGet(ctx context.Context, subject string) (*entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, b.s.opts.OpTimeout)
+	defer cancel()
 	m, err := b.stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil

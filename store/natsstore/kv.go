@@ -135,12 +135,10 @@ func bindingsTTL(bs []store.Binding, now time.Time) time.Duration {
 // AllBindings implements store.Registrations.
 func (s *Store) AllBindings(ctx context.Context) ([]store.Binding, error) {
 	what := "all bindings"
-	c, cancel, err := s.begin(ctx, what)
-	if err != nil {
+	if err := s.ready(ctx, what); err != nil {
 		return nil, err
 	}
-	defer cancel()
-	es, err := s.regs.list(c, "u.>")
+	es, err := s.regs.list(ctx, "u.>")
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
@@ -266,12 +264,10 @@ func (s *Store) ListOrbits(ctx context.Context, policy string) ([]store.Orbit, e
 	if policy != "" {
 		what, filter = "list orbits of "+policy, "o."+policyToken(policy)+".*"
 	}
-	c, cancel, err := s.begin(ctx, what)
-	if err != nil {
+	if err := s.ready(ctx, what); err != nil {
 		return nil, err
 	}
-	defer cancel()
-	es, err := s.orbits.list(c, filter)
+	es, err := s.orbits.list(ctx, filter)
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
@@ -393,12 +389,10 @@ func (s *Store) DeleteDialog(ctx context.Context, callID, localTag string) error
 // ListDialogs implements store.Dialogs.
 func (s *Store) ListDialogs(ctx context.Context, node string) ([]store.Dialog, error) {
 	what := "list dialogs"
-	c, cancel, err := s.begin(ctx, what)
-	if err != nil {
+	if err := s.ready(ctx, what); err != nil {
 		return nil, err
 	}
-	defer cancel()
-	es, err := s.dialogs.list(c, "d.>")
+	es, err := s.dialogs.list(ctx, "d.>")
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}

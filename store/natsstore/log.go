@@ -77,12 +77,10 @@ func (s *Store) SetNodeAddr(ctx context.Context, addr string) error {
 // expired on the server, so no two nodes' clocks are compared.
 func (s *Store) ListNodes(ctx context.Context) ([]store.Node, error) {
 	what := "list nodes"
-	c, cancel, err := s.begin(ctx, what)
-	if err != nil {
+	if err := s.ready(ctx, what); err != nil {
 		return nil, err
 	}
-	defer cancel()
-	es, err := s.nodes.list(c, "n.>")
+	es, err := s.nodes.list(ctx, "n.>")
 	if err != nil {
 		return nil, s.fail(ctx, what, err)
 	}

@@ -435,17 +435,27 @@ func (s *Store) Embedded() bool { return s.srv != nil }
 // begin bounds one operation by the op timeout and fails fast when the
 // store is closed or disconnected.
 func (s *Store) begin(ctx context.Context, what string) (context.Context, context.CancelFunc, error) {
-	if s.closed.Load() || s.ctx.Err() != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, store.ErrClosed)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, err)
-	}
-	if !s.nc.IsConnected() {
-		return nil, nil, fmt.Errorf("%s: %w: not connected to %s (%v)", what, store.ErrUnavailable, s.where(), s.nc.Status())
+	if err := s.ready(ctx, what); err != nil {
+		return nil, nil, err
 	}
 	c, cancel := context.WithTimeout(ctx, s.opts.OpTimeout)
 	return c, cancel, nil
+}
+
+// ready fails fast when the store is closed or disconnected. A list
+// checks it alone: it bounds each of its requests by the op timeout
+// instead, since it makes as many as it reads keys.
+func (s *Store) ready(ctx context.Context, what string) error {
+	if s.closed.Load() || s.ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, store.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !s.nc.IsConnected() {
+		return fmt.Errorf("%s: %w: not connected to %s (%v)", what, store.ErrUnavailable, s.where(), s.nc.Status())
+	}
+	return nil
 }
 
 // fail wraps err of operation what: the caller's own cancellation as is,
