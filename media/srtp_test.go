@@ -85,19 +85,27 @@ func setSRTP(t testing.TB, e *Endpoint, k *SRTP) {
 	}
 }
 
+// srtpBridge bridges a, whose far end pa speaks SRTP under far's keys,
+// to b, whose far end pb speaks plain RTP.
+func srtpBridge(t *testing.T) (a, b *Endpoint, pa, pb *phone, far *srtpPeer, keys *SRTP) {
+	t.Helper()
+	pool := testPool(t, 2)
+	a, b = openEndpoint(t, pool), openEndpoint(t, pool)
+	pa, pb = newPhonePair(t), newPhonePair(t)
+	a.SetRemote(pa.addr(), false)
+	b.SetRemote(pb.addr(), false)
+	far, keys = newSRTPPeer(t)
+	setSRTP(t, a, keys)
+	Bridge(a, b)
+	return a, b, pa, pb, far, keys
+}
+
 // TestSRTPToRTP bridges an SRTP leg to a plain one over real sockets: the
 // plain phone hears exactly what the SRTP phone sent before encryption,
 // and the SRTP phone decrypts the plain phone's audio with the key the
 // switch gave it, RTCP included.
 func TestSRTPToRTP(t *testing.T) {
-	pool := testPool(t, 2)
-	a, b := openEndpoint(t, pool), openEndpoint(t, pool)
-	pa, pb := newPhonePair(t), newPhonePair(t)
-	a.SetRemote(pa.addr(), false)
-	b.SetRemote(pb.addr(), false)
-	far, keys := newSRTPPeer(t)
-	setSRTP(t, a, keys)
-	Bridge(a, b)
+	a, b, pa, pb, far, _ := srtpBridge(t)
 
 	for i := range 20 {
 		plain := g711(uint16(100 + i))
@@ -190,14 +198,7 @@ func TestSRTPToSRTP(t *testing.T) {
 // under another key and plain RTP on an SRTP leg never reach the peer, and
 // do not latch the path.
 func TestSRTPRefusesForgedAndReplayed(t *testing.T) {
-	pool := testPool(t, 2)
-	a, b := openEndpoint(t, pool), openEndpoint(t, pool)
-	pa, pb := newPhonePair(t), newPhonePair(t)
-	a.SetRemote(pa.addr(), false)
-	b.SetRemote(pb.addr(), false)
-	far, keys := newSRTPPeer(t)
-	setSRTP(t, a, keys)
-	Bridge(a, b)
+	a, _, pa, pb, far, _ := srtpBridge(t)
 
 	good := far.protect(t, g711(1))
 	send(t, pa.rtp, a.Addr(), good)
@@ -229,14 +230,7 @@ func TestSRTPRefusesForgedAndReplayed(t *testing.T) {
 // TestSRTPRekey: a re-INVITE that repeats the keys keeps the contexts
 // (the stream carries on); a new remote key takes over at once.
 func TestSRTPRekey(t *testing.T) {
-	pool := testPool(t, 2)
-	a, b := openEndpoint(t, pool), openEndpoint(t, pool)
-	pa, pb := newPhonePair(t), newPhonePair(t)
-	a.SetRemote(pa.addr(), false)
-	b.SetRemote(pb.addr(), false)
-	far, keys := newSRTPPeer(t)
-	setSRTP(t, a, keys)
-	Bridge(a, b)
+	a, b, pa, pb, far, keys := srtpBridge(t)
 	first := far.protect(t, g711(1))
 	send(t, pa.rtp, a.Addr(), first)
 	recv(t, pb.rtp)

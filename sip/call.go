@@ -781,12 +781,9 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 	media.Bridge(c.epA, c.epB)
 	s.dialogs.add(c.a)
 
-	ok := s.sdpResponse(req, body)
-	ok.AppendHeader(s.contact(c.a.local.User, c.a))
-	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	c.log.Info().Str("leg", "b").Str("callee", f.remote.User).Msg("answered")
 	late := len(req.Body()) == 0
-	if !c.a.sendAnswer(tx, ok) {
+	if !s.answer(req, tx, c.a, body) {
 		if late {
 			f.sendAck(f.sdpAnswerEcho(res.Body())) // then BYE, in end
 		}
@@ -809,6 +806,15 @@ func (c *call) answered(req *sip.Request, tx sip.ServerTransaction, f *leg, res 
 		}
 		f.sendAck(out)
 	}
+}
+
+// answer sends l's 200 to req with body, the leg's Contact and the
+// methods allowed, and waits for its ACK; it reports whether the ACK came.
+func (s *Switch) answer(req *sip.Request, tx sip.ServerTransaction, l *leg, body []byte) bool {
+	res := s.sdpResponse(req, body)
+	res.AppendHeader(s.contact(l.local.User, l))
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	return l.sendAnswer(tx, res)
 }
 
 // sendAnswer sends a 2xx on the leg's INVITE transaction and waits for its

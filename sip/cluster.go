@@ -127,14 +127,7 @@ func (s *Switch) nodes(force bool) *nodeView {
 // address published until the switch stops.
 func (s *Switch) watchNodes() {
 	defer s.wg.Done()
-	t := time.NewTicker(nodeRefreshInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
+	s.every(nodeRefreshInterval, func() {
 		ctx, cancel := context.WithTimeout(s.ctx, nodeRefreshInterval)
 		if !s.cluster.published.Load() {
 			s.publishAddr(ctx)
@@ -143,7 +136,7 @@ func (s *Switch) watchNodes() {
 			s.storeTrouble("live nodes not read", err)
 		}
 		cancel()
-	}
+	})
 }
 
 // clustered reports whether another node is alive: only then can a user

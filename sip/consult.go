@@ -109,10 +109,7 @@ func (c *call) answerConsult(req *sip.Request, tx sip.ServerTransaction, offer *
 	c.log.Info().Str("from", s.partyOf(l).User).Msg("call to the park address answered")
 	s.wg.Add(1)
 	go c.watchConsult()
-	res := s.sdpResponse(req, body)
-	res.AppendHeader(s.contact(l.local.User, l))
-	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	if !l.sendAnswer(tx, res) {
+	if !s.answer(req, tx, l, body) {
 		c.log.Info().Msg("no ACK from the caller: ending call")
 		c.end(endNoACK, nil)
 		return

@@ -565,10 +565,7 @@ func (s *Switch) retrieve(req *sip.Request, tx sip.ServerTransaction, caller par
 		return
 	}
 	s.dialogs.add(r)
-	res := s.sdpResponse(req, out)
-	res.AppendHeader(s.contact(r.local.User, r))
-	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	if !r.sendAnswer(tx, res) {
+	if !s.answer(req, tx, r, out) {
 		c.log.Info().Msg("no ACK from retriever: ending call")
 		c.end(endNoACK, nil)
 	}
@@ -648,59 +645,32 @@ func (s *Switch) Ring(ctx context.Context, o *park.Orbit, target string, d time.
 	if len(targets) == 0 {
 		return park.NoAnswer
 	}
-	c.mu.Lock()
-	p, _ := c.parkedSide()
-	c.mu.Unlock()
-	p.mu.Lock()
-	d0 := p.desc
-	p.mu.Unlock()
-	ep, err := s.opts.Ports.Open()
-	if err != nil {
-		return park.NoAnswer
-	}
-	w := media.NewSDPWriter(s.opts.AdvertiseIP)
-	// SRTP follows the parked party: forks over TLS are offered it.
-	offerFor := func(f *leg) []byte {
-		return w.OfferKeyed(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv, f.keying(p))
-	}
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	c.log.Info().Int("orbit", o.Code()).Str("target", u.Name).Msg("ringback")
-	r := c.race(rctx, caller, targets, nil, w, ep, offerFor, nil)
-	if r.winner == nil {
-		ep.Close()
+	got, _ := s.ringParked(rctx, c, o, caller, targets, partRingback, func(park.Party) error {
+		if !claim() {
+			return errClaimedMeanwhile
+		}
+		return nil
+	})
+	switch got {
+	case ringUnanswered:
 		if ctx.Err() != nil {
 			return park.Cancelled
 		}
 		return park.NoAnswer
-	}
-	f := r.winner
-	c.dropFork(f)
-	answer, err := f.parse(r.answer.Body())
-	if err != nil || !claim() {
-		// Retrieved meanwhile (or nonsense SDP): the answerer gets a BYE.
-		s.bye(f)
-		ep.Close()
+	case ringLost:
 		return park.Lost
-	}
-	f.mu.Lock()
-	f.part = partRingback
-	f.mu.Unlock()
-	c.noteClaimed(o, store.Party(s.partyOf(f)))
-	f.setRemoteMedia(answer)
-	s.dialogs.add(f)
-	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {
-		// The parked party is gone; the lot has let go of the orbit and
-		// the call ended without this leg, so hang it up here.
-		s.bye(f)
-		ep.Close()
+	case ringGone, ringBridged:
 		return park.Answered
 	}
-	f.mu.Lock()
-	f.confirmed = true
-	f.mu.Unlock()
-	return park.Answered
+	return park.NoAnswer
 }
+
+// errClaimedMeanwhile refuses a ringback's answer: the orbit was retrieved
+// while the phone rang.
+var errClaimedMeanwhile = errors.New("the orbit was claimed while the phone rang")
 
 // Abandon ends a parked call nobody picked up (SPEC §4: after max_ringbacks).
 func (s *Switch) Abandon(o *park.Orbit) {

@@ -90,14 +90,7 @@ func (s *Switch) loadBindings() bool {
 // writes the bindings the store missed, until the switch stops.
 func (s *Switch) syncRegistrations(loaded bool) {
 	defer s.wg.Done()
-	t := time.NewTicker(storeSyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-		}
+	s.every(storeSyncInterval, func() {
 		if !loaded {
 			loaded = s.loadBindings()
 		}
@@ -111,7 +104,7 @@ func (s *Switch) syncRegistrations(loaded bool) {
 			}
 			s.log.Info().Str("user", u).Msg("registration written to the store")
 		}
-	}
+	})
 }
 
 // storeTrouble logs a store failure at most once per storeLogEvery for

@@ -165,10 +165,7 @@ func (s *Switch) inviteReplaces(req *sip.Request, tx sip.ServerTransaction, call
 	}
 	c.log.Info().Str("by", caller.name).Str("leg", old.String()).Msg("leg replaced")
 	s.dialogs.add(n)
-	res := s.sdpResponse(req, body)
-	res.AppendHeader(s.contact(n.local.User, n))
-	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	if !n.sendAnswer(tx, res) {
+	if !s.answer(req, tx, n, body) {
 		c.log.Info().Msg("no ACK from the replacing phone: ending call")
 		c.end(endNoACK, nil)
 		return

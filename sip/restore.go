@@ -27,20 +27,13 @@ func (s *Switch) watchState() {
 	defer s.wg.Done()
 	self := s.opts.Store.NodeID()
 	s.adoptNode(self, true)
-	tick := time.NewTicker(nodeWatchEvery)
-	defer tick.Stop()
 	var live map[string]bool
 	lastScan := time.Time{}
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-tick.C:
-		}
+	s.every(nodeWatchEvery, func() {
 		now := live
 		live = s.liveNodes()
 		if live == nil {
-			continue // not read yet
+			return // not read yet
 		}
 		for id := range now {
 			if !live[id] && id != self {
@@ -54,7 +47,7 @@ func (s *Switch) watchState() {
 				s.adoptNode(id, false)
 			}
 		}
-	}
+	})
 }
 
 // liveNodes is the set of live nodes as watchNodes last read it; nil

@@ -161,6 +161,36 @@ func callOf(o *park.Orbit) (*call, bool) {
 // party, or gets a BYE when the orbit was claimed first.
 func (s *Switch) ringTo(ctx context.Context, c *call, o *park.Orbit, u *User, caller party, targets []target) {
 	log := c.log.With().Int("orbit", o.Code()).Str("policy", o.Policy()).Str("target", u.Name).Logger()
+	log.Info().Int("phones", len(targets)).Msg("retrieve to: ringing")
+	switch got, err := s.ringParked(ctx, c, o, caller, targets, partRetriever, func(by park.Party) error { return s.lot.Claim(o, by) }); got {
+	case ringNoPort:
+		log.Warn().Err(err).Msg("retrieve to: no media port")
+	case ringUnanswered:
+		log.Info().Msg("retrieve to: not answered; the call stays parked")
+	case ringLost:
+		log.Info().Err(err).Msg("retrieve to: answered too late")
+	case ringBridged:
+		log.Info().Msg("retrieve to: answered and connected")
+	}
+}
+
+// ringResult is how ringing phones for a parked call ended.
+type ringResult int
+
+const (
+	ringUnanswered ringResult = iota // nobody answered before ctx ended
+	ringNoPort                       // no media port to ring with
+	ringLost                         // answered, but the orbit was claimed first (or the answer was nonsense): the phone got a BYE
+	ringGone                         // answered and claimed, but the parked party had gone: the phone got a BYE
+	ringBridged                      // answered, claimed and bridged to the parked party
+)
+
+// ringParked rings targets for the call c parked in o, showing caller.
+// The first phone to answer, as part, is bridged to the parked party when
+// claim lets it have the orbit; the error is claim's, or the port's. The
+// offer follows the parked party's codecs, and its SRTP (forks over TLS
+// are offered it). The ringback and Retrieve to… both ring this way.
+func (s *Switch) ringParked(ctx context.Context, c *call, o *park.Orbit, caller party, targets []target, part legPart, claim func(by park.Party) error) (ringResult, error) {
 	c.mu.Lock()
 	p, _ := c.parkedSide()
 	c.mu.Unlock()
@@ -169,49 +199,44 @@ func (s *Switch) ringTo(ctx context.Context, c *call, o *park.Orbit, u *User, ca
 	p.mu.Unlock()
 	ep, err := s.opts.Ports.Open()
 	if err != nil {
-		log.Warn().Err(err).Msg("retrieve to: no media port")
-		return
+		return ringNoPort, err
 	}
 	w := media.NewSDPWriter(s.opts.AdvertiseIP)
-	// SRTP follows the parked party, as for a ringback.
 	offerFor := func(f *leg) []byte {
 		return w.OfferKeyed(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv, f.keying(p))
 	}
-	log.Info().Int("phones", len(targets)).Msg("retrieve to: ringing")
 	r := c.race(ctx, caller, targets, nil, w, ep, offerFor, nil)
 	if r.winner == nil {
 		ep.Close()
-		log.Info().Msg("retrieve to: not answered; the call stays parked")
-		return
+		return ringUnanswered, nil
 	}
 	f := r.winner
 	c.dropFork(f)
 	by := s.partyOf(f)
 	answer, err := f.parse(r.answer.Body())
 	if err == nil {
-		err = s.lot.Claim(o, by)
+		err = claim(by)
 	}
 	if err != nil {
-		// Claimed meanwhile (or nonsense SDP): the answerer gets a BYE.
-		log.Info().Err(err).Msg("retrieve to: answered too late")
 		s.bye(f)
 		ep.Close()
-		return
+		return ringLost, err
 	}
 	f.mu.Lock()
-	f.part = partRetriever
+	f.part = part
 	f.mu.Unlock()
 	c.noteClaimed(o, store.Party(by))
 	f.setRemoteMedia(answer)
 	s.dialogs.add(f)
 	if _, _, ok := c.pickUp(f, r.answer.Body()); !ok {
-		// The parked party is gone and the call ended without this leg.
+		// The parked party is gone; the lot has let go of the orbit and
+		// the call ended without this leg, so hang it up here.
 		s.bye(f)
 		ep.Close()
-		return
+		return ringGone, nil
 	}
 	f.mu.Lock()
 	f.confirmed = true
 	f.mu.Unlock()
-	log.Info().Msg("retrieve to: answered and connected")
+	return ringBridged, nil
 }

@@ -672,10 +672,9 @@ func (s *Switch) removeCall(c *call) {
 	s.mu.Unlock()
 }
 
-// janitor expires registrations and ends calls whose media went silent.
-func (s *Switch) janitor() {
-	defer s.wg.Done()
-	t := time.NewTicker(time.Second)
+// every runs fn every d until the switch stops.
+func (s *Switch) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -683,23 +682,35 @@ func (s *Switch) janitor() {
 			return
 		case <-t.C:
 		}
-		s.reg.expire()
-		s.stackLog.Flush()
-		if s.opts.MediaTimeout <= 0 {
-			continue
-		}
-		s.mu.Lock()
-		calls := make([]*call, 0, len(s.calls))
-		for c := range s.calls {
-			calls = append(calls, c)
-		}
-		s.mu.Unlock()
-		now := s.opts.Now()
-		for _, c := range calls {
-			if c.mediaSilent(now, s.opts.MediaTimeout) {
-				c.log.Info().Dur("timeout", s.opts.MediaTimeout).Msg("no RTP: ending call")
-				c.end(endRTPTimeout, nil)
-			}
+		fn()
+	}
+}
+
+// janitor expires registrations and ends calls whose media went silent,
+// once a second.
+func (s *Switch) janitor() {
+	defer s.wg.Done()
+	s.every(time.Second, s.sweep)
+}
+
+// sweep is one round of the janitor.
+func (s *Switch) sweep() {
+	s.reg.expire()
+	s.stackLog.Flush()
+	if s.opts.MediaTimeout <= 0 {
+		return
+	}
+	s.mu.Lock()
+	calls := make([]*call, 0, len(s.calls))
+	for c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	now := s.opts.Now()
+	for _, c := range calls {
+		if c.mediaSilent(now, s.opts.MediaTimeout) {
+			c.log.Info().Dur("timeout", s.opts.MediaTimeout).Msg("no RTP: ending call")
+			c.end(endRTPTimeout, nil)
 		}
 	}
 }

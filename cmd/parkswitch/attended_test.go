@@ -58,10 +58,7 @@ func TestAttendedTransferE2E(t *testing.T) {
 		}
 	}
 	talk(t, ctx, a, c, 30)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "transferee")
+	hangUp(t, ctx, c, a, "transferee")
 
 	recs := records(t, ts, 2)
 	r1, r2 := recordOf(t, recs, a.CallID()), recordOf(t, recs, b2.CallID())
@@ -151,10 +148,7 @@ func TestAttendedParkE2E(t *testing.T) {
 		nextReInvite(t, a, "parked party on ringback answer")
 		bridged(t, ctx, a, rb)
 		talk(t, ctx, a, rb, 20)
-		if err := rb.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, a, "parked party")
+		hangUp(t, ctx, rb, a, "parked party")
 	case <-time.After(15 * time.Second):
 		t.Fatal("no ringback to the parker after the park timeout")
 	}

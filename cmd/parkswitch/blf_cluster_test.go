@@ -74,10 +74,7 @@ func TestClusterParkLamp(t *testing.T) {
 	within(darkLate, "dark after the retrieve (late subscriber)")
 	nextReInvite(t, ac, "parked party on retrieve")
 	bridged(t, ctx, ac, cc)
-	if err := cc.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, ac, "retrieved party")
+	hangUp(t, ctx, cc, ac, "retrieved party")
 
 	// Parked at 11 on a, and the caller hangs up there: dark on b.
 	ac, bc = call(t, ctx, alice, bob, "1002")
@@ -165,10 +162,7 @@ func TestClusterParkLampReconnect(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal(ctx.Err())
 	}
-	if err := rc.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, ac, "retrieved party")
+	hangUp(t, ctx, rc, ac, "retrieved party")
 
 	// The watch goes on after the reconnect.
 	ac, bc = call(t, ctx, alice, bob, "1002")

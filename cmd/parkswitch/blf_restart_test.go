@@ -52,10 +52,7 @@ func TestBinaryRestartParkLamp(t *testing.T) {
 	}
 	nextReInvite(t, ac, "parked party on retrieve")
 	talk(t, ctx, ac, c, 10)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, ac, "retrieved party")
+	hangUp(t, ctx, c, ac, "retrieved party")
 	if code, err := lamp.Unsubscribe(ctx); err != nil || code != 200 {
 		t.Errorf("un-subscribe: %d %v", code, err)
 	}

@@ -112,6 +112,15 @@ func waitDone(t *testing.T, c *siptest.Call, what string) {
 	}
 }
 
+// hangUp hangs c up and waits for the far end's dialog, what, to end.
+func hangUp(t *testing.T, ctx context.Context, c, far *siptest.Call, what string) {
+	t.Helper()
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, far, what)
+}
+
 // TestCall covers an ordinary call over UDP and over TCP: register, call,
 // audio both ways through the relay, hold and resume, INFO, hang up from
 // either side.
@@ -315,10 +324,7 @@ func TestForkFirstAnswerWins(t *testing.T) {
 		t.Fatal("the phone that did not answer was not cancelled")
 	}
 	talk(t, ctx, c, b, 20)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "callee")
+	hangUp(t, ctx, c, b, "callee")
 }
 
 // call sets up a call from caller to callee's user and returns both ends.

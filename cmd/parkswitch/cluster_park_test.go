@@ -47,10 +47,7 @@ func TestClusterPark(t *testing.T) {
 		bridged(t, ctx, ac, cc)
 		// Alice still hears node A's relay, Carol node B's.
 		talkVia(t, ctx, ac, cc, 50, "127.0.0.1", "127.0.0.2")
-		if err := cc.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, ac, "retrieved party")
+		hangUp(t, ctx, cc, ac, "retrieved party")
 	})
 
 	t.Run("one ringback", func(t *testing.T) {

@@ -94,10 +94,7 @@ func TestRestartKeepsRegistrations(t *testing.T) {
 			t.Fatal("callee did not answer")
 		}
 		talk(t, ctx, ac, cc, 50)
-		if err := ac.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, cc, "callee")
+		hangUp(t, ctx, ac, cc, "callee")
 	}
 }
 
@@ -191,10 +188,7 @@ func TestCluster(t *testing.T) {
 			t.Errorf("calls: %d on a, %d on b; want one on each", a.sw.ActiveCalls(), b.sw.ActiveCalls())
 		}
 		talkVia(t, ctx, ac, cc, 50, "127.0.0.1", "127.0.0.2")
-		if err := ac.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, cc, "callee on b")
+		hangUp(t, ctx, ac, cc, "callee on b")
 	})
 
 	carolA := phone(t, ctx, a, "1003", "udp")
@@ -227,10 +221,7 @@ func TestCluster(t *testing.T) {
 			t.Error("the phone on b was not cancelled when the one on a answered")
 		}
 		talkVia(t, ctx, bc, cc, 50, "127.0.0.2", "127.0.0.1")
-		if err := cc.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, bc, "caller on b")
+		hangUp(t, ctx, cc, bc, "caller on b")
 	})
 
 	t.Run("the node marker from elsewhere is not trusted", func(t *testing.T) { markerUntrusted(t, b, carolB) })

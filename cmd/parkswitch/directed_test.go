@@ -47,10 +47,7 @@ func TestDirectedPark(t *testing.T) {
 	if n := len(ts.sw.Lot().Orbits()); n != 1 {
 		t.Errorf("%d orbits, want only the one at 15", n)
 	}
-	if err := d.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, c, "callee")
+	hangUp(t, ctx, d, c, "callee")
 
 	r, err := bob.Dial(ctx, "15")
 	if err != nil {
@@ -58,8 +55,5 @@ func TestDirectedPark(t *testing.T) {
 	}
 	nextReInvite(t, a, "parked party on retrieve")
 	talk(t, ctx, a, r, 20)
-	if err := r.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "retrieved party")
+	hangUp(t, ctx, r, a, "retrieved party")
 }

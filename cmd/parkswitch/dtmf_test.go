@@ -142,10 +142,7 @@ func TestDTMFPark(t *testing.T) {
 			}
 			nextReInvite(t, a, "parked party on retrieve")
 			talk(t, ctx, a, c, 30)
-			if err := c.Hangup(ctx); err != nil {
-				t.Fatal(err)
-			}
-			waitDone(t, a, "retrieved party")
+			hangUp(t, ctx, c, a, "retrieved party")
 		})
 	}
 }
@@ -396,10 +393,7 @@ func TestBinaryDTMFPark(t *testing.T) {
 	}
 	nextReInvite(t, a, "parked party on retrieve")
 	talk(t, ctx, a, c, 30)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, c, "retriever")
+	hangUp(t, ctx, a, c, "retriever")
 	waitUntil(t, 5*time.Second, "no call, dialog or RTP port left", func() bool {
 		m := metricsText(t, api)
 		return strings.Contains(m, "parkswitch_calls_active 0") && strings.Contains(m, "parkswitch_dialogs 0") &&

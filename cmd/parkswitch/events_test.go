@@ -219,10 +219,7 @@ func TestEventsCall(t *testing.T) {
 
 	a, b := call(t, ctx, alice, bob, "1002")
 	talk(t, ctx, a, b, 10)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "callee")
+	hangUp(t, ctx, a, b, "callee")
 	evs := events.expect(t, store.EventCallStarted, store.EventCallAnswered, store.EventCallEnded)
 	for _, e := range evs {
 		if e.CallID != a.CallID() || e.From.User != "1001" || e.At.IsZero() || e.Node == "" {
@@ -281,10 +278,7 @@ func TestEventsParkRetrieve(t *testing.T) {
 	}
 	nextReInvite(t, a, "parked party on retrieve")
 	talk(t, ctx, a, c, 20)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "retrieved party")
+	hangUp(t, ctx, c, a, "retrieved party")
 
 	all := []store.EventType{store.EventCallStarted, store.EventCallAnswered, store.EventParked, store.EventRetrieved, store.EventCallEnded}
 	evs := events.expect(t, all...)

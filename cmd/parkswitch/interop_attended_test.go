@@ -111,10 +111,7 @@ func TestInteropLinphoneAttendedTransfer(t *testing.T) {
 		settlesTo(t, ts, twoParty, "after the attended transfer")
 		talk(t, ctx, a, c, 20)
 
-		if err := c.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, a, "transferee")
+		hangUp(t, ctx, c, a, "transferee")
 		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 	})
 
@@ -177,10 +174,7 @@ func TestInteropLinphoneAttendedTransfer(t *testing.T) {
 		if n := len(ts.sw.Lot().Orbits()); n != 0 {
 			t.Errorf("%d orbits left after the retrieve", n)
 		}
-		if err := c.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, a, "retrieved caller")
+		hangUp(t, ctx, c, a, "retrieved caller")
 		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 	})
 }

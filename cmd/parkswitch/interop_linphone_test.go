@@ -668,10 +668,7 @@ func TestInteropLinphonePark(t *testing.T) {
 	if n := len(ts.sw.Lot().Orbits()); n != 0 {
 		t.Errorf("%d orbits left after the retrieve", n)
 	}
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "retrieved caller")
+	hangUp(t, ctx, c, a, "retrieved caller")
 }
 
 // TestInteropLinphoneParked: Linphone (1001) is the parked party. It calls a

@@ -165,10 +165,7 @@ func TestInteropBaresipTransfer(t *testing.T) {
 			settlesTo(t, ts, twoParty, "after the transfer")
 			talk(t, ctx, a, c, 20)
 
-			if err := c.Hangup(ctx); err != nil {
-				t.Fatal(err)
-			}
-			waitDone(t, a, "transferee")
+			hangUp(t, ctx, c, a, "transferee")
 			waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 		})
 	}
@@ -269,10 +266,7 @@ func TestInteropLinphoneTransfer(t *testing.T) {
 		}
 		settlesTo(t, ts, twoParty, "after the transfer")
 
-		if err := a.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, c, "transfer target")
+		hangUp(t, ctx, a, c, "transfer target")
 		waitUntil(t, 3*time.Second, "the call to end in the switch", func() bool { return ts.sw.ActiveCalls() == 0 })
 	})
 

@@ -139,10 +139,7 @@ func TestConnectionLimits(t *testing.T) {
 		t.FailNow()
 	}
 	talk(t, ctx, a, b, 30)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "callee")
+	hangUp(t, ctx, a, b, "callee")
 	if got := ts.sw.Connections(); got != perIP+2 {
 		t.Errorf("%d connections, want the %d idle ones and the two phones'", got, perIP)
 	}

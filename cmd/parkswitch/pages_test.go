@@ -362,8 +362,5 @@ func TestPagesBoardRetrieveTo(t *testing.T) {
 	if !strings.Contains(body, "Ringing Carol Support (3003) for the call from Alice Reception (1001) parked at "+code+".") || !strings.Contains(body, "No calls are parked.") {
 		t.Errorf("board after the pickup:\n%s", body)
 	}
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "parked party")
+	hangUp(t, ctx, c, a, "parked party")
 }

@@ -131,10 +131,7 @@ func TestParkAndRetrieve(t *testing.T) {
 	if n := len(ts.sw.Lot().Orbits()); n != 0 {
 		t.Errorf("%d orbits left after the retrieve", n)
 	}
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "retrieved party")
+	hangUp(t, ctx, c, a, "retrieved party")
 }
 
 // TestParkRefusals: each refusal leaves the call as it was.

@@ -158,10 +158,7 @@ func testRestartMidPark(t *testing.T, sig syscall.Signal) {
 	if err := erin.Hangup(ctx); err != nil {
 		t.Errorf("parked party's BYE after the restart: %v", err)
 	}
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, alice, "retrieved party")
+	hangUp(t, ctx, c, alice, "retrieved party")
 	waitUntil(t, 5*time.Second, "orbits to be freed", func() bool { return len(getOrbits(t, api)) == 0 })
 	_ = erinCode
 }

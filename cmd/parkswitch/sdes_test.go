@@ -121,8 +121,5 @@ func plainCall(t *testing.T, transport, inline string, edit func([]byte) []byte)
 		t.Errorf("the answer accepted the SRTP stream:\n%s", a.RemoteSDP())
 	}
 	talk(t, ctx, a, b, 20)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "callee")
+	hangUp(t, ctx, a, b, "callee")
 }

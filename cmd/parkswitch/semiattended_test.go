@@ -72,10 +72,7 @@ func TestSemiAttendedTransferE2E(t *testing.T) {
 	}
 	talk(t, ctx, a, c, 50)
 	settlesTo(t, ts, twoParty, "after the semi-attended transfer")
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "transferee")
+	hangUp(t, ctx, c, a, "transferee")
 
 	recs := records(t, ts, 2)
 	r1, r2 := recordOf(t, recs, a.CallID()), recordOf(t, recs, consult.CallID())

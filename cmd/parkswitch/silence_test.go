@@ -113,8 +113,5 @@ func TestMediaTimeoutParkRetrieve(t *testing.T) {
 	nextReInvite(t, a, "parked party on retrieve")
 	survives(t, mediaTimeout-300*time.Millisecond, "after retrieve", a, c)
 	talk(t, ctx, a, c, 20)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "parked party")
+	hangUp(t, ctx, c, a, "parked party")
 }

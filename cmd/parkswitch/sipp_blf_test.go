@@ -62,10 +62,7 @@ func TestSippParkLamp(t *testing.T) {
 		t.Fatalf("retrieve 10: %v", err)
 	}
 	talk(t, ctx, b, c, 10)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "retrieved party")
+	hangUp(t, ctx, c, b, "retrieved party")
 	lamp.wait(t, "BLF key")
 	if n := strings.Count(sippTrace(lamp), "application/dialog-info+xml"); n < 4 {
 		t.Errorf("the BLF key saw %d dialog-info NOTIFYs, want 4 (free, lit, free, terminated)", n)

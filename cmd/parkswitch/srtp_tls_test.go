@@ -239,8 +239,5 @@ func TestSRTPOverTLSBridgedToRTP(t *testing.T) {
 	if f := sm.failed.Load(); f != 0 {
 		t.Errorf("%d packets at the SRTP phone failed to decrypt", f)
 	}
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, r, "retriever")
+	hangUp(t, ctx, a, r, "retriever")
 }

@@ -89,8 +89,5 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	nextReInvite(t, a, "parked party on retrieve")
 	talk(t, ctx, a, c, 20)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "retrieved party")
+	hangUp(t, ctx, c, a, "retrieved party")
 }

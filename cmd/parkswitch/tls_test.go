@@ -250,8 +250,5 @@ func TestTLSTrunk(t *testing.T) {
 	if trunk.Accepted() != 1 {
 		t.Errorf("the trunk accepted %d connections, want the switch's one TLS connection", trunk.Accepted())
 	}
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "trunk leg")
+	hangUp(t, ctx, a, b, "trunk leg")
 }

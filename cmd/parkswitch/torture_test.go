@@ -147,10 +147,7 @@ func TestTortureMessages(t *testing.T) {
 	}
 	b := <-callee
 	talk(t, ctx, a, b, 20)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "callee")
+	hangUp(t, ctx, a, b, "callee")
 }
 
 // replay sends each file to the UDP listener of ts and returns, by

@@ -76,10 +76,7 @@ func TestBlindTransfer(t *testing.T) {
 	talk(t, ctx, a, c, 30)
 	waitDone(t, b, "transferor's leg") // released: the switch hangs it up
 	talk(t, ctx, a, c, 10)
-	if err := c.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, a, "transferee")
+	hangUp(t, ctx, c, a, "transferee")
 }
 
 // TestBlindTransferFails: a target the switch cannot route is refused
@@ -116,10 +113,7 @@ func TestBlindTransferFails(t *testing.T) {
 	referNotify(t, b, "SIP/2.0 100", "active")
 	referNotify(t, b, "SIP/2.0 486", "terminated")
 	talk(t, ctx, a, b, 20)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, b, "transferor")
+	hangUp(t, ctx, a, b, "transferor")
 }
 
 // TestBlindTransferTransferorLeaves: a desk phone that hangs up right after
@@ -147,10 +141,7 @@ func TestBlindTransferTransferorLeaves(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("carol's phone did not ring")
 		}
-		if err := b.Hangup(ctx); err != nil {
-			t.Fatal(err)
-		}
-		waitDone(t, b, "transferor")
+		hangUp(t, ctx, b, b, "transferor")
 		if !a.Established() {
 			t.Fatal("the transferor's hangup ended the transferee's call")
 		}
@@ -164,10 +155,7 @@ func TestBlindTransferTransferorLeaves(t *testing.T) {
 	}
 	nextReInvite(t, a, "transferee")
 	talk(t, ctx, a, c, 20)
-	if err := a.Hangup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitDone(t, c, "transfer target")
+	hangUp(t, ctx, a, c, "transfer target")
 
 	a, in = transferAndLeave()
 	if err := in.Reject(603); err != nil {
