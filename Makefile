@@ -99,8 +99,8 @@ bench: deps-test deps-browser build
 	$(MAKE) bench-ratio
 
 # The side-by-side figures of SPEC §9: the switch and its peer in one run
-# on this machine, steps of BENCH_SECS (30 s: long enough for every
-# transaction's 32 s to fill). Each script prints its CSV and a last line
+# on this machine, steps of BENCH_SECS (30 s: several times a completed
+# transaction's 5 s wait). Each script prints its CSV and a last line
 # with the ratio; the scratch directories are kept under BENCH_OUT.
 BENCH_SHARED ?= ../shared/bench
 BENCH_SECS   ?= 30
