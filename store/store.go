@@ -145,7 +145,7 @@ type Events interface {
 }
 
 // Records keeps one call record per call for the retention the store was
-// opened with (cdr_days).
+// opened with (cdr_days, and in the NATS store cdr_max_mb).
 type Records interface {
 	// AppendRecord stores r; Ended defaults to now.
 	AppendRecord(ctx context.Context, r CallRecord) error
@@ -203,6 +203,7 @@ func IgnoreNotFound(err error) error {
 const (
 	WatchLag           = 4096 // changes a WatchOrbits receiver may be behind
 	DefaultCDRDays     = 30
+	DefaultCDRMaxBytes = 1 << 30 // bound of the call records on disk; the oldest go first
 	DefaultRecordLimit = 100
 	MaxRecordLimit     = 10000
 )

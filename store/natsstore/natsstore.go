@@ -53,6 +53,7 @@ type Options struct {
 	NodeID   string   // this node; must differ per node of a cluster
 	NodeAddr string   // where other nodes reach this one over SIP, shown in ListNodes
 	CDRDays  int      // call record retention in days; store.DefaultCDRDays when 0
+	CDRBytes int64    // bound of the call records on disk, oldest dropped first; store.DefaultCDRMaxBytes when 0
 	Logger   zerolog.Logger
 
 	Replicas     int           // of every bucket and stream; 0: 1 embedded, 3 on a cluster of 3 or more servers
@@ -74,6 +75,9 @@ func (o *Options) normalize() error {
 	}
 	if o.CDRDays <= 0 {
 		o.CDRDays = store.DefaultCDRDays
+	}
+	if o.CDRBytes <= 0 {
+		o.CDRBytes = store.DefaultCDRMaxBytes
 	}
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = DefaultOpTimeout
@@ -312,7 +316,7 @@ func (s *Store) setup(ctx context.Context) error {
 	s.records, err = s.stream(ctx, jetstream.StreamConfig{
 		Name: StreamRecords, Description: "parkswitch call records",
 		Subjects: []string{RecordSubject}, Storage: jetstream.FileStorage, Replicas: s.replicas,
-		MaxAge: time.Duration(s.opts.CDRDays) * 24 * time.Hour, Discard: jetstream.DiscardOld,
+		MaxAge: time.Duration(s.opts.CDRDays) * 24 * time.Hour, MaxBytes: s.opts.CDRBytes, Discard: jetstream.DiscardOld,
 	})
 	return err
 }

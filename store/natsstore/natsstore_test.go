@@ -169,3 +169,45 @@ func TestClusterListSeesWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordsBoundedOnDisk: past CDRBytes the oldest call records are
+// dropped, the newest kept and listed, and the stream stays within it. The
+// same store reopened with a new bound applies it to the existing stream.
+func TestRecordsBoundedOnDisk(t *testing.T) {
+	const bound, n = 64 << 10, 600
+	dir := t.TempDir()
+	s := open(t, Options{DataDir: dir, NodeID: "a", CDRBytes: bound})
+	ctx := ctxT(t)
+	entries := make([]store.LogEntry, n)
+	for i := range entries {
+		entries[i].Record = &store.CallRecord{CallID: fmt.Sprintf("r%04d", i), From: "sip:1001@contoso.com", To: "sip:1002@contoso.com", EndReason: "bye"}
+	}
+	for i, err := range s.AppendLog(ctx, entries) {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	info, err := s.records.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != bound || info.State.Bytes > bound || info.State.Msgs == 0 || info.State.Msgs >= n {
+		t.Fatalf("records stream: max %d, %d bytes in %d messages; want at most %d bytes and fewer than %d", info.Config.MaxBytes, info.State.Bytes, info.State.Msgs, bound, n)
+	}
+	rs, err := s.ListRecords(ctx, time.Time{}, store.MaxRecordLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(rs)) != info.State.Msgs || rs[0].CallID == "r0000" || rs[len(rs)-1].CallID != fmt.Sprintf("r%04d", n-1) {
+		t.Fatalf("listed %d records (%d stored), %s to %s; want the newest", len(rs), info.State.Msgs, rs[0].CallID, rs[len(rs)-1].CallID)
+	}
+	_ = s.Close()
+
+	s = open(t, Options{DataDir: dir, NodeID: "a", CDRBytes: bound / 4})
+	if info, err = s.records.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != bound/4 || info.State.Bytes > bound/4 {
+		t.Fatalf("reopened with a smaller bound: max %d, %d bytes", info.Config.MaxBytes, info.State.Bytes)
+	}
+}

@@ -34,8 +34,9 @@ const (
 	DefaultBanSeconds          = 600
 	DefaultRetrieveMisses      = 10
 
-	DefaultDataDir = "data"
-	DefaultCDRDays = 30
+	DefaultDataDir  = "data"
+	DefaultCDRDays  = 30
+	DefaultCDRMaxMB = 1024
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -186,10 +187,11 @@ func (s Security) BanTime() time.Duration { return time.Duration(s.BanSeconds) *
 // State holds the state section (SPEC §10): where registrations, orbits,
 // parked dialogs, events and call records are kept.
 type State struct {
-	DataDir  string   `yaml:"data_dir"`  // JetStream files of the embedded NATS server, resolved against the config file's directory
-	NATSURLs []string `yaml:"nats_urls"` // an existing NATS cluster to use instead of the embedded server
-	NodeID   string   `yaml:"node_id"`   // this node's name in a cluster; default: the host name
-	CDRDays  int      `yaml:"cdr_days"`  // call records are kept this many days
+	DataDir  string   `yaml:"data_dir"`   // JetStream files of the embedded NATS server, resolved against the config file's directory
+	NATSURLs []string `yaml:"nats_urls"`  // an existing NATS cluster to use instead of the embedded server
+	NodeID   string   `yaml:"node_id"`    // this node's name in a cluster; default: the host name
+	CDRDays  int      `yaml:"cdr_days"`   // call records are kept this many days
+	CDRMaxMB int      `yaml:"cdr_max_mb"` // and take at most this many MiB on disk, the oldest dropped first
 }
 
 // Debug holds the debug section: what an operator turns on to find where
