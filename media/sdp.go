@@ -138,9 +138,13 @@ func (d Description) Format(name string, clockRate uint32) (Format, bool) {
 // EventPayloadType is the payload type of the stream's telephone-event
 // (RFC 4733), preferring the 8 kHz one when there are several; -1 when
 // there is none.
-func (d Description) EventPayloadType() int {
+func (d Description) EventPayloadType() int { return EventPayloadType(d.Formats) }
+
+// EventPayloadType is the payload type of telephone-event among formats,
+// as Description.EventPayloadType.
+func EventPayloadType(formats []Format) int {
 	pt := -1
-	for _, f := range d.Formats {
+	for _, f := range formats {
 		if !strings.EqualFold(f.Name, TelephoneEvent.Name) {
 			continue
 		}
@@ -544,6 +548,17 @@ func (w *SDPWriter) RewriteKeyed(body []byte, port int, dir Direction, k Keying)
 		return nil, err
 	}
 	return w.RewriteSession(s, port, dir, k)
+}
+
+// FormatsFor returns the audio formats of the stream RewriteSession
+// anchors when writing s with k, or nil when k reads the body with another
+// view of SDES than s was parsed with (RewriteSession picks the stream
+// again then).
+func (s *Session) FormatsFor(k Keying) []Format {
+	if k.FromSDES != s.sdes {
+		return nil
+	}
+	return s.Formats
 }
 
 // RewriteSession is RewriteKeyed of a body parsed already; s is not

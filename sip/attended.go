@@ -234,9 +234,7 @@ func (c *call) rejoin(p, q *leg) int {
 	if code != 0 {
 		return code
 	}
-	q.mu.Lock()
-	q.lastSDP = offer
-	q.mu.Unlock()
+	q.sent(offer, formats)
 	qd, err := q.parse(res.Body())
 	if err != nil {
 		return sip.StatusNotAcceptableHere

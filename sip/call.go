@@ -321,7 +321,7 @@ type raceResult struct {
 }
 
 // race rings every target in parallel with offerFor's body for each fork
-// (nil: a delayed offer), and those later returns once it has (nil: none),
+// (nil: a delayed offer; offerFor records it as the fork's sent SDP), and those later returns once it has (nil: none),
 // and returns the first 2xx, or the best failure once every fork has
 // failed, or nothing when ctx ends first. Losing forks are CANCELled, and
 // answers that arrive too late are hung up. onProvisional sees ringing and
@@ -424,17 +424,26 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	// forks over TLS, with the switch's key).
 	offerFor := func(*leg) []byte { return nil }
 	if offer != nil {
-		if _, err := bSDP.RewriteSession(offer, int(c.epB.Addr().Port()), "", media.Keying{FromSDES: c.a.sdes}); err != nil {
+		// The offer rewritten once here proves it can be, and serves every
+		// fork keyed the same (plain RTP): the forks share bSDP and epB.
+		plain := media.Keying{FromSDES: c.a.sdes}
+		body, err := bSDP.RewriteSession(offer, int(c.epB.Addr().Port()), "", plain)
+		if err != nil {
 			s.respond(tx, s.response(req, sip.StatusNotAcceptableHere, ""))
 			c.end(endBadOffer, nil)
 			return
 		}
 		offerFor = func(f *leg) []byte {
-			body, err := f.localSDPOf(offer, "", c.a)
+			if f.keying(c.a) == plain {
+				f.sent(body, offer.FormatsFor(plain))
+				f.watchDigits()
+				return body
+			}
+			keyed, err := f.localSDPOf(offer, "", c.a)
 			if err != nil {
 				return nil // cannot happen: the same body was just rewritten
 			}
-			return body
+			return keyed
 		}
 	}
 	c.log.Info().Str("from", caller.name).Str("to", req.Recipient.User).Int("forks", len(targets)).Msg("call")
@@ -540,9 +549,6 @@ func (c *call) newFork(caller party, t target, w *media.SDPWriter, ep *media.End
 // one. When ctx ends first it CANCELs (after a provisional, RFC 3261 §9.1).
 func (c *call) ring(ctx context.Context, f *leg, body []byte, events chan<- forkResult, decided <-chan struct{}) {
 	s := c.s
-	f.mu.Lock()
-	f.lastSDP = body
-	f.mu.Unlock()
 	req := f.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	if f.hop != "" {

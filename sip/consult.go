@@ -98,9 +98,7 @@ func (c *call) answerConsult(req *sip.Request, tx sip.ServerTransaction, offer *
 		formats = offerFormats(*offer)
 	}
 	body := l.offerSDP(formats, media.SendOnly)
-	l.mu.Lock()
-	l.lastSDP = body
-	l.mu.Unlock()
+	l.sent(body, formats)
 	s.dialogs.add(l)
 	c.mu.Lock()
 	c.answeredAt = s.opts.Now()

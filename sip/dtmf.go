@@ -64,10 +64,13 @@ func (l *leg) dtmfCode() string {
 // the phone sends them with (RFC 3264 §5.1); before any, the phone's own.
 func (l *leg) watchDigits() {
 	l.mu.Lock()
-	sent, own := l.lastSDP, l.desc
+	sent, fmts, own := l.lastSDP, l.sentFmts, l.desc
 	l.mu.Unlock()
 	pt := own.EventPayloadType()
-	if len(sent) > 0 {
+	switch {
+	case fmts != nil:
+		pt = media.EventPayloadType(fmts)
+	case len(sent) > 0:
 		if d, err := media.Parse(sent, true); err == nil {
 			pt = d.EventPayloadType()
 		}

@@ -13,11 +13,12 @@ import (
 
 // Bounds of the event queue.
 const (
-	eventQueueLen = 4096             // events and call records waiting for the store
-	eventOpLimit  = 5 * time.Second  // one batch, whatever the store's own bound
-	eventBatch    = 128              // entries written in one round at most
-	eventFlush    = 5 * time.Second  // how long Shutdown lets the queue drain
-	eventWarnGap  = 10 * time.Second // at most one warning of each kind per gap
+	eventQueueLen = 4096                 // events and call records waiting for the store
+	eventOpLimit  = 5 * time.Second      // one batch, whatever the store's own bound
+	eventBatch    = 128                  // entries written in one round at most
+	eventLinger   = 2 * time.Millisecond // how long a batch waits for more before it is written
+	eventFlush    = 5 * time.Second      // how long Shutdown lets the queue drain
+	eventWarnGap  = 10 * time.Second     // at most one warning of each kind per gap
 )
 
 // Labels of the event queue's metrics.
@@ -37,10 +38,11 @@ type eventSink interface {
 // waits for the store: queuing never blocks, a full queue drops, and a
 // write the store refuses is counted and not retried.
 type eventQueue struct {
-	sink  eventSink
-	log   zerolog.Logger
-	q     chan queued
-	flush time.Duration // how long close lets the queue drain
+	sink   eventSink
+	log    zerolog.Logger
+	q      chan queued
+	flush  time.Duration // how long close lets the queue drain
+	linger time.Duration // how long a batch waits for more entries
 
 	mu      sync.RWMutex // write-held only by close, so nothing is queued after the drain
 	closed  bool
@@ -49,6 +51,8 @@ type eventQueue struct {
 	done    chan struct{} // closed when run returns
 	ctx     context.Context
 	cancel  context.CancelFunc // aborts writes once the flush is over
+
+	entries []store.LogEntry // the batch being written; only the writer touches it
 
 	published, dropped, failed *prometheus.CounterVec
 	dropWarn, failWarn         logLimiter
@@ -79,6 +83,7 @@ func newEventQueue(sink eventSink, log zerolog.Logger, reg prometheus.Registerer
 		log:       log,
 		q:         make(chan queued, size),
 		flush:     eventFlush,
+		linger:    eventLinger,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		published: counter("parkswitch_events_published_total", "Events and call records written to the store, by kind."),
@@ -142,16 +147,29 @@ func (q *eventQueue) start(wg *sync.WaitGroup) {
 	}()
 }
 
-// run writes what is queued until close: what has queued up while the
-// last batch was written goes in the next one, so a busy switch pays the
-// store one round trip per batch rather than per event.
+// run writes what is queued until close: a batch is what has queued up
+// while the last one was written, or within eventLinger of its first
+// entry, so a busy switch pays the store one round trip per batch rather
+// than per event.
 func (q *eventQueue) run() {
 	defer close(q.done)
 	batch := make([]queued, 0, eventBatch)
+	linger := time.NewTimer(q.linger)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		select {
 		case it := <-q.q:
 			batch = q.take(append(batch[:0], it))
+			if len(batch) < eventBatch {
+				linger.Reset(q.linger)
+				select {
+				case <-linger.C:
+				case <-q.stop:
+					linger.Stop()
+				}
+				batch = q.take(batch)
+			}
 			q.write(batch)
 			clear(batch)
 		case <-q.stop:
@@ -203,10 +221,11 @@ func (q *eventQueue) write(batch []queued) (dropped int) {
 	}
 	ctx, cancel := context.WithTimeout(q.ctx, eventOpLimit)
 	defer cancel()
-	entries := make([]store.LogEntry, len(batch))
-	for i, it := range batch {
-		entries[i] = store.LogEntry{Event: it.ev, Record: it.rec}
+	entries := q.entries[:0]
+	for _, it := range batch {
+		entries = append(entries, store.LogEntry{Event: it.ev, Record: it.rec})
 	}
+	defer func() { q.entries = entries[:0]; clear(entries) }()
 	for i, err := range store.AppendLog(ctx, q.sink, entries) {
 		it := batch[i]
 		if err == nil {

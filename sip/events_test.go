@@ -263,3 +263,52 @@ func TestParkEventTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// batchSink is a store that records the size of each AppendLog batch.
+type batchSink struct {
+	store.Store
+	mu      sync.Mutex
+	batches []int
+}
+
+func (b *batchSink) AppendLog(ctx context.Context, entries []store.LogEntry) []error {
+	b.mu.Lock()
+	b.batches = append(b.batches, len(entries))
+	b.mu.Unlock()
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		if e.Record != nil {
+			errs[i] = b.AppendRecord(ctx, *e.Record)
+		} else {
+			_, errs[i] = b.PublishEvent(ctx, e.Event)
+		}
+	}
+	return errs
+}
+
+// TestEventQueueLingers: entries queued within the linger of the first go
+// to the store in one batch, not one round trip each.
+func TestEventQueueLingers(t *testing.T) {
+	st := &batchSink{Store: memstore.New(memstore.Options{}).Open("n1", "")}
+	defer st.Close()
+	q := newEventQueue(st, testLog(t), nil, 64)
+	q.linger = 300 * time.Millisecond
+	var wg sync.WaitGroup
+	q.start(&wg)
+	q.event(store.Event{Type: store.EventCallStarted, CallID: "c1"})
+	time.Sleep(30 * time.Millisecond) // the writer has long taken the first
+	q.event(store.Event{Type: store.EventCallAnswered, CallID: "c1"})
+	q.record(store.CallRecord{CallID: "c1"})
+	for _, e := range readEvents(t, st, 2) {
+		if e.CallID != "c1" {
+			t.Errorf("event %+v", e)
+		}
+	}
+	q.close(context.Background())
+	wg.Wait()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.batches) != 1 || st.batches[0] != 3 {
+		t.Errorf("batches written: %v, want one of 3", st.batches)
+	}
+}

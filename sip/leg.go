@@ -71,6 +71,7 @@ type leg struct {
 	remoteProto  string
 
 	lastSDP  []byte            // the SDP we last sent on this leg
+	sentFmts []media.Format    // its audio formats when known without reading it again; nil: read it
 	held     bool              // the peer asked us not to send (sendonly/inactive offers)
 	desc     media.Description // what the peer's last SDP said
 	released bool              // parked away: only its BYE is still expected
@@ -157,7 +158,7 @@ func (s *Switch) via(transport string) *sip.ViaHeader {
 	}
 	v := &sip.ViaHeader{
 		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: strings.ToUpper(transport),
-		Host: s.opts.AdvertiseIP.String(), Port: port,
+		Host: s.advertiseHost, Port: port,
 	}
 	v.Params.Add("branch", sip.GenerateBranchN(16))
 	v.Params.Add("rport", "")
@@ -174,7 +175,7 @@ func (s *Switch) contact(user string, l *leg) *sip.ContactHeader {
 	if port == 0 {
 		port = int(s.Addr("udp").Port())
 	}
-	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: s.opts.AdvertiseIP.String(), Port: port}}
+	c := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: s.advertiseHost, Port: port}}
 	switch {
 	case l.sips && network == "tls":
 		c.Address.Scheme = "sips"
@@ -437,13 +438,19 @@ func (l *leg) rewrite(sess *media.Session, dir media.Direction, from *leg, k med
 	if err != nil {
 		return nil, err
 	}
-	l.mu.Lock()
-	l.lastSDP = out
-	l.mu.Unlock()
+	l.sent(out, sess.FormatsFor(k))
 	if from != l { // not an echo for a leg the switch is letting go
 		l.watchDigits()
 	}
 	return out, nil
+}
+
+// sent records body as the SDP last sent on l; formats are its audio
+// formats, or nil when only body says them.
+func (l *leg) sent(body []byte, formats []media.Format) {
+	l.mu.Lock()
+	l.lastSDP, l.sentFmts = body, formats
+	l.mu.Unlock()
 }
 
 // flowOf gives the address to use for requests to the sender of req: the

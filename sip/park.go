@@ -280,7 +280,8 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 	p.mu.Lock()
 	d := p.desc
 	p.mu.Unlock()
-	body := p.offerSDP(offerFormats(d), media.SendOnly)
+	formats := offerFormats(d)
+	body := p.offerSDP(formats, media.SendOnly)
 	req := p.newRequest(sip.INVITE, 0)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(body)
@@ -291,9 +292,7 @@ func (c *call) holdParked(p *leg, o *park.Orbit) {
 	case !res.IsSuccess():
 		c.log.Warn().Int("status", res.StatusCode).Int("orbit", o.Code()).Msg("parked party refused the hold re-INVITE")
 	default:
-		p.mu.Lock()
-		p.lastSDP = body
-		p.mu.Unlock()
+		p.sent(body, formats)
 		if ans, err := p.parse(res.Body()); err == nil {
 			p.ep.SetRemote(ans.Addr, ans.RTCPMux) // the phone may move its media
 			p.applyKeys(ans)                      // and choose a new key
@@ -364,10 +363,9 @@ func (c *call) reinviteParked(l *leg, req *sip.Request, tx sip.ServerTransaction
 	if offer.OnHold() {
 		dir = media.Inactive
 	}
-	body := l.offerSDP(offerFormats(offer), dir)
-	l.mu.Lock()
-	l.lastSDP = body
-	l.mu.Unlock()
+	formats := offerFormats(offer)
+	body := l.offerSDP(formats, dir)
+	l.sent(body, formats)
 	if l.sendAnswer(tx, c.okWithSDP(req, l, body)) {
 		c.s.saveDialog(l) // its CSeq and media moved
 	}

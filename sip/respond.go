@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -87,13 +88,27 @@ func (s *Switch) finish(req *sip.Request, res *sip.Response) *sip.Response {
 // retries with credentials keeps its Call-ID, and some (SIPp among them)
 // keep the tag of the 407 for the whole call.
 func (s *Switch) toTag(req *sip.Request) string {
-	h := hmac.New(sha256.New, s.tagKey[:])
-	h.Write([]byte(req.CallID().Value()))
-	if tag, ok := req.From().Params.Get("tag"); ok {
-		h.Write([]byte{0})
-		h.Write([]byte(tag))
+	t, _ := s.tagMAC.Get().(*tagHash)
+	if t == nil {
+		t = &tagHash{mac: hmac.New(sha256.New, s.tagKey[:])}
 	}
-	return hex.EncodeToString(h.Sum(nil)[:8])
+	defer s.tagMAC.Put(t)
+	t.mac.Reset()
+	t.buf = append(t.buf[:0], req.CallID().Value()...)
+	if tag, ok := req.From().Params.Get("tag"); ok {
+		t.buf = append(t.buf, 0)
+		t.buf = append(t.buf, tag...)
+	}
+	t.mac.Write(t.buf)
+	t.sum = t.mac.Sum(t.sum[:0])
+	return hex.EncodeToString(t.sum[:8])
+}
+
+// tagHash is toTag's MAC with its scratch space, reused: a dialog's
+// tag is computed for every response to its INVITE.
+type tagHash struct {
+	mac      hash.Hash
+	buf, sum []byte
 }
 
 // respond sends a response on a server transaction and logs a failure: the

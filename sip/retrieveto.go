@@ -202,8 +202,11 @@ func (s *Switch) ringParked(ctx context.Context, c *call, o *park.Orbit, caller 
 		return ringNoPort, err
 	}
 	w := media.NewSDPWriter(s.opts.AdvertiseIP)
+	formats := offerFormats(d0)
 	offerFor := func(f *leg) []byte {
-		return w.OfferKeyed(int(ep.Addr().Port()), offerFormats(d0), media.SendRecv, f.keying(p))
+		body := w.OfferKeyed(int(ep.Addr().Port()), formats, media.SendRecv, f.keying(p))
+		f.sent(body, formats)
+		return body
 	}
 	r := c.race(ctx, caller, targets, nil, w, ep, offerFor, nil)
 	if r.winner == nil {

@@ -99,8 +99,11 @@ type Switch struct {
 	srv    *sipgo.Server
 	client *sipgo.Client
 	auth   *digest.Server
-	tagKey [32]byte // keys toTag
-	reg    *Registrar
+	tagKey [32]byte  // keys toTag
+	tagMAC sync.Pool // of *tagHash, keyed with tagKey
+	// advertiseHost is opts.AdvertiseIP as the host of our Via and Contact.
+	advertiseHost string
+	reg           *Registrar
 	// Store failures, logged rate-limited by what failed.
 	storeLogMu sync.Mutex
 	storeLog   map[string]*rateLimit
@@ -226,6 +229,9 @@ func New(opts Options) (*Switch, error) {
 	s.dir.Store(opts.Directory)
 	s.policies.Store(opts.Policies)
 	s.numbers.Store(&ParkNumbers{ParkUser: opts.ParkUser, RetrievePrefix: opts.RetrievePrefix, DTMFCode: opts.DTMFParkCode})
+	if opts.AdvertiseIP.IsValid() {
+		s.advertiseHost = opts.AdvertiseIP.String()
+	}
 	if _, err := rand.Read(s.tagKey[:]); err != nil {
 		return nil, fmt.Errorf("sip: random: %w", err)
 	}
@@ -409,6 +415,7 @@ func (s *Switch) noteAddrs(udpConns []net.PacketConn, streamLns []*guardedListen
 	if !s.opts.AdvertiseIP.IsValid() {
 		s.opts.AdvertiseIP = advertiseFor(first.Addr())
 	}
+	s.advertiseHost = s.opts.AdvertiseIP.String()
 }
 
 // newStack builds the SIP user agent, server and client.

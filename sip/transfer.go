@@ -171,7 +171,9 @@ func (c *call) ringTransferTarget(p *leg, caller party, targets []target, later 
 	p.mu.Unlock()
 	w := media.NewSDPWriter(s.opts.AdvertiseIP)
 	offerFor := func(f *leg) []byte {
-		return w.OfferKeyed(int(ep.Addr().Port()), d.Formats, media.SendRecv, f.keying(p))
+		body := w.OfferKeyed(int(ep.Addr().Port()), d.Formats, media.SendRecv, f.keying(p))
+		f.sent(body, d.Formats)
+		return body
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.NoAnswerTimeout)
 	defer cancel()

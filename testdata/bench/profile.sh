@@ -8,7 +8,9 @@
 # Env: RATE [1000] calls/s, SECS [40] of calls (the profile is the middle
 # PROFILE_SECS [20] of them). SIPp's calls carry SDP, so each call gets its
 # relay ports, as in the shared bench. Writes OUT_DIR/cpu.pprof, allocs.pprof, heap.pprof
-# and prints the top of each; the uac's statistics are in OUT_DIR/uac.csv.
+# and prints the switch's CPU-ms per call (utime + stime over the calls,
+# the profiler's own cost included) and peak RSS, then the top of the CPU
+# and allocation profiles; the uac's statistics are in OUT_DIR/uac.csv.
 # Ports: 127.0.0.1:5060 (switch), 127.0.0.2:5060 (caller), 127.0.0.3:5070
 # (callee), 127.0.0.1:6061 (pprof), 127.0.0.1:18081 (http); RTP 20000-39999.
 set -u -o pipefail
@@ -57,6 +59,9 @@ curl -fsS -m 1 -o /dev/null http://127.0.0.1:18081/healthz || { echo "profile: t
 (cd "$OUT" && exec timeout $((SECS + 90)) sipp -sn uas -i 127.0.0.3 -p 5070 -nostdin -buff_size 4194304 > uas.out 2>&1) &
 pids+=($!)
 sleep 1
+pid=$(pgrep -x -P "$(pgrep -f -n "timeout $((SECS + 120)) $BIN")" parkswitch)
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # utime + stime, in clock ticks
+c0=$(cpu)
 (cd "$OUT" && exec timeout $((SECS + 60)) sipp -sn uac 127.0.0.1:5060 -s 2000 -i 127.0.0.2 -p 5060 \
 	-r "$RATE" -m $((RATE * SECS)) -l 5000 -d 0 -nostdin -buff_size 4194304 \
 	-default_behaviors all,-abortunexp -timeout $((SECS + 40))s -timeout_error \
@@ -69,6 +74,9 @@ curl -fsS -m $((PROFILE_SECS + 10)) -o "$OUT/cpu.pprof" "http://127.0.0.1:6061/d
 curl -fsS -m 5 -o "$OUT/allocs.pprof" http://127.0.0.1:6061/debug/pprof/allocs
 curl -fsS -m 5 -o "$OUT/heap.pprof" http://127.0.0.1:6061/debug/pprof/heap
 wait "$uac"
+c1=$(cpu)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+echo "switch: $(awk -v c=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n=$((RATE * SECS)) 'BEGIN {printf "%.3f CPU-ms per call", c / hz * 1000 / n}') over the $SECS s of calls (profiling included), peak RSS $((hwm / 1024)) MB"
 echo "uac: $(tail -1 "$OUT/uac.csv" | awk -F';' '{print "successful " $16 ", failed " $18 ", retransmissions " $58}')"
 go tool pprof -top -nodecount=40 "$BIN" "$OUT/cpu.pprof" 2>/dev/null | head -50
 echo "--- allocations during the profile (objects)"
