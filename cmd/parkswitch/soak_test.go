@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -50,6 +51,7 @@ type soak struct {
 	dur, warmup   time.Duration
 	rate, parked  int
 	out, dir      string
+	pprof         string // the switch's debug.pprof_listen, for goroutine dumps in a pile-up
 	sipAddr, api  string
 	trunk, uas    int
 	parkers       []*siptest.Phone // p<i>: calls are parked by these
@@ -83,7 +85,8 @@ func newSoak(t *testing.T, dur time.Duration) *soak {
 		t.Fatal(err)
 	}
 	sk.dir = t.TempDir()
-	sip, web := freeUDPPort(t), freeUDPPort(t)
+	sip, web, prof := freeUDPPort(t), freeUDPPort(t), freeUDPPort(t)
+	sk.pprof = "http://127.0.0.1:" + strconv.Itoa(prof)
 	sk.trunk, sk.uas = freeUDPPort(t), freeUDPPort(t)
 	sk.sipAddr, sk.api = "127.0.0.1:"+strconv.Itoa(sip), "http://127.0.0.1:"+strconv.Itoa(web)
 	var users strings.Builder
@@ -118,7 +121,9 @@ users:
   - name: carrier
     address: 127.0.0.2:%d
     transport: udp
-`, sk.sipAddr, web, sk.uas, users.String(), sk.trunk))
+debug:
+  pprof_listen: 127.0.0.1:%d
+`, sk.sipAddr, web, sk.uas, users.String(), sk.trunk, prof))
 	writeFile(t, filepath.Join(sk.dir, "policies.yaml"), `policies:
   - identity: Global
   - identity: SoakPark
@@ -400,6 +405,7 @@ func (sk *soak) sample(t *testing.T, ctx context.Context, pid int) []soakSample 
 	fmt.Fprintf(f, "seconds,%s\n", strings.Join(soakColumns, ","))
 	start := time.Now()
 	var out []soakSample
+	dumps := 0
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	for {
@@ -417,6 +423,10 @@ func (sk *soak) sample(t *testing.T, ctx context.Context, pid int) []soakSample 
 		s := soakSample{at: time.Since(start), goroutines: m["go_goroutines"], ports: m["parkswitch_rtp_ports_in_use"],
 			dialogs: m["parkswitch_dialogs"], fds: m["process_open_fds"], rss: m["process_resident_memory_bytes"] / (1 << 20),
 			pk: float64(sk.parkedNow())}
+		if n := len(out); n > 0 && s.ports > 1000 && s.ports > 2*out[n-1].ports && dumps < maxSoakDumps {
+			dumps++
+			sk.dumpGoroutines(t, s.at)
+		}
 		out = append(out, s)
 		fmt.Fprintf(f, "%.0f", s.at.Seconds())
 		for _, v := range s.values() {
@@ -424,6 +434,33 @@ func (sk *soak) sample(t *testing.T, ctx context.Context, pid int) []soakSample 
 		}
 		fmt.Fprintln(f)
 	}
+}
+
+// maxSoakDumps bounds the goroutine dumps of one soak.
+const maxSoakDumps = 5
+
+// dumpGoroutines writes every goroutine's stack of the switch into the
+// output directory: taken when its relay ports pile up, it shows what the
+// calls are waiting for.
+func (sk *soak) dumpGoroutines(t *testing.T, at time.Duration) {
+	c := http.Client{Timeout: 30 * time.Second}
+	res, err := c.Get(sk.pprof + "/debug/pprof/goroutine?debug=2")
+	if err != nil {
+		t.Logf("goroutine dump at %v: %v", at, err)
+		return
+	}
+	defer res.Body.Close()
+	name := filepath.Join(sk.out, fmt.Sprintf("goroutines-%04.0f.txt", at.Seconds()))
+	f, err := os.Create(name)
+	if err != nil {
+		t.Logf("goroutine dump: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, io.LimitReader(res.Body, 64<<20)); err != nil {
+		t.Logf("goroutine dump: %v", err)
+	}
+	t.Logf("relay ports piled up at %v: goroutines in %s", at.Round(time.Second), name)
 }
 
 // parkedNow is how many of the churn's calls are parked, from the API.
