@@ -275,15 +275,7 @@ func (b *batchSink) AppendLog(ctx context.Context, entries []store.LogEntry) []e
 	b.mu.Lock()
 	b.batches = append(b.batches, len(entries))
 	b.mu.Unlock()
-	errs := make([]error, len(entries))
-	for i, e := range entries {
-		if e.Record != nil {
-			errs[i] = b.AppendRecord(ctx, *e.Record)
-		} else {
-			_, errs[i] = b.PublishEvent(ctx, e.Event)
-		}
-	}
-	return errs
+	return store.AppendLog(ctx, b.Store, entries)
 }
 
 // TestEventQueueLingers: entries queued within the linger of the first go
