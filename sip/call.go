@@ -321,8 +321,8 @@ type raceResult struct {
 }
 
 // race rings every target in parallel with offerFor's body for each fork
-// (nil: a delayed offer; offerFor records it as the fork's sent SDP), and those later returns once it has (nil: none),
-// and returns the first 2xx, or the best failure once every fork has
+// (nil: a delayed offer; offerFor records it as the fork's sent SDP), and
+// those later returns once it has (nil: none), and returns the first 2xx, or the best failure once every fork has
 // failed, or nothing when ctx ends first. Losing forks are CANCELled, and
 // answers that arrive too late are hung up. onProvisional sees ringing and
 // early media while it lasts.
@@ -435,8 +435,7 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 		}
 		offerFor = func(f *leg) []byte {
 			if f.keying(c.a) == plain {
-				f.sent(body, offer.FormatsFor(plain))
-				f.watchDigits()
+				f.rewrote(body, offer.FormatsFor(plain), c.a)
 				return body
 			}
 			keyed, err := f.localSDPOf(offer, "", c.a)

@@ -438,11 +438,17 @@ func (l *leg) rewrite(sess *media.Session, dir media.Direction, from *leg, k med
 	if err != nil {
 		return nil, err
 	}
-	l.sent(out, sess.FormatsFor(k))
+	l.rewrote(out, sess.FormatsFor(k), from)
+	return out, nil
+}
+
+// rewrote records out, the SDP rewritten from leg from's body with
+// formats, as sent on l, and arms l's DTMF detector for it.
+func (l *leg) rewrote(out []byte, formats []media.Format, from *leg) {
+	l.sent(out, formats)
 	if from != l { // not an echo for a leg the switch is letting go
 		l.watchDigits()
 	}
-	return out, nil
 }
 
 // sent records body as the SDP last sent on l; formats are its audio

@@ -92,7 +92,11 @@ func (s *Switch) toTag(req *sip.Request) string {
 	if t == nil {
 		t = &tagHash{mac: hmac.New(sha256.New, s.tagKey[:])}
 	}
-	defer s.tagMAC.Put(t)
+	defer func() {
+		if cap(t.buf) <= maxPooledTagInput { // a crafted Call-ID is not kept
+			s.tagMAC.Put(t)
+		}
+	}()
 	t.mac.Reset()
 	t.buf = append(t.buf[:0], req.CallID().Value()...)
 	if tag, ok := req.From().Params.Get("tag"); ok {
@@ -103,6 +107,9 @@ func (s *Switch) toTag(req *sip.Request) string {
 	t.sum = t.mac.Sum(t.sum[:0])
 	return hex.EncodeToString(t.sum[:8])
 }
+
+// maxPooledTagInput bounds the scratch space a pooled tagHash keeps.
+const maxPooledTagInput = 1024
 
 // tagHash is toTag's MAC with its scratch space, reused: a dialog's
 // tag is computed for every response to its INVITE.
