@@ -40,7 +40,8 @@ func (s *Switch) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			s.dialogs.remove(l)
 			return
 		}
-		c.log.Info().Str("leg", l.String()).Msg("hangup")
+		// Debug: the "call ended" line says "bye from" this leg.
+		c.log.Debug().Str("leg", l.String()).Msg("hangup")
 		c.end(byeFrom(l), l)
 	case sip.INVITE:
 		c.reinvite(l, req, tx)

@@ -92,13 +92,18 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	log, err := newLogger(stderr, *level, *pretty)
+	out := newLogWriter(stderr, logWriterMax)
+	log, err := newLogger(out, *level, *pretty)
 	if err != nil {
 		fmt.Fprintln(stderr, "parkswitch:", err)
 		return 2
 	}
+	out.start(func(lines uint64) {
+		log.Warn().Uint64("lines", lines).Msg("the log's reader fell behind: lines dropped")
+	})
+	defer out.close()
 	sip.SetStackLogger(log)
-	srv, err := newServer(cfg, log, serverOptions{})
+	srv, err := newServer(cfg, log, serverOptions{logDropped: out.dropped.Load})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot build the server")
 		return 1

@@ -356,9 +356,19 @@ type syncBuffer struct {
 	buf bytes.Buffer
 }
 
+// syncBufferKeep is how much of a long run's output a syncBuffer keeps:
+// the latest 16 MiB. A soak's hour of logs would otherwise grow the test's
+// heap by gigabytes, each doubling of the buffer stalling the pipe.
+const syncBufferKeep = 16 << 20
+
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.buf.Len()+len(p) > 2*syncBufferKeep {
+		tail := b.buf.Bytes()[b.buf.Len()-syncBufferKeep:]
+		b.buf.Reset()
+		b.buf.Write(tail) // Reset keeps the storage; tail moves to its front
+	}
 	return b.buf.Write(p)
 }
 

@@ -58,6 +58,7 @@ type serverOptions struct {
 	httpListen string          // replaces server.http_listen when set; "-" disables HTTP
 	heartbeat  time.Duration   // of the event stream; default eventHeartbeat
 	tune       func(*sip.Options)
+	logDropped func() uint64 // the process log's dropped lines, for the metric
 }
 
 func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server, error) {
@@ -89,6 +90,12 @@ func newServer(cfg *config.Config, log zerolog.Logger, o serverOptions) (*server
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerMediaMetrics(reg, ports)
+	if o.logDropped != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parkswitch_log_lines_dropped_total",
+			Help: "Log lines dropped because the log's reader fell behind.",
+		}, func() float64 { return float64(o.logDropped()) }))
+	}
 	opts := switchOptions(cfg, dir, ports, music)
 	opts.Prompts = prompts
 	opts.Listen, opts.AdvertiseIP, opts.Logger, opts.Registry = sipListen, advertise, log, reg

@@ -155,8 +155,11 @@ func (sk *soak) run(t *testing.T) {
 	bin, _ := serveBinary(t, ctx, filepath.Join(sk.dir, "parkswitch.yaml"), sk.api)
 	sk.phones(t, ctx)
 
+	// The bench's UAS, not SIPp's own: that one aborts a call when the
+	// switch retransmits its INVITE after the 180 and 200 (testdata/bench/uas.xml says why).
 	uas := startSipp(t, ctx, "-timeout", strconv.Itoa(int((sk.dur+3*time.Minute).Seconds()))+"s",
-		"-sn", "uas", "-i", "127.0.0.3", "-p", strconv.Itoa(sk.uas), "-buff_size", "4194304")
+		"-sf", "../../testdata/bench/uas.xml", "-default_behaviors", "all,-abortunexp",
+		"-i", "127.0.0.3", "-p", strconv.Itoa(sk.uas), "-buff_size", "4194304")
 	time.Sleep(300 * time.Millisecond)
 	calls := int(sk.dur.Seconds()) * sk.rate
 	uac := startSipp(t, ctx, "-timeout", strconv.Itoa(int((sk.dur+2*time.Minute).Seconds()))+"s",
@@ -182,6 +185,7 @@ func (sk *soak) run(t *testing.T) {
 		sk.fail("sipp uac: %v\n%s", err, tail(uac.out.String(), 1500))
 	}
 	uas.cmd.Process.Kill()
+	sk.checkSippTotals(calls)
 	t.Logf("%d park cycles (%d retrieved, %d rung back), %d failures; SIPp %d calls at %d/s",
 		sk.cycles.Load(), sk.retrieves.Load(), sk.ringbacks.Load(), sk.failures.Load(), calls, sk.rate)
 	for _, f := range sk.firstFailures {
@@ -371,6 +375,33 @@ func (sk *soak) cycle(ctx context.Context, parker, parked *siptest.Phone) (err e
 		return nil
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("the parked party got no BYE")
+	}
+}
+
+// checkSippTotals fails the soak unless every one of the calls SIPp placed
+// succeeded. Its exit status alone does not say so: a call that got a final
+// response its scenario did not expect waits to the end, counted neither
+// successful nor failed.
+func (sk *soak) checkSippTotals(calls int) {
+	f, err := os.ReadFile(filepath.Join(sk.out, "sipp_uac.csv"))
+	if err != nil {
+		sk.fail("sipp statistics: %v", err)
+		return
+	}
+	rows := strings.Split(strings.TrimSpace(string(f)), "\n")
+	head, last := strings.Split(rows[0], ";"), strings.Split(rows[len(rows)-1], ";")
+	col := func(name string) int {
+		for i, h := range head {
+			if h == name && i < len(last) {
+				n, _ := strconv.Atoi(last[i])
+				return n
+			}
+		}
+		return -1
+	}
+	ok, failed, open := col("SuccessfulCall(C)"), col("FailedCall(C)"), col("CurrentCall")
+	if ok != calls || failed != 0 || open != 0 {
+		sk.fail("sipp: %d calls placed, %d successful, %d failed, %d never completed", calls, ok, failed, open)
 	}
 }
 
