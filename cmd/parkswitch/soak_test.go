@@ -157,8 +157,12 @@ func (sk *soak) run(t *testing.T) {
 
 	// The bench's UAS, not SIPp's own: that one aborts a call when the
 	// switch retransmits its INVITE after the 180 and 200 (testdata/bench/uas.xml says why).
+	scenario, err := filepath.Abs("../../testdata/bench/uas.xml") // SIPp runs in a directory of its own
+	if err != nil {
+		t.Fatal(err)
+	}
 	uas := startSipp(t, ctx, "-timeout", strconv.Itoa(int((sk.dur+3*time.Minute).Seconds()))+"s",
-		"-sf", "../../testdata/bench/uas.xml", "-default_behaviors", "all,-abortunexp",
+		"-sf", scenario, "-default_behaviors", "all,-abortunexp",
 		"-i", "127.0.0.3", "-p", strconv.Itoa(sk.uas), "-buff_size", "4194304")
 	time.Sleep(300 * time.Millisecond)
 	calls := int(sk.dur.Seconds()) * sk.rate
