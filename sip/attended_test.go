@@ -187,8 +187,9 @@ func TestInviteReplaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var in *siptest.Incoming
 	select {
-	case in := <-carol.Incoming():
+	case in = <-carol.Incoming():
 		if _, err := desk.DialReplaces(ctx, "1003", in.ReplacesID()); siptest.StatusCode(err) != 481 {
 			t.Errorf("INVITE with Replaces naming an early dialog got %v, want 481", err)
 		}
@@ -197,6 +198,12 @@ func TestInviteReplaces(t *testing.T) {
 	}
 	if err := ringing.Cancel(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The switch's CANCEL reaches Carol's phone before the phones close.
+	select {
+	case <-in.Canceled():
+	case <-ctx.Done():
+		t.Fatal("the switch did not cancel its INVITE to carol")
 	}
 }
 

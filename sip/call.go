@@ -453,24 +453,28 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	defer stop()
 	ring := c.startRinging(req, tx, stop)
 	cancelled := make(chan struct{})
-	var cancelOnce sync.Once
-	callerGone := func(*sip.Request) {
-		cancelOnce.Do(func() {
-			close(cancelled)
-			if ring.callerLeft() { // a semi-attended transfer rings on without the caller
-				stop()
-			}
-		})
+	callerGone := func() {
+		close(cancelled)
+		if ring.callerLeft() { // a semi-attended transfer rings on without the caller
+			stop()
+		}
 	}
-	if !tx.OnCancel(callerGone) {
-		callerGone(nil)
+	// sipgo calls OnCancel's func holding the transaction's lock, which
+	// a provisional relayed under ring's lock waits for: the func only
+	// signals, and the watcher below takes ring's lock.
+	cancel := make(chan struct{})
+	var cancelOnce sync.Once
+	if !tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancel) }) }) {
+		cancelOnce.Do(func() { close(cancel) })
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		select {
+		case <-cancel:
+			callerGone()
 		case <-tx.Done(): // the transaction died under us (a closed TCP connection)
-			callerGone(nil)
+			callerGone()
 		case <-c.done:
 			stop()
 		case <-ctx.Done():
