@@ -104,7 +104,9 @@ bench: deps-test deps-browser build
 # with the ratio; the scratch directories are kept under BENCH_OUT.
 BENCH_SHARED ?= ../shared/bench
 BENCH_SECS   ?= 30
-BENCH_OUT    ?= $(CURDIR)/bin/bench
+# Outside the tree: the scripts copy the checkout to build it, and a copy
+# that includes its own output never ends.
+BENCH_OUT    ?= $(or $(TMPDIR),/tmp)/parkswitch-bench
 bench-ratio: deps-bench
 	@test -d $(BENCH_SHARED) || { echo "$(BENCH_SHARED) is missing: set BENCH_SHARED to the side-by-side scripts"; exit 1; }
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)

@@ -25,10 +25,12 @@
 # during the run (or on a usage error).
 #
 # Tunables (environment):
-#   BENCH_RATES_TRUNK   rates of the trunk figure  (default "500 1000 2000 3500 5000 7000"; empty: skip)
+#   BENCH_RATES_TRUNK   rates of the trunk figure  (default "500 1000 2000 2500 3000 3500 5000 7000"; empty: skip)
 #   BENCH_RATES_AUTH    rates of the digest figure (default "250 500 1000 1500 2000 3000"; empty: skip)
 #   BENCH_STEP_SECONDS  seconds of calls per step  (default 4; calls = rate x seconds, at least 1000)
 #   BENCH_ALL_STEPS=1   run every step even after one did not pass
+#   BENCH_BUDGET        seconds the whole run may take (default 40 steps' worth,
+#                       at least 170); a step that would end later is skipped
 #   BENCH_PORT_BASE     first of the local ports used (default 31060; they span
 #                       BASE..BASE+960)
 #   BENCH_RTP_MIN/MAX   the switch's relay port range (default 10000-19999: away
@@ -50,14 +52,16 @@ command -v sipp >/dev/null 2>&1 || { echo "callrate: sipp not found (apt-get ins
 
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
-RATES_TRUNK=${BENCH_RATES_TRUNK-500 1000 2000 3500 5000 7000}
+RATES_TRUNK=${BENCH_RATES_TRUNK-500 1000 2000 2500 3000 3500 5000 7000}
 RATES_AUTH=${BENCH_RATES_AUTH-250 500 1000 1500 2000 3000}
 STEP_SECONDS=${BENCH_STEP_SECONDS:-4}
 ALL_STEPS=${BENCH_ALL_STEPS:-0}
 BASE=${BENCH_PORT_BASE:-31060}
 RTP_MIN=${BENCH_RTP_MIN:-10000}
 RTP_MAX=${BENCH_RTP_MAX:-19999}
-BUDGET=170 # seconds; steps that would end later are skipped
+# Seconds for the whole run; steps that would end later are skipped. Forty
+# steps' worth, so 30 s steps get through both figures.
+BUDGET=${BENCH_BUDGET:-$((STEP_SECONDS * 40 > 170 ? STEP_SECONDS * 40 : 170))}
 
 SIP_PORT=$BASE           # switch, udp 127.0.0.1
 TRUNK_PORT=$((BASE + 10)) # SIPp caller as the trunk, 127.0.0.2
