@@ -322,10 +322,10 @@ type raceResult struct {
 
 // race rings every target in parallel with offerFor's body for each fork
 // (nil: a delayed offer; offerFor records it as the fork's sent SDP), and
-// those later returns once it has (nil: none), and returns the first 2xx, or the best failure once every fork has
-// failed, or nothing when ctx ends first. Losing forks are CANCELled, and
-// answers that arrive too late are hung up. onProvisional sees ringing and
-// early media while it lasts.
+// those later returns once it has (nil: none), and returns the first 2xx,
+// or the best failure once every fork has failed, or nothing when ctx ends
+// first. Losing forks are CANCELled, and answers that arrive too late are
+// hung up. onProvisional sees ringing and early media while it lasts.
 func (c *call) race(ctx context.Context, caller party, targets []target, later func(context.Context) []target, w *media.SDPWriter, ep *media.Endpoint, offerFor func(*leg) []byte, onProvisional func(*leg, *sip.Response)) raceResult {
 	s := c.s
 	events := make(chan forkResult)
@@ -464,8 +464,9 @@ func (c *call) connect(req *sip.Request, tx sip.ServerTransaction, caller party,
 	// signals, and the watcher below takes ring's lock.
 	cancel := make(chan struct{})
 	var cancelOnce sync.Once
-	if !tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(cancel) }) }) {
-		cancelOnce.Do(func() { close(cancel) })
+	signal := func() { cancelOnce.Do(func() { close(cancel) }) }
+	if !tx.OnCancel(func(*sip.Request) { signal() }) {
+		signal() // cancelled already
 	}
 	s.wg.Add(1)
 	go func() {
