@@ -75,35 +75,29 @@ func StartServer(t testing.TB, name string) *Server {
 }
 
 // StartCluster runs a JetStream cluster of size servers routed on loopback
-// and waits for its meta leader.
+// and waits for its meta leader. Each server takes a route port the kernel
+// gives it and routes to those started before it (gossip joins the rest),
+// rather than to ports picked in advance, which another socket could take
+// before the server binds them. Once all run, each one's options name
+// every route, so that a restarted server finds the others.
 func StartCluster(t testing.TB, size int) []*Server {
 	t.Helper()
-	ports := make([]int, size)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
 	servers := make([]*Server, size)
+	var routes []string
 	for i := range servers {
-		o := server.Options{
+		n := &Server{t: t, opts: server.Options{
 			ServerName: fmt.Sprintf("s%d", i+1), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "parkswitch-test", Host: "127.0.0.1", Port: ports[i]},
+			Cluster: server.ClusterOpts{Name: "parkswitch-test", Host: "127.0.0.1", Port: -1},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
-		}
-		servers[i] = &Server{t: t, opts: o}
-	}
-	for _, n := range servers {
+		}}
 		n.Start()
 		t.Cleanup(n.Stop)
+		servers[i] = n
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", n.opts.Cluster.Port))
+	}
+	for _, n := range servers {
+		n.opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 	}
 	WaitMeta(t, servers)
 	return servers
