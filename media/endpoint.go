@@ -286,13 +286,6 @@ func (e *Endpoint) send(rtcp bool, pkt []byte, dst netip.AddrPort) error {
 	return sendTo(fd, pkt, dst)
 }
 
-func closeFD(fd int) error {
-	if fd < 0 {
-		return nil
-	}
-	return syscall.Close(fd)
-}
-
 // bridgeMu serialises re-wiring so that two bridges never share an endpoint;
 // the packet path only reads the peer pointers.
 var bridgeMu sync.Mutex

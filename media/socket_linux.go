@@ -16,7 +16,10 @@ import (
 // used after the kernel may have given it to another socket.
 
 // openUDP returns a non-blocking UDP socket bound to ap; an IPv6 socket
-// carries IPv6 only, as the standard library's "udp6" does.
+// carries IPv6 only, as the standard library's "udp6" does. Its system
+// calls, like closeFD's, are raw: none of them blocks, and a call opens
+// and closes four sockets, so the scheduler's syscall bookkeeping (and the
+// monitor thread it wakes) would be paid twenty times a call.
 func openUDP(ap netip.AddrPort) (int, error) {
 	family := syscall.AF_INET
 	if ap.Addr().Is6() {
@@ -28,19 +31,15 @@ func openUDP(ap netip.AddrPort) (int, error) {
 	}
 	if family == syscall.AF_INET6 {
 		if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1); err != nil {
-			syscall.Close(fd)
+			closeFD(fd)
 			return -1, fmt.Errorf("media: IPV6_V6ONLY: %w", err)
 		}
 	}
-	var sa syscall.Sockaddr
-	if family == syscall.AF_INET {
-		sa = &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
-	} else {
-		sa = &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
-	}
-	if err := syscall.Bind(fd, sa); err != nil {
-		syscall.Close(fd)
-		return -1, fmt.Errorf("media: bind %v: %w", ap, err)
+	var ra rawAddr
+	ra.set(ap)
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_BIND, uintptr(fd), uintptr(unsafe.Pointer(&ra.any)), uintptr(ra.len)); errno != 0 {
+		closeFD(fd)
+		return -1, fmt.Errorf("media: bind %v: %w", ap, errno)
 	}
 	return fd, nil
 }
@@ -112,4 +111,15 @@ func recvFrom(fd int, buf []byte) (n int, src netip.AddrPort, errno syscall.Errn
 		return 0, netip.AddrPort{}, errno
 	}
 	return int(r), ra.addrPort(), 0
+}
+
+// closeFD closes a relay socket; a UDP socket's close does not block.
+func closeFD(fd int) error {
+	if fd < 0 {
+		return nil
+	}
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
 }

@@ -369,6 +369,7 @@ func (s *Switch) bind() ([]net.PacketConn, []*guardedListener, error) {
 			if uc, ok := pc.(*net.UDPConn); ok {
 				uc.SetReadBuffer(udpSocketBuffer)
 				uc.SetWriteBuffer(udpSocketBuffer)
+				pc = newRawUDPConn(uc)
 			}
 			udpConns = append(udpConns, pc)
 		case "tcp", "tls":
