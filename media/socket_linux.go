@@ -16,10 +16,10 @@ import (
 // used after the kernel may have given it to another socket.
 
 // openUDP returns a non-blocking UDP socket bound to ap; an IPv6 socket
-// carries IPv6 only, as the standard library's "udp6" does. Its system
-// calls, like closeFD's, are raw: none of them blocks, and a call opens
-// and closes four sockets, so the scheduler's syscall bookkeeping (and the
-// monitor thread it wakes) would be paid twenty times a call.
+// carries IPv6 only, as the standard library's "udp6" does. Its socket
+// and bind calls, like closeFD's close, are raw: none of them blocks, and
+// a call opens and closes four sockets, so the scheduler's syscall
+// bookkeeping (and the monitor thread it wakes) would be paid for each.
 func openUDP(ap netip.AddrPort) (int, error) {
 	family := syscall.AF_INET
 	if ap.Addr().Is6() {

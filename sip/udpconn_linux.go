@@ -16,78 +16,49 @@ import (
 // idle between messages wakes the runtime's monitor thread on each one,
 // which then polls at 20 µs for a millisecond and hands the P of a slow
 // send to another thread. A non-blocking sendto or recvfrom on a datagram
-// socket does not block, so it needs none of that. A send the kernel
-// cannot take at once (a full buffer) and every read that finds nothing
-// waiting go through the standard library's poller as before.
-//
-// The descriptor is used under mu's read lock and the socket closed under
-// its write lock, so that a send never reaches a descriptor number the
-// kernel has handed to another file.
+// socket does not block, so it needs none of that. The calls run inside
+// the socket's RawConn, which keeps the descriptor from being closed (and
+// its number reused) while they run, and waits in the runtime's poller
+// when the kernel has no room for a send or nothing to read.
 type rawUDPConn struct {
 	*net.UDPConn
 	raw syscall.RawConn
 	v6  bool // the socket is AF_INET6 (an IPv4 peer is v4-mapped)
-
-	mu     sync.RWMutex
-	fd     int
-	closed bool
-
-	// The one read in progress: sipgo reads a listener from one goroutine,
-	// and readMu keeps any other caller from sharing these fields.
-	readMu  sync.Mutex
-	readBuf []byte
-	readN   int
-	readSrc rawSockaddr
-	readErr syscall.Errno
-	readFn  func(fd uintptr) bool
 }
 
-// newRawUDPConn wraps uc, or returns it as it is when its descriptor
-// cannot be had.
+// newRawUDPConn wraps uc, or returns it as it is when its socket cannot be
+// read.
 func newRawUDPConn(uc *net.UDPConn) net.PacketConn {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return uc
 	}
-	c := &rawUDPConn{UDPConn: uc, raw: raw, fd: -1}
-	if err := raw.Control(func(fd uintptr) { c.fd = int(fd) }); err != nil || c.fd < 0 {
+	var sa syscall.Sockaddr
+	if err := raw.Control(func(fd uintptr) { sa, err = syscall.Getsockname(int(fd)) }); err != nil || sa == nil {
 		return uc
 	}
-	sa, err := syscall.Getsockname(c.fd)
-	if err != nil {
-		return uc
-	}
+	c := &rawUDPConn{UDPConn: uc, raw: raw}
 	_, c.v6 = sa.(*syscall.SockaddrInet6)
-	c.readFn = c.tryRead
 	return c
 }
 
-// WriteTo sends b to addr in one raw sendto when the kernel takes it at
-// once, else as net.UDPConn does.
+// WriteTo sends b to addr in one raw sendto, waiting in the poller while
+// the socket's buffer is full; an address the raw path does not take goes
+// as net.UDPConn sends it.
 func (c *rawUDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || len(b) == 0 {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	var sa rawSockaddr
-	if !sa.set(ua, c.v6) {
+	op := getSockOp(b)
+	defer putSockOp(op)
+	if !op.sa.set(ua, c.v6) {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return c.UDPConn.WriteTo(b, addr) // the standard library's error
+	if err := op.result(c.raw.Write(op.send)); err != nil {
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 	}
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
-		syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa.any)), uintptr(sa.len))
-	c.mu.RUnlock()
-	switch errno {
-	case 0:
-		return int(n), nil
-	case syscall.EAGAIN, syscall.EINTR:
-		return c.UDPConn.WriteTo(b, addr) // waits for room as it always did
-	}
-	return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: errno}
+	return op.n, nil
 }
 
 // ReadFrom reads one datagram: a raw recvfrom, and when nothing is
@@ -96,42 +67,71 @@ func (c *rawUDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	if len(b) == 0 {
 		return c.UDPConn.ReadFrom(b)
 	}
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	c.readBuf, c.readErr = b, 0
-	err := c.raw.Read(c.readFn)
-	c.readBuf = nil
-	if err != nil {
+	op := getSockOp(b)
+	defer putSockOp(op)
+	if err := op.result(c.raw.Read(op.recv)); err != nil {
 		return 0, nil, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
 	}
-	if c.readErr != 0 {
-		return 0, nil, &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: c.readErr}
-	}
-	return c.readN, c.readSrc.udpAddr(), nil
+	return op.n, op.sa.udpAddr(), nil
 }
 
-// tryRead is the poller's read function: false asks it to wait.
-func (c *rawUDPConn) tryRead(fd uintptr) bool {
-	c.readSrc.len = syscall.SizeofSockaddrAny
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.readBuf[0])), uintptr(len(c.readBuf)),
-		syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&c.readSrc.any)), uintptr(unsafe.Pointer(&c.readSrc.len)))
-	switch errno {
-	case 0:
-		c.readN = int(n)
-		return true
-	case syscall.EAGAIN, syscall.EINTR:
+// sockOp is one send or receive on a listener: its buffer, the peer's
+// address and the outcome, with the RawConn functions bound to it once, so
+// that a datagram costs no closure. They report false (wait for the
+// socket, then call again) when the kernel would block.
+type sockOp struct {
+	buf        []byte
+	sa         rawSockaddr
+	n          int
+	errno      syscall.Errno
+	send, recv func(fd uintptr) bool
+}
+
+var sockOps = sync.Pool{New: func() any {
+	op := new(sockOp)
+	op.send, op.recv = op.sendTo, op.recvFrom
+	return op
+}}
+
+func getSockOp(buf []byte) *sockOp {
+	op := sockOps.Get().(*sockOp)
+	op.buf, op.n, op.errno = buf, 0, 0
+	return op
+}
+
+func putSockOp(op *sockOp) {
+	op.buf = nil // the caller's buffer is not the pool's to keep
+	sockOps.Put(op)
+}
+
+func (op *sockOp) sendTo(fd uintptr) bool {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&op.buf[0])), uintptr(len(op.buf)),
+		syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&op.sa.any)), uintptr(op.sa.len))
+	return op.done(n, errno)
+}
+
+func (op *sockOp) recvFrom(fd uintptr) bool {
+	op.sa.len = syscall.SizeofSockaddrAny
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&op.buf[0])), uintptr(len(op.buf)),
+		syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&op.sa.any)), uintptr(unsafe.Pointer(&op.sa.len)))
+	return op.done(n, errno)
+}
+
+func (op *sockOp) done(n uintptr, errno syscall.Errno) bool {
+	if errno == syscall.EAGAIN || errno == syscall.EINTR {
 		return false
 	}
-	c.readErr = errno
+	op.n, op.errno = int(n), errno
 	return true
 }
 
-// Close closes the socket once no send is using its descriptor.
-func (c *rawUDPConn) Close() error {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	return c.UDPConn.Close()
+// result is the operation's error: the RawConn's (closed, deadline) or the
+// system call's.
+func (op *sockOp) result(err error) error {
+	if err == nil && op.errno != 0 {
+		return op.errno
+	}
+	return err
 }
 
 // rawSockaddr is a socket address in the kernel's layout.

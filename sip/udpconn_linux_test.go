@@ -126,3 +126,35 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestRawUDPConnAllocs: a datagram each way costs the listener no
+// allocation beyond the peer's address that ReadFrom returns, as the
+// standard library's does.
+func TestRawUDPConnAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newRawUDPConn(uc)
+	defer c.Close()
+	to := c.LocalAddr() // to itself: every send is then read back
+	pkt, buf := []byte("OPTIONS sip:x SIP/2.0\r\n\r\n"), make([]byte, 256)
+	if n := testing.AllocsPerRun(200, func() {
+		if _, err := c.WriteTo(pkt, to); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("WriteTo: %.1f allocations, want 0", n)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 2 {
+		t.Errorf("ReadFrom: %.1f allocations, want the peer's address only (2)", n)
+	}
+}
