@@ -88,7 +88,10 @@ type Orbits interface {
 	// SetLastCode records code as the previous park in policy's table.
 	SetLastCode(ctx context.Context, policy string, code int) error
 	// WatchOrbits follows every table: the channel delivers first a Reset
-	// holding every orbit, then each change as it is written, in order.
+	// holding every orbit, then the changes as they are written, in order.
+	// A change an orbit's later one superseded before the watch delivered
+	// it may be left out (a store keeps each orbit's latest write only), so
+	// the receiver's view always converges on every orbit's latest state.
 	// It is closed when ctx is done, the store closes, or the watch cannot
 	// go on without a gap (the connection to the store was lost and came
 	// back, or the receiver fell WatchLag changes behind); a receiver then
