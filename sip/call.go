@@ -989,15 +989,16 @@ func (s *Switch) bye(l *leg) {
 		req.SetBody(nil)
 		ctx, cancel := context.WithTimeout(s.ctx, 32*time.Second)
 		defer cancel()
-		go func() {
-			// A BYE from the phone ends the dialog too: stop waiting for
-			// an answer to ours (a phone that hung up may never send it).
-			select {
-			case <-l.gone:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		// A BYE from the phone ends the dialog too: markGone stops the
+		// wait for an answer to ours (a phone that hung up may never send
+		// it).
+		l.mu.Lock()
+		if l.gone != nil && isClosed(l.gone) {
+			cancel()
+		} else {
+			l.stopBye = cancel
+		}
+		l.mu.Unlock()
 		if _, err := s.do(ctx, req); err != nil {
 			l.callOf().log.Warn().Err(err).Str("leg", l.String()).Msg("BYE failed")
 		}

@@ -76,6 +76,7 @@ type leg struct {
 	desc     media.Description // what the peer's last SDP said
 	released bool              // parked away: only its BYE is still expected
 	gone     chan struct{}     // closed when the leg's dialog is over
+	stopBye  func()            // ends the wait for the answer to our BYE; called with gone
 	acked    chan struct{}     // UAS: closed when the ACK for our 2xx arrives
 	ackSDP   []byte            // UAS: the SDP answer an ACK carried (delayed offer)
 	ackReq   *sip.Request      // UAC: the ACK we sent for the 2xx, re-sent on retransmitted 2xx
@@ -142,6 +143,10 @@ func (l *leg) markGone() {
 	l.endLocked()
 	if l.gone != nil && !isClosed(l.gone) {
 		close(l.gone)
+	}
+	if l.stopBye != nil {
+		l.stopBye()
+		l.stopBye = nil
 	}
 }
 

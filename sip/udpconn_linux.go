@@ -19,7 +19,11 @@ import (
 // socket does not block, so it needs none of that. The calls run inside
 // the socket's RawConn, which keeps the descriptor from being closed (and
 // its number reused) while they run, and waits in the runtime's poller
-// when the kernel has no room for a send or nothing to read.
+// when the kernel has no room for a send or nothing to read. A send goes
+// through Control first, which takes no lock: RawConn.Write serialises
+// writers on the descriptor's write lock, and on a listener that every
+// transaction sends from, goroutines queued on it and were woken one by
+// one, though datagram sends need no order among themselves.
 type rawUDPConn struct {
 	*net.UDPConn
 	raw syscall.RawConn
@@ -42,9 +46,9 @@ func newRawUDPConn(uc *net.UDPConn) net.PacketConn {
 	return c
 }
 
-// WriteTo sends b to addr in one raw sendto, waiting in the poller while
-// the socket's buffer is full; an address the raw path does not take goes
-// as net.UDPConn sends it.
+// WriteTo sends b to addr in one raw sendto, waiting in the poller (and
+// for the write lock) only while the socket's buffer is full; an address
+// the raw path does not take goes as net.UDPConn sends it.
 func (c *rawUDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok || len(b) == 0 {
@@ -55,7 +59,11 @@ func (c *rawUDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if !op.sa.set(ua, c.v6) {
 		return c.UDPConn.WriteTo(b, addr)
 	}
-	if err := op.result(c.raw.Write(op.send)); err != nil {
+	err := c.raw.Control(op.sendNow)
+	if err == nil && op.blocked {
+		err = c.raw.Write(op.send)
+	}
+	if err := op.result(err); err != nil {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 	}
 	return op.n, nil
@@ -84,18 +92,20 @@ type sockOp struct {
 	sa         rawSockaddr
 	n          int
 	errno      syscall.Errno
+	blocked    bool // sendNow found the socket's buffer full
 	send, recv func(fd uintptr) bool
+	sendNow    func(fd uintptr)
 }
 
 var sockOps = sync.Pool{New: func() any {
 	op := new(sockOp)
-	op.send, op.recv = op.sendTo, op.recvFrom
+	op.send, op.recv, op.sendNow = op.sendTo, op.recvFrom, op.trySend
 	return op
 }}
 
 func getSockOp(buf []byte) *sockOp {
 	op := sockOps.Get().(*sockOp)
-	op.buf, op.n, op.errno = buf, 0, 0
+	op.buf, op.n, op.errno, op.blocked = buf, 0, 0, false
 	return op
 }
 
@@ -109,6 +119,9 @@ func (op *sockOp) sendTo(fd uintptr) bool {
 		syscall.MSG_DONTWAIT, uintptr(unsafe.Pointer(&op.sa.any)), uintptr(op.sa.len))
 	return op.done(n, errno)
 }
+
+// trySend is sendTo once, for RawConn.Control.
+func (op *sockOp) trySend(fd uintptr) { op.blocked = !op.sendTo(fd) }
 
 func (op *sockOp) recvFrom(fd uintptr) bool {
 	op.sa.len = syscall.SizeofSockaddrAny

@@ -4,11 +4,19 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// logWriterMax bounds the log bytes waiting for a slow reader: about two
-// seconds of info lines at 3,000 calls/s.
-const logWriterMax = 4 << 20
+const (
+	// logWriterMax bounds the log bytes waiting for a slow reader: about
+	// two seconds of info lines at 3,000 calls/s.
+	logWriterMax = 4 << 20
+	// logWriterLinger is how long the writer lets lines gather after the
+	// first wakes it. Woken for every line, it cost a thread wake-up per
+	// line (three a call); this way a busy switch writes its log in at
+	// most a hundred writes a second.
+	logWriterLinger = 10 * time.Millisecond
+)
 
 // logWriter is the process log's output: a call's goroutine hands its line
 // over and goes on, and one goroutine writes what has gathered in one write.
@@ -19,6 +27,7 @@ const logWriterMax = 4 << 20
 type logWriter struct {
 	out    io.Writer
 	max    int
+	linger time.Duration
 	onDrop func(lines uint64) // from the writing goroutine, after a batch that followed drops
 
 	mu      sync.Mutex
@@ -28,13 +37,15 @@ type logWriter struct {
 	stopped bool          // run has returned: write through
 	dropped atomic.Uint64 // every line dropped, for the metric
 
-	wake chan struct{}
-	done chan struct{}
+	wake    chan struct{}
+	closing chan struct{} // closed by close: no more lingering
+	done    chan struct{}
 }
 
 // newLogWriter makes the writer; lines wait until start.
 func newLogWriter(out io.Writer, max int) *logWriter {
-	return &logWriter{out: out, max: max, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	return &logWriter{out: out, max: max, linger: logWriterLinger,
+		wake: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 }
 
 // start starts the writing goroutine, which close stops. onDrop, if not
@@ -78,6 +89,7 @@ func (w *logWriter) run() {
 	defer close(w.done)
 	var spare []byte
 	for range w.wake {
+		w.gather()
 		for {
 			w.mu.Lock()
 			batch, missed, closed := w.buf, w.missed, w.closed
@@ -105,11 +117,28 @@ func (w *logWriter) run() {
 	}
 }
 
+// gather waits linger for more lines to join the one that woke the
+// writer, or until close.
+func (w *logWriter) gather() {
+	if w.linger <= 0 {
+		return
+	}
+	t := time.NewTimer(w.linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.closing:
+	}
+}
+
 // close writes what is waiting and returns when it is written; later
 // lines are written straight through. The writer must have been started.
 func (w *logWriter) close() {
 	w.mu.Lock()
-	w.closed = true
+	if !w.closed {
+		w.closed = true
+		close(w.closing)
+	}
 	w.mu.Unlock()
 	w.poke()
 	<-w.done

@@ -118,3 +118,25 @@ func TestLogWriterCloseFlushes(t *testing.T) {
 		t.Errorf("dropped %d with room for all", d)
 	}
 }
+
+// TestLogWriterGathers: lines that come within the linger of the first go
+// out in one write, not one write (and one wake-up of the writer) each.
+func TestLogWriterGathers(t *testing.T) {
+	out := newStuckOutput()
+	close(out.release)
+	out.entered = make(chan struct{}, 100)
+	w := newLogWriter(out, 1<<20)
+	w.linger = time.Second
+	w.start(nil)
+	for i := range 10 {
+		fmt.Fprintf(w, "line %d\n", i)
+		time.Sleep(time.Millisecond) // time enough for a writer that does not linger
+	}
+	w.close() // ends the linger at once
+	if got := out.lines(); len(got) != 10 {
+		t.Fatalf("%d lines written, want 10", len(got))
+	}
+	if out.writes != 1 {
+		t.Errorf("%d writes for ten lines within the linger, want 1", out.writes)
+	}
+}
