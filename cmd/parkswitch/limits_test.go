@@ -193,8 +193,10 @@ func TestBinarySurvivesEMFILE(t *testing.T) {
 
 	conns := flood(t, "127.0.0.2", "127.0.0.1:"+strconv.Itoa(tcpPort), nofile+20, "")
 	waitUntil(t, 10*time.Second, "/healthz 503 while descriptors are exhausted", func() bool { return health() == 503 })
+	// The log writer gathers lines for a few milliseconds before it writes.
+	waitUntil(t, 5*time.Second, "EMFILE in the log", func() bool { return strings.Contains(logs.String(), "too many open files") })
 	if !strings.Contains(logs.String(), "too many open files") {
-		t.Errorf("no EMFILE in the log:\n%s", head(logs.String(), 3000))
+		t.Logf("log:\n%s", head(logs.String(), 3000))
 	}
 	for _, c := range conns {
 		c.Close()
