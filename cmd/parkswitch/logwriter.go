@@ -14,7 +14,8 @@ const (
 	// logWriterLinger is how long the writer lets lines gather after the
 	// first wakes it. Woken for every line, it cost a thread wake-up per
 	// line (three a call); this way a busy switch writes its log in at
-	// most a hundred writes a second.
+	// most a hundred writes a second. A crash can lose that much of the
+	// log; close writes everything.
 	logWriterLinger = 10 * time.Millisecond
 )
 
