@@ -1,6 +1,7 @@
 package natsstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -77,9 +78,16 @@ func (a *acks) reply(m *nats.Msg) {
 	done <- ackError(m)
 }
 
+// A stream's PubAck starts with its stream's name; an API error has an
+// error member.
+var pubAckPrefix, apiErrorKey = []byte(`{"stream":`), []byte(`"error"`)
+
 func ackError(m *nats.Msg) error {
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
 		return nats.ErrNoResponders
+	}
+	if bytes.HasPrefix(m.Data, pubAckPrefix) && !bytes.Contains(m.Data, apiErrorKey) {
+		return nil // the common case, without a decode
 	}
 	var ack struct {
 		Error *jetstream.APIError `json:"error"`

@@ -1,6 +1,7 @@
 package natsstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,7 +99,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]store.Node, error) {
 // PublishEvent implements store.Events.
 func (s *Store) PublishEvent(ctx context.Context, e store.Event) (store.Event, error) {
 	what := "publish event " + string(e.Type)
-	msg, err := s.eventMsg(&e)
+	data, err := s.eventJSON(nil, &e)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -107,16 +108,16 @@ func (s *Store) PublishEvent(ctx context.Context, e store.Event) (store.Event, e
 		return store.Event{}, err
 	}
 	defer cancel()
-	ack, err := s.js.PublishMsg(c, msg)
+	ack, err := s.js.PublishMsg(c, &nats.Msg{Subject: EventSubject, Data: data})
 	if err != nil {
 		return store.Event{}, s.fail(ctx, what, err)
 	}
-	e.Seq = ack.Sequence
+	e.Seq = eventPosition(ack.Sequence, 0)
 	return e, nil
 }
 
-// eventMsg stamps e (At, Node) and encodes it as its stream message.
-func (s *Store) eventMsg(e *store.Event) (*nats.Msg, error) {
+// eventJSON stamps e (At, Node) and appends its encoding to b.
+func (s *Store) eventJSON(b []byte, e *store.Event) ([]byte, error) {
 	if !e.Type.Valid() {
 		return nil, fmt.Errorf("%w: unknown type", store.ErrInvalid)
 	}
@@ -124,30 +125,65 @@ func (s *Store) eventMsg(e *store.Event) (*nats.Msg, error) {
 		e.At = time.Now()
 	}
 	e.Node, e.Seq = s.opts.NodeID, 0
-	data, err := json.Marshal(e)
-	if err != nil {
-		return nil, err
-	}
-	return &nats.Msg{Subject: EventSubjectPrefix + string(e.Type), Data: data}, nil
+	return e.AppendJSON(b)
 }
 
-// recordMsg stamps r (Ended, Node) and encodes it as its stream message.
-func (s *Store) recordMsg(r *store.CallRecord) (*nats.Msg, error) {
+// recordJSON stamps r (Ended, Node) and appends its encoding to b.
+func (s *Store) recordJSON(b []byte, r *store.CallRecord) ([]byte, error) {
 	if r.Ended.IsZero() {
 		r.Ended = time.Now()
 	}
 	r.Node = s.opts.NodeID
-	data, err := json.Marshal(r)
-	if err != nil {
-		return nil, err
-	}
-	return &nats.Msg{Subject: RecordSubject, Data: data}, nil
+	return r.AppendJSON(b)
 }
 
-// AppendLog implements store.Log: every entry is published before any
-// acknowledgement is awaited, so a batch costs the store one round trip
-// rather than one per entry. Events keep their order: one connection
-// carries them to the stream in the order sent.
+// A log message is one or more entries, one JSON object a line (the
+// encoders escape every line break within a value): a batch costs its
+// stream one message, one write and one acknowledgement, rather than one
+// of each an entry, which was most of what a call cost the store. An
+// event's position in the log is its message's stream sequence shifted
+// left by eventIndexBits, plus its line.
+const (
+	eventIndexBits = 8
+	logLines       = 1 << eventIndexBits // entries a message at most
+	logBytes       = 256 << 10           // and bytes, well within a server's max_payload
+)
+
+func eventPosition(streamSeq uint64, line int) uint64 {
+	return streamSeq<<eventIndexBits | uint64(line)
+}
+
+// eventStart splits a position into the message to start from and the
+// lines of it to skip.
+func eventStart(pos uint64) (streamSeq uint64, skip int) {
+	if pos>>eventIndexBits == 0 {
+		return 1, 0
+	}
+	return pos >> eventIndexBits, int(pos & (logLines - 1))
+}
+
+// eachLine calls fn with each line of a log message and its number.
+func eachLine(data []byte, fn func(n int, line []byte)) {
+	for n := 0; len(data) > 0; n++ {
+		line, rest, _ := bytes.Cut(data, []byte{'\n'})
+		fn(n, line)
+		data = rest
+	}
+}
+
+// logMsg is one message of a batch being built: its stream's subject, its
+// lines and the entries they are.
+type logMsg struct {
+	subject string
+	data    []byte
+	entries []int
+}
+
+// AppendLog implements store.Log: the events of a batch go in as few
+// messages as its size allows, in their order, and its call records
+// likewise; every message is published before any acknowledgement is
+// awaited, so a batch costs the store one round trip. An entry's error is
+// its message's.
 func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error {
 	errs := make([]error, len(entries))
 	what := func(e store.LogEntry) string {
@@ -164,32 +200,60 @@ func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error
 		return errs
 	}
 	defer cancel()
+	var msgs []*logMsg
+	var events, records *logMsg // the messages being filled
+	for i := range entries {
+		e := &entries[i]
+		open, subject := &events, EventSubject
+		if e.Record != nil {
+			open, subject = &records, RecordSubject
+		}
+		m := *open
+		if m == nil || len(m.entries) == logLines || len(m.data) >= logBytes {
+			m = &logMsg{subject: subject, data: make([]byte, 0, 512*(len(entries)-i))}
+			*open = m
+			msgs = append(msgs, m)
+		}
+		b := m.data
+		if len(m.entries) > 0 {
+			b = append(b, '\n')
+		}
+		if e.Record != nil {
+			b, err = s.recordJSON(b, e.Record)
+		} else {
+			b, err = s.eventJSON(b, &e.Event)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("%s: %w", what(*e), err)
+			continue
+		}
+		m.data, m.entries = b, append(m.entries, i)
+	}
 	type sent struct {
+		m    *logMsg
 		id   uint64
 		done <-chan error
 	}
-	out := make([]sent, len(entries))
-	for i := range entries {
-		e := &entries[i]
-		var msg *nats.Msg
-		if e.Record != nil {
-			msg, err = s.recordMsg(e.Record)
-		} else {
-			msg, err = s.eventMsg(&e.Event)
-		}
-		if err == nil {
-			out[i].id, out[i].done, err = s.acks.publish(s.nc, msg)
-		}
-		if err != nil {
-			errs[i] = s.fail(ctx, what(*e), err)
+	out := make([]sent, 0, len(msgs))
+	fail := func(m *logMsg, err error) {
+		for _, i := range m.entries {
+			errs[i] = s.fail(ctx, what(entries[i]), err)
 		}
 	}
-	for i, o := range out {
-		if o.done == nil {
+	for _, m := range msgs {
+		if len(m.entries) == 0 {
 			continue
 		}
+		id, done, err := s.acks.publish(s.nc, &nats.Msg{Subject: m.subject, Data: m.data})
+		if err != nil {
+			fail(m, err)
+			continue
+		}
+		out = append(out, sent{m, id, done})
+	}
+	for _, o := range out {
 		if err := s.acks.wait(c, o.id, o.done); err != nil {
-			errs[i] = s.fail(ctx, what(entries[i]), err)
+			fail(o.m, err)
 		}
 	}
 	return errs
@@ -213,11 +277,12 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 		if err != nil {
 			return nil, s.fail(ctx, what, err)
 		}
-		from = info.State.LastSeq + 1
+		from = eventPosition(info.State.LastSeq+1, 0)
 	}
+	startSeq, skip := eventStart(from)
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{EventSubjectPrefix + ">"},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: from,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy, OptStartSeq: startSeq,
 	}
 	cons, err := s.events.OrderedConsumer(c, cfg)
 	if err != nil {
@@ -253,38 +318,50 @@ func (s *Store) SubscribeEvents(ctx context.Context, from uint64) (<-chan store.
 				s.log.Debug().Err(err).Msg("event subscription waiting")
 				continue
 			}
-			e, ok := s.decodeEvent(msg)
-			if !ok {
+			md, err := msg.Metadata()
+			if err != nil {
+				s.log.Error().Err(err).Str("subject", msg.Subject()).Msg("event message without metadata skipped")
 				continue
 			}
-			select {
-			case ch <- e:
-			case <-sub.Done():
-				return
+			first := 0
+			if md.Sequence.Stream == startSeq {
+				first = skip // a resume within a message
+			}
+			for _, e := range s.decodeEvents(msg.Data(), md.Sequence.Stream, first) {
+				select {
+				case ch <- e:
+				case <-sub.Done():
+					return
+				}
 			}
 		}
 	}()
 	return ch, nil
 }
 
-func (s *Store) decodeEvent(msg jetstream.Msg) (store.Event, bool) {
-	var e store.Event
-	md, err := msg.Metadata()
-	if err == nil {
-		err = json.Unmarshal(msg.Data(), &e)
-	}
-	if err != nil {
-		s.log.Error().Err(err).Str("subject", msg.Subject()).Int("bytes", len(msg.Data())).Msg("corrupt event skipped")
-		return store.Event{}, false
-	}
-	e.Seq = md.Sequence.Stream
-	return e, true
+// decodeEvents decodes a log message's events from line first on; a
+// corrupt line is logged and skipped, and keeps its position.
+func (s *Store) decodeEvents(data []byte, streamSeq uint64, first int) []store.Event {
+	var out []store.Event
+	eachLine(data, func(n int, line []byte) {
+		if n < first {
+			return
+		}
+		var e store.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			s.log.Error().Err(err).Uint64("stream_seq", streamSeq).Int("line", n).Int("bytes", len(line)).Msg("corrupt event skipped")
+			return
+		}
+		e.Seq = eventPosition(streamSeq, n)
+		out = append(out, e)
+	})
+	return out
 }
 
 // AppendRecord implements store.Records.
 func (s *Store) AppendRecord(ctx context.Context, r store.CallRecord) error {
 	what := "append call record " + r.CallID
-	msg, err := s.recordMsg(&r)
+	data, err := s.recordJSON(nil, &r)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -293,14 +370,15 @@ func (s *Store) AppendRecord(ctx context.Context, r store.CallRecord) error {
 		return err
 	}
 	defer cancel()
-	if _, err := s.js.PublishMsg(c, msg); err != nil {
+	if _, err := s.js.PublishMsg(c, &nats.Msg{Subject: RecordSubject, Data: data}); err != nil {
 		return s.fail(ctx, what, err)
 	}
 	return nil
 }
 
 // ListRecords implements store.Records: an ordered consumer from since,
-// reading as many as are stored, up to limit.
+// reading as many as are stored, up to limit. A message's records were
+// appended together, at its time.
 func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]store.CallRecord, error) {
 	what := "list call records"
 	limit = store.RecordLimit(limit)
@@ -321,32 +399,37 @@ func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]
 	if err := settle(c, func() (err error) { info, err = cons.Info(c); return err }); err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
-	want := int(min(info.NumPending, uint64(limit)))
+	// Pending counts messages, each of one or more records: fetching no
+	// more messages than records still wanted never fetches one too many.
+	left := info.NumPending
 	var out []store.CallRecord
-	for len(out) < want {
+	for len(out) < limit && left > 0 {
 		var batch jetstream.MessageBatch
-		if err := settle(c, func() (err error) { batch, err = cons.Fetch(want-len(out), jetstream.FetchContext(c)); return err }); err != nil {
+		n := int(min(left, uint64(limit-len(out))))
+		if err := settle(c, func() (err error) { batch, err = cons.Fetch(n, jetstream.FetchContext(c)); return err }); err != nil {
 			return nil, s.fail(ctx, what, err)
 		}
-		n := 0
+		got := 0
 		for msg := range batch.Messages() {
-			n++
-			var r store.CallRecord
-			if err := json.Unmarshal(msg.Data(), &r); err != nil {
-				s.log.Error().Err(err).Int("bytes", len(msg.Data())).Msg("corrupt call record skipped")
-				want-- // it counted as pending
-				continue
-			}
-			out = append(out, r)
+			got++
+			eachLine(msg.Data(), func(_ int, line []byte) {
+				var r store.CallRecord
+				if err := json.Unmarshal(line, &r); err != nil {
+					s.log.Error().Err(err).Int("bytes", len(line)).Msg("corrupt call record skipped")
+					return
+				}
+				out = append(out, r)
+			})
 		}
 		if err := batch.Error(); err != nil {
 			return nil, s.fail(ctx, what, err)
 		}
-		if n == 0 {
+		if got == 0 {
 			break
 		}
+		left -= uint64(got)
 	}
-	return out, nil
+	return out[:min(len(out), limit)], nil
 }
 
 // settle runs fn again while it finds no responders: on a cluster, a

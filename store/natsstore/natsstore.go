@@ -24,7 +24,11 @@ import (
 )
 
 // Names of the buckets, streams and subjects. Events go out on
-// EventSubjectPrefix + type, so any NATS client can follow them.
+// EventSubject, so any NATS client can follow them: a message is one event
+// or several, one JSON object a line, in the order they happened (the
+// stream takes EventSubjectPrefix + anything, and messages stored before
+// this form were one event each, on EventSubjectPrefix + its type). Call
+// records are on RecordSubject in the same form.
 const (
 	BucketRegistrations = "parkswitch_registrations"
 	BucketOrbits        = "parkswitch_orbits"
@@ -33,6 +37,7 @@ const (
 	StreamEvents        = "PARKSWITCH_EVENTS"
 	StreamRecords       = "PARKSWITCH_CDR"
 	EventSubjectPrefix  = "parkswitch.events."
+	EventSubject        = EventSubjectPrefix + "log"
 	RecordSubject       = "parkswitch.cdr"
 )
 
@@ -42,7 +47,8 @@ const (
 	DefaultHeartbeat    = time.Second
 	DefaultNodeTTL      = 3 * time.Second
 	DefaultEventsMaxAge = 24 * time.Hour
-	DefaultEventsMax    = 1_000_000
+	DefaultEventsMax    = 1_000_000   // messages, each of up to 256 events
+	DefaultEventsBytes  = 512 << 20   // and bytes on disk, oldest dropped first
 	markerTTL           = time.Minute // how long delete and expiry markers stay
 )
 
@@ -308,7 +314,7 @@ func (s *Store) setup(ctx context.Context) error {
 	s.events, err = s.stream(ctx, jetstream.StreamConfig{
 		Name: StreamEvents, Description: "parkswitch events",
 		Subjects: []string{EventSubjectPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: s.replicas,
-		MaxAge: s.opts.EventsMaxAge, MaxMsgs: DefaultEventsMax, Discard: jetstream.DiscardOld,
+		MaxAge: s.opts.EventsMaxAge, MaxMsgs: DefaultEventsMax, MaxBytes: DefaultEventsBytes, Discard: jetstream.DiscardOld,
 	})
 	if err != nil {
 		return err

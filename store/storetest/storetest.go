@@ -690,21 +690,28 @@ func testLog(t *testing.T, h Harness) {
 			t.Fatalf("entry %d: %v", i, err)
 		}
 	}
-	var codes []int
-	timeout := time.After(10 * time.Second)
-	for len(codes) < 147 {
-		select {
-		case e, ok := <-live:
-			if !ok {
-				t.Fatalf("subscription closed after %d events", len(codes))
+	recv := func(ch <-chan store.Event, n int) (codes []int, seqs []uint64) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for len(codes) < n {
+			select {
+			case e, ok := <-ch:
+				if !ok {
+					t.Fatalf("subscription closed after %d events", len(codes))
+				}
+				if e.CallID == call {
+					if len(seqs) > 0 && e.Seq <= seqs[len(seqs)-1] {
+						t.Fatalf("sequence went back: %d after %d", e.Seq, seqs[len(seqs)-1])
+					}
+					codes, seqs = append(codes, e.Code), append(seqs, e.Seq)
+				}
+			case <-timeout:
+				t.Fatalf("%d of %d events in 10 s", len(codes), n)
 			}
-			if e.CallID == call {
-				codes = append(codes, e.Code)
-			}
-		case <-timeout:
-			t.Fatalf("%d of 147 events in 10 s", len(codes))
 		}
+		return codes, seqs
 	}
+	codes, seqs := recv(live, 147)
 	want := 0
 	for _, c := range codes {
 		for want == 40 || want == 70 || want == 120 {
@@ -714,6 +721,18 @@ func testLog(t *testing.T, h Harness) {
 			t.Fatalf("events out of order: %v", codes)
 		}
 		want++
+	}
+	// A replay can start at any event of a batch, and gets it and what
+	// followed it, nothing before.
+	for _, at := range []int{0, 1, 97, 146} {
+		replay := must(a.SubscribeEvents(subCtx, seqs[at]))(t)
+		got, _ := recv(replay, 147-at)
+		if !slices.Equal(got, codes[at:]) {
+			t.Fatalf("replay from event %d (seq %d): codes %v, want %v", at, seqs[at], got, codes[at:])
+		}
+	}
+	if rs := must(a.ListRecords(ctx, since, 1))(t); len(rs) != 1 {
+		t.Fatalf("limit 1 listed %d records", len(rs))
 	}
 	n := 0
 	for _, r := range must(a.ListRecords(ctx, since, store.MaxRecordLimit))(t) {
