@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -171,13 +172,17 @@ func eachLine(data []byte, fn func(n int, line []byte)) {
 	}
 }
 
-// logMsg is one message of a batch being built: its stream's subject, its
-// lines and the entries they are.
+// logMsg is the message of a batch being filled: its stream's subject,
+// its lines and the entries they are.
 type logMsg struct {
 	subject string
-	data    []byte
+	data    *[]byte
 	entries []int
 }
+
+// logBufs holds the buffers log messages are built in; a publish copies
+// the message out.
+var logBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // AppendLog implements store.Log: the events of a batch go in as few
 // messages as its size allows, in their order, and its call records
@@ -200,21 +205,42 @@ func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error
 		return errs
 	}
 	defer cancel()
-	var msgs []*logMsg
-	var events, records *logMsg // the messages being filled
+	fail := func(of []int, err error) {
+		for _, i := range of {
+			errs[i] = s.fail(ctx, what(entries[i]), err)
+		}
+	}
+	type sent struct {
+		entries []int
+		id      uint64
+		done    <-chan error
+	}
+	var out []sent
+	publish := func(m *logMsg) {
+		if len(m.entries) == 0 {
+			return
+		}
+		id, done, err := s.acks.publish(s.nc, &nats.Msg{Subject: m.subject, Data: *m.data})
+		if err != nil {
+			fail(m.entries, err)
+		} else {
+			out = append(out, sent{m.entries, id, done})
+		}
+		*m.data, m.entries = (*m.data)[:0], nil
+	}
+	events := logMsg{subject: EventSubject, data: logBufs.Get().(*[]byte)}
+	records := logMsg{subject: RecordSubject, data: logBufs.Get().(*[]byte)}
+	defer logBufs.Put(events.data)
+	defer logBufs.Put(records.data)
 	for i := range entries {
-		e := &entries[i]
-		open, subject := &events, EventSubject
+		e, m := &entries[i], &events
 		if e.Record != nil {
-			open, subject = &records, RecordSubject
+			m = &records
 		}
-		m := *open
-		if m == nil || len(m.entries) == logLines || len(m.data) >= logBytes {
-			m = &logMsg{subject: subject, data: make([]byte, 0, 512*(len(entries)-i))}
-			*open = m
-			msgs = append(msgs, m)
+		if len(m.entries) == logLines || len(*m.data) >= logBytes {
+			publish(m)
 		}
-		b := m.data
+		b := *m.data
 		if len(m.entries) > 0 {
 			b = append(b, '\n')
 		}
@@ -227,33 +253,13 @@ func (s *Store) AppendLog(ctx context.Context, entries []store.LogEntry) []error
 			errs[i] = fmt.Errorf("%s: %w", what(*e), err)
 			continue
 		}
-		m.data, m.entries = b, append(m.entries, i)
+		*m.data, m.entries = b, append(m.entries, i)
 	}
-	type sent struct {
-		m    *logMsg
-		id   uint64
-		done <-chan error
-	}
-	out := make([]sent, 0, len(msgs))
-	fail := func(m *logMsg, err error) {
-		for _, i := range m.entries {
-			errs[i] = s.fail(ctx, what(entries[i]), err)
-		}
-	}
-	for _, m := range msgs {
-		if len(m.entries) == 0 {
-			continue
-		}
-		id, done, err := s.acks.publish(s.nc, &nats.Msg{Subject: m.subject, Data: m.data})
-		if err != nil {
-			fail(m, err)
-			continue
-		}
-		out = append(out, sent{m, id, done})
-	}
+	publish(&events)
+	publish(&records)
 	for _, o := range out {
 		if err := s.acks.wait(c, o.id, o.done); err != nil {
-			fail(o.m, err)
+			fail(o.entries, err)
 		}
 	}
 	return errs
