@@ -13,12 +13,12 @@ import (
 
 // Bounds of the event queue.
 const (
-	eventQueueLen = 4096                 // events and call records waiting for the store
-	eventOpLimit  = 5 * time.Second      // one batch, whatever the store's own bound
-	eventBatch    = 128                  // entries written in one round at most
+	eventQueueLen = 4096                  // events and call records waiting for the store
+	eventOpLimit  = 5 * time.Second       // one batch, whatever the store's own bound
+	eventBatch    = 128                   // entries written in one round at most
 	eventLinger   = 10 * time.Millisecond // how long a batch waits for more before it is written
-	eventFlush    = 5 * time.Second      // how long Shutdown lets the queue drain
-	eventWarnGap  = 10 * time.Second     // at most one warning of each kind per gap
+	eventFlush    = 5 * time.Second       // how long Shutdown lets the queue drain
+	eventWarnGap  = 10 * time.Second      // at most one warning of each kind per gap
 )
 
 // Labels of the event queue's metrics.
