@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // A poller waits, in one epoll set, on the RTP and RTCP sockets of a share
@@ -36,10 +37,7 @@ type poller struct {
 	fired []*Endpoint
 }
 
-const (
-	pollEvents = 256 // sockets served per epoll_wait at most
-	readBurst  = 16  // datagrams read from one socket before the next one's turn
-)
+const pollEvents = 256 // sockets served per epoll_wait at most
 
 // pollerCount is how many pollers a pool runs: one per CPU the Go runtime
 // uses, up to 4, so that relaying spreads over the cores.
@@ -99,8 +97,8 @@ func (p *poller) run(rc syscall.RawConn) {
 	defer close(p.done)
 	// Made once: a closure made per wake-up would be an allocation.
 	serve := func(fd uintptr) bool {
-		n, err := syscall.EpollWait(int(fd), p.events[:], 0)
-		if n <= 0 || err != nil {
+		n := p.wait(int(fd))
+		if n <= 0 {
 			return false // nothing ready: park until something is
 		}
 		for i := range n {
@@ -119,27 +117,39 @@ func (p *poller) run(rc syscall.RawConn) {
 	}
 }
 
-// ready reads what is waiting on a socket of pair idx and relays it.
+// wait returns how many sockets of the set are ready, without waiting.
+// The call is raw: it cannot block, and the scheduler's syscall
+// bookkeeping, paid on every wake-up, would wake its monitor thread.
+func (p *poller) wait(epfd int) int {
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0 // EINTR cannot happen without a wait; EBADF: closed
+	}
+	return int(n)
+}
+
+// ready reads one datagram from a socket of pair idx and relays it. The
+// set is level-triggered: a socket with more waiting is ready again in
+// the next wait, after every other ready socket has had its turn. Reading
+// only one saves the read that would find the socket empty, which is
+// most sockets' second read, since a phone sends a packet every 20 ms.
 func (p *poller) ready(idx int, rtcp bool) {
 	e := p.pool.slots[idx].Load()
 	if e == nil {
 		return
 	}
 	buf := p.buf[:bufSize]
-	for range readBurst {
-		n, src, errno := e.recv(rtcp, buf)
-		switch {
-		case errno == syscall.EAGAIN || errno == syscall.EBADF:
-			return
-		case errno != 0:
-			continue // a transient error (e.g. ICMP feedback) is no reason to stop
-		case n >= len(buf):
-			e.drop() // may have been cut short by the kernel
-			continue
-		}
-		// p.buf has srtpRoom spare past buf: SRTP works in place.
-		e.relay(p.buf[:n], src, rtcp)
+	n, src, errno := e.recv(rtcp, buf)
+	switch {
+	case errno != 0:
+		return // EAGAIN, EBADF, or a transient error such as ICMP feedback
+	case n >= len(buf):
+		e.drop() // may have been cut short by the kernel
+		return
 	}
+	// p.buf has srtpRoom spare past buf: SRTP works in place.
+	e.relay(p.buf[:n], src, rtcp)
 }
 
 // setDue sets (or, with a zero at, clears) e's digit deadline, from e's
