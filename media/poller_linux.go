@@ -134,6 +134,8 @@ func (p *poller) wait(epfd int) int {
 // the next wait, after every other ready socket has had its turn. Reading
 // only one saves the read that would find the socket empty, which is
 // most sockets' second read, since a phone sends a packet every 20 ms.
+// A flood on one socket costs a wait per datagram instead of one per
+// sixteen; its socket buffer still bounds what it can queue.
 func (p *poller) ready(idx int, rtcp bool) {
 	e := p.pool.slots[idx].Load()
 	if e == nil {

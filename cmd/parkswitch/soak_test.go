@@ -24,13 +24,20 @@ import (
 // TestSoak is `make soak`, not part of `make test`: the real binary for
 // PARKSWITCH_SOAK (a duration, e.g. 1h) under
 //
-//   - SIPp trunk calls at PARKSWITCH_SOAK_RATE calls/s (default 1500, half
+//   - SIPp trunk calls at PARKSWITCH_SOAK_RATE calls/s (default 1000, half
 //     the sustained rate in BENCHMARKS.md) to a SIPp answering phone;
 //   - PARKSWITCH_SOAK_PARKED (default 500) calls parked at once, churning:
 //     each is parked by REFER, then retrieved by code after 5–115 s or
 //     (one in five) left to ring back to its parker at 120 s, who answers;
 //     then hung up, and parked again;
 //   - every phone registering again each minute.
+//
+// The events and call-records streams are bounded at soakStreamMB each, so
+// that both are full, and dropping their oldest, within the warm-up. At the
+// default bounds (512 MiB and 1 GiB) they fill at minutes 15 and 25 at
+// 1,000 calls/s, and dropping from a stream's oldest block keeps that
+// block's 8 MB cache in the file store: a step of RSS once the bounds are
+// reached, which is not growth of the switch (BENCHMARKS.md, Soak).
 //
 // Every 10 s it samples goroutines, RTP ports, dialogs, open descriptors
 // and RSS from /metrics into soak.csv (and soak.svg) in PARKSWITCH_SOAK_OUT
@@ -73,7 +80,7 @@ func envInt(name string, def int) int {
 }
 
 func newSoak(t *testing.T, dur time.Duration) *soak {
-	sk := &soak{dur: dur, warmup: 10 * time.Minute, rate: envInt("PARKSWITCH_SOAK_RATE", 1500),
+	sk := &soak{dur: dur, warmup: 10 * time.Minute, rate: envInt("PARKSWITCH_SOAK_RATE", 1000),
 		parked: envInt("PARKSWITCH_SOAK_PARKED", 500), out: os.Getenv("PARKSWITCH_SOAK_OUT")}
 	if w, err := time.ParseDuration(os.Getenv("PARKSWITCH_SOAK_WARMUP")); err == nil {
 		sk.warmup = w
@@ -113,6 +120,8 @@ park:
   announce: false
 state:
   data_dir: state
+  cdr_max_mb: %d
+  events_max_mb: %d
 users:
   - id: 2000@contoso.com
     password: soak-not-used
@@ -123,7 +132,7 @@ users:
     transport: udp
 debug:
   pprof_listen: 127.0.0.1:%d
-`, sk.sipAddr, web, sk.uas, users.String(), sk.trunk, prof))
+`, sk.sipAddr, web, soakStreamMB, soakStreamMB, sk.uas, users.String(), sk.trunk, prof))
 	writeFile(t, filepath.Join(sk.dir, "policies.yaml"), `policies:
   - identity: Global
   - identity: SoakPark
@@ -473,6 +482,11 @@ func (sk *soak) sample(t *testing.T, ctx context.Context, pid int) []soakSample 
 
 // maxSoakDumps bounds the goroutine dumps of one soak.
 const maxSoakDumps = 5
+
+// soakStreamMB bounds the soak's events and call-records streams (see
+// TestSoak): at 1,000 calls/s each fills in about two minutes, with blocks
+// of 8 MB as at the default bounds.
+const soakStreamMB = 64
 
 // dumpGoroutines writes every goroutine's stack of the switch into the
 // output directory: taken when its relay ports pile up, it shows what the

@@ -28,7 +28,7 @@ func openState(st config.State, addr string, log zerolog.Logger) (*natsstore.Sto
 	if id == "" {
 		id = defaultNodeID()
 	}
-	opts := natsstore.Options{NodeID: id, NodeAddr: addr, CDRDays: st.CDRDays, CDRBytes: int64(st.CDRMaxMB) << 20, Logger: log, URLs: st.NATSURLs}
+	opts := natsstore.Options{NodeID: id, NodeAddr: addr, CDRDays: st.CDRDays, CDRBytes: int64(st.CDRMaxMB) << 20, EventsBytes: int64(st.EventsMaxMB) << 20, Logger: log, URLs: st.NATSURLs}
 	where := "the embedded NATS server on " + st.DataDir
 	if st.Embedded() {
 		if err := os.MkdirAll(st.DataDir, 0o750); err != nil {

@@ -67,6 +67,7 @@ type Options struct {
 	Heartbeat    time.Duration // interval of this node's heartbeat
 	NodeTTL      time.Duration // a node whose heartbeat is this old is gone (whole seconds, ≥ 1 s)
 	EventsMaxAge time.Duration // how long events are kept for replay
+	EventsBytes  int64         // and the bound of them on disk, oldest dropped first; DefaultEventsBytes when 0
 
 	inProcess  *server.Server // tests: connect in process to another store's embedded server
 	keepLogger bool           // tests: Logger is set, do not replace it with the test's
@@ -101,6 +102,9 @@ func (o *Options) normalize() error {
 	}
 	if o.EventsMaxAge <= 0 {
 		o.EventsMaxAge = DefaultEventsMaxAge
+	}
+	if o.EventsBytes <= 0 {
+		o.EventsBytes = DefaultEventsBytes
 	}
 	return nil
 }
@@ -314,7 +318,7 @@ func (s *Store) setup(ctx context.Context) error {
 	s.events, err = s.stream(ctx, jetstream.StreamConfig{
 		Name: StreamEvents, Description: "parkswitch events",
 		Subjects: []string{EventSubjectPrefix + ">"}, Storage: jetstream.FileStorage, Replicas: s.replicas,
-		MaxAge: s.opts.EventsMaxAge, MaxMsgs: DefaultEventsMax, MaxBytes: DefaultEventsBytes, Discard: jetstream.DiscardOld,
+		MaxAge: s.opts.EventsMaxAge, MaxMsgs: DefaultEventsMax, MaxBytes: s.opts.EventsBytes, Discard: jetstream.DiscardOld,
 	})
 	if err != nil {
 		return err

@@ -170,6 +170,41 @@ func TestClusterListSeesWrites(t *testing.T) {
 	}
 }
 
+// TestEventsBoundedOnDisk: the events stream takes EventsBytes as its
+// bound on disk, DefaultEventsBytes when it is not set, and stays within it.
+func TestEventsBoundedOnDisk(t *testing.T) {
+	const bound, n = 64 << 10, 1200
+	ctx := ctxT(t)
+	s := open(t, Options{DataDir: t.TempDir(), NodeID: "a"})
+	info, err := s.events.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != DefaultEventsBytes {
+		t.Fatalf("default events bound %d, want %d", info.Config.MaxBytes, DefaultEventsBytes)
+	}
+	_ = s.Close()
+
+	s = open(t, Options{DataDir: t.TempDir(), NodeID: "a", EventsBytes: bound})
+	entries := make([]store.LogEntry, n)
+	for i := range entries {
+		entries[i].Event = store.Event{Type: store.EventCallAnswered, CallID: fmt.Sprintf("e%04d", i), At: time.Now()}
+	}
+	for range 4 { // batches of at most a message's events each time
+		for i, err := range s.AppendLog(ctx, entries) {
+			if err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+	}
+	if info, err = s.events.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != bound || info.State.Bytes > bound || info.State.Msgs == 0 {
+		t.Fatalf("events stream: max %d, %d bytes in %d messages; want at most %d bytes", info.Config.MaxBytes, info.State.Bytes, info.State.Msgs, bound)
+	}
+}
+
 // TestRecordsBoundedOnDisk: past CDRBytes the oldest call records are
 // dropped, the newest kept and listed, and the stream stays within it. The
 // same store reopened with a new bound applies it to the existing stream.

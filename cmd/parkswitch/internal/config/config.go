@@ -37,6 +37,8 @@ const (
 	DefaultDataDir  = "data"
 	DefaultCDRDays  = 30
 	DefaultCDRMaxMB = 1024
+	// DefaultEventsMaxMB is store/natsstore's DefaultEventsBytes.
+	DefaultEventsMaxMB = 512
 )
 
 // DefaultDigestAlgorithms are offered when digest_algorithms is absent:
@@ -192,6 +194,9 @@ type State struct {
 	NodeID   string   `yaml:"node_id"`    // this node's name in a cluster; default: the host name
 	CDRDays  int      `yaml:"cdr_days"`   // call records are kept this many days
 	CDRMaxMB int      `yaml:"cdr_max_mb"` // and take at most this many MiB on disk, the oldest dropped first
+	// EventsMaxMB bounds the event history (SSE and webhook replay) on
+	// disk, the oldest dropped first.
+	EventsMaxMB int `yaml:"events_max_mb"`
 }
 
 // Debug holds the debug section: what an operator turns on to find where

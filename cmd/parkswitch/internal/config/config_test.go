@@ -677,14 +677,14 @@ func TestStateSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.State.DataDir != filepath.Join(filepath.Dir(c.Path), DefaultDataDir) || c.State.CDRDays != DefaultCDRDays || c.State.CDRMaxMB != DefaultCDRMaxMB || !c.State.Embedded() || c.State.NodeID != "" {
+	if c.State.DataDir != filepath.Join(filepath.Dir(c.Path), DefaultDataDir) || c.State.CDRDays != DefaultCDRDays || c.State.CDRMaxMB != DefaultCDRMaxMB || c.State.EventsMaxMB != DefaultEventsMaxMB || !c.State.Embedded() || c.State.NodeID != "" {
 		t.Errorf("state defaults = %+v", c.State)
 	}
-	c, err = parse("server:\n  domain: contoso.com\nstate:\n  data_dir: /var/lib/parkswitch\n  nats_urls: [\"nats://10.0.0.5:4222\", \"tls://user:secret@nats.example.com:4222\"]\n  node_id: sw-1.a\n  cdr_days: 7\n  cdr_max_mb: 200\n", "")
+	c, err = parse("server:\n  domain: contoso.com\nstate:\n  data_dir: /var/lib/parkswitch\n  nats_urls: [\"nats://10.0.0.5:4222\", \"tls://user:secret@nats.example.com:4222\"]\n  node_id: sw-1.a\n  cdr_days: 7\n  cdr_max_mb: 200\n  events_max_mb: 64\n", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (State{DataDir: "/var/lib/parkswitch", NATSURLs: []string{"nats://10.0.0.5:4222", "tls://user:secret@nats.example.com:4222"}, NodeID: "sw-1.a", CDRDays: 7, CDRMaxMB: 200}); !reflect.DeepEqual(c.State, want) || c.State.Embedded() {
+	if want := (State{DataDir: "/var/lib/parkswitch", NATSURLs: []string{"nats://10.0.0.5:4222", "tls://user:secret@nats.example.com:4222"}, NodeID: "sw-1.a", CDRDays: 7, CDRMaxMB: 200, EventsMaxMB: 64}); !reflect.DeepEqual(c.State, want) || c.State.Embedded() {
 		t.Errorf("state = %+v, want %+v", c.State, want)
 	}
 	for _, tc := range []struct{ yaml, want string }{
@@ -693,6 +693,8 @@ func TestStateSection(t *testing.T) {
 		{"  cdr_max_mb: -5", "cdr_max_mb -5 is out of range"},
 		{"  cdr_max_mb: 2000000", "cdr_max_mb 2000000 is out of range"},
 		{"  cdr_max_mb: lots", "cdr_max_mb"},
+		{"  events_max_mb: 0", "events_max_mb 0 is out of range: use 1–1048576"},
+		{"  events_max_mb: 2000000", "events_max_mb 2000000 is out of range"},
 		{"  data_dir: \"\"", "state.data_dir is empty"},
 		{"  node_id: \"sw 1\"", `node_id "sw 1" is not a node name`},
 		{"  nats_urls: [\"10.0.0.5:4222\"]", `"10.0.0.5:4222" has no scheme`},

@@ -62,7 +62,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				BanAfter: DefaultBanAfter, BanWindowSeconds: DefaultBanWindowSeconds,
 				BanSeconds: DefaultBanSeconds, RetrieveMisses: DefaultRetrieveMisses,
 			},
-			State: State{DataDir: DefaultDataDir, CDRDays: DefaultCDRDays, CDRMaxMB: DefaultCDRMaxMB},
+			State: State{DataDir: DefaultDataDir, CDRDays: DefaultCDRDays, CDRMaxMB: DefaultCDRMaxMB, EventsMaxMB: DefaultEventsMaxMB},
 		},
 	}
 	doc := p.d.Document(data)
@@ -760,7 +760,7 @@ func unwrapPathError(err error) error {
 // Bounds of the state section.
 const (
 	minCDRDays, maxCDRDays   = 1, 3650
-	minCDRMaxMB, maxCDRMaxMB = 1, 1 << 20 // 1 MiB to 1 TiB
+	minCDRMaxMB, maxCDRMaxMB = 1, 1 << 20 // 1 MiB to 1 TiB, for events_max_mb too
 	maxNodeIDLen             = 64
 )
 
@@ -768,6 +768,7 @@ func (p *parser) checkState() {
 	d, st, k := p.d, &p.c.State, p.state
 	p.checkRange(k, "cdr_days", st.CDRDays, minCDRDays, maxCDRDays)
 	p.checkRange(k, "cdr_max_mb", st.CDRMaxMB, minCDRMaxMB, maxCDRMaxMB)
+	p.checkRange(k, "events_max_mb", st.EventsMaxMB, minCDRMaxMB, maxCDRMaxMB)
 	if !k.Bad("data_dir") {
 		if st.DataDir == "" {
 			d.Addf(k.Line("data_dir"), "state.data_dir is empty: name a directory for the state files, e.g. data_dir: %s", DefaultDataDir)
