@@ -190,7 +190,7 @@ func TestEventsBoundedOnDisk(t *testing.T) {
 	for i := range entries {
 		entries[i].Event = store.Event{Type: store.EventCallAnswered, CallID: fmt.Sprintf("e%04d", i), At: time.Now()}
 	}
-	for range 4 { // batches of at most a message's events each time
+	for range 4 { // 4,800 events, several times the bound
 		for i, err := range s.AppendLog(ctx, entries) {
 			if err != nil {
 				t.Fatalf("event %d: %v", i, err)

@@ -760,15 +760,15 @@ func unwrapPathError(err error) error {
 // Bounds of the state section.
 const (
 	minCDRDays, maxCDRDays   = 1, 3650
-	minCDRMaxMB, maxCDRMaxMB = 1, 1 << 20 // 1 MiB to 1 TiB, for events_max_mb too
+	minStreamMB, maxStreamMB = 1, 1 << 20 // cdr_max_mb and events_max_mb: 1 MiB to 1 TiB
 	maxNodeIDLen             = 64
 )
 
 func (p *parser) checkState() {
 	d, st, k := p.d, &p.c.State, p.state
 	p.checkRange(k, "cdr_days", st.CDRDays, minCDRDays, maxCDRDays)
-	p.checkRange(k, "cdr_max_mb", st.CDRMaxMB, minCDRMaxMB, maxCDRMaxMB)
-	p.checkRange(k, "events_max_mb", st.EventsMaxMB, minCDRMaxMB, maxCDRMaxMB)
+	p.checkRange(k, "cdr_max_mb", st.CDRMaxMB, minStreamMB, maxStreamMB)
+	p.checkRange(k, "events_max_mb", st.EventsMaxMB, minStreamMB, maxStreamMB)
 	if !k.Bad("data_dir") {
 		if st.DataDir == "" {
 			d.Addf(k.Line("data_dir"), "state.data_dir is empty: name a directory for the state files, e.g. data_dir: %s", DefaultDataDir)
