@@ -385,6 +385,11 @@ func (s *Store) AppendRecord(ctx context.Context, r store.CallRecord) error {
 // ListRecords implements store.Records: an ordered consumer from since,
 // reading as many as are stored, up to limit. A message's records were
 // appended together, at its time.
+//
+// The consumer has one replica, placed on any server of the stream's,
+// and one that has not yet applied the newest acknowledged appends would
+// count too few pending: so the stream's last sequence is asked of its
+// leader, and reading goes on until the consumer has delivered it.
 func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]store.CallRecord, error) {
 	what := "list call records"
 	limit = store.RecordLimit(limit)
@@ -393,6 +398,14 @@ func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]
 		return nil, err
 	}
 	defer cancel()
+	var si *jetstream.StreamInfo
+	if err := settle(c, func() (err error) { si, err = s.records.Info(c); return err }); err != nil {
+		return nil, s.fail(ctx, what, err)
+	}
+	if si.State.Msgs == 0 {
+		return nil, nil
+	}
+	last := si.State.LastSeq
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if !since.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
@@ -405,19 +418,26 @@ func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]
 	if err := settle(c, func() (err error) { info, err = cons.Info(c); return err }); err != nil {
 		return nil, s.fail(ctx, what, err)
 	}
-	// Pending counts messages, each of one or more records: fetching no
-	// more messages than records still wanted never fetches one too many.
-	left := info.NumPending
 	var out []store.CallRecord
-	for len(out) < limit && left > 0 {
+	seen := info.Delivered.Stream // where the consumer starts, less one
+	for attempt := 0; len(out) < limit && seen < last; {
 		var batch jetstream.MessageBatch
-		n := int(min(left, uint64(limit-len(out))))
-		if err := settle(c, func() (err error) { batch, err = cons.Fetch(n, jetstream.FetchContext(c)); return err }); err != nil {
+		if err := settle(c, func() (err error) { batch, err = cons.FetchNoWait(limit - len(out)); return err }); err != nil {
 			return nil, s.fail(ctx, what, err)
 		}
 		got := 0
 		for msg := range batch.Messages() {
 			got++
+			md, err := msg.Metadata()
+			if err != nil {
+				return nil, s.fail(ctx, what, err)
+			}
+			seen = md.Sequence.Stream
+			// A lagging replica starts its consumer at the end of what it
+			// has; what reaches it later may predate since.
+			if md.Timestamp.Before(since) {
+				continue
+			}
 			eachLine(msg.Data(), func(_ int, line []byte) {
 				var r store.CallRecord
 				if err := json.Unmarshal(line, &r); err != nil {
@@ -427,13 +447,20 @@ func (s *Store) ListRecords(ctx context.Context, since time.Time, limit int) ([]
 				out = append(out, r)
 			})
 		}
-		if err := batch.Error(); err != nil {
+		// A fetch's request, too, can find the consumer not yet reachable.
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrNoResponders) {
 			return nil, s.fail(ctx, what, err)
 		}
-		if got == 0 {
-			break
+		if got > 0 {
+			attempt = 0
+			continue
 		}
-		left -= uint64(got)
+		// The consumer is not reachable yet, or its server has not yet
+		// applied the rest.
+		if err := backoff(c, attempt); err != nil {
+			return nil, s.fail(ctx, what, err)
+		}
+		attempt++
 	}
 	return out[:min(len(out), limit)], nil
 }

@@ -170,6 +170,48 @@ func TestClusterListSeesWrites(t *testing.T) {
 	}
 }
 
+// TestClusterRecordsSeeWrites lists, on a node of another server, the
+// call records since each append the moment it is acknowledged: the
+// listing's consumer may sit on a replica that has not applied it yet.
+func TestClusterRecordsSeeWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster")
+	}
+	servers := startCluster(t, 3)
+	u := urls(servers)
+	a := open(t, Options{URLs: u, NodeID: "a"})
+	b := open(t, Options{URLs: append(u[1:], u[0]), NodeID: "b"})
+	ctx := ctxT(t)
+	const rounds = 150
+	for i := range rounds {
+		since := time.Now()
+		id := fmt.Sprintf("r%d@127.0.0.1", i)
+		if err := a.AppendRecord(ctx, store.CallRecord{CallID: id, From: "1001", To: "1002", Started: since, Ended: since, EndReason: "bye"}); err != nil {
+			t.Fatal(err)
+		}
+		list, err := b.ListRecords(ctx, since.Add(-time.Millisecond), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 1 || list[0].CallID != id {
+			t.Fatalf("round %d: node b lists %d records, not the one node a has just appended", i, len(list))
+		}
+	}
+	// Since the last, none; since the start, every one, in order.
+	if list, err := b.ListRecords(ctx, time.Now().Add(time.Second), 0); err != nil || len(list) != 0 {
+		t.Fatalf("records since a second ahead: %d (%v)", len(list), err)
+	}
+	list, err := b.ListRecords(ctx, time.Time{}, store.MaxRecordLimit)
+	if err != nil || len(list) != rounds {
+		t.Fatalf("all records: %d of %d (%v)", len(list), rounds, err)
+	}
+	for i, r := range list {
+		if r.CallID != fmt.Sprintf("r%d@127.0.0.1", i) {
+			t.Fatalf("record %d is %s", i, r.CallID)
+		}
+	}
+}
+
 // TestEventsBoundedOnDisk: the events stream takes EventsBytes as its
 // bound on disk, DefaultEventsBytes when it is not set, and stays within it.
 func TestEventsBoundedOnDisk(t *testing.T) {
