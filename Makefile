@@ -102,7 +102,7 @@ bench: deps-test deps-browser build
 
 # The side-by-side figures of SPEC §9: the switch and its peer in one run
 # on this machine, steps of BENCH_SECS (30 s: several times a completed
-# transaction's 5 s wait). Each script prints its CSV and a last line
+# transaction's 2 s wait). Each script prints its CSV and a last line
 # with the ratio; the scratch directories are kept under BENCH_OUT.
 BENCH_SHARED ?= ../shared/bench
 BENCH_SECS   ?= 30

@@ -60,7 +60,7 @@ func (l *leg) callerKey() (dialogKey, bool) {
 // retransmitted reports whether req, an INVITE outside any dialog, is a
 // copy of one that made a leg still live: same Call-ID and From tag, and a
 // CSeq no higher than the leg has seen. Its server transaction absorbs
-// copies for T4 after the answer (timers.go); one later than that would
+// copies for completedWait after the answer (timers.go); one later would
 // otherwise be taken for a new call.
 func (d *dialogStore) retransmitted(req *sip.Request) bool {
 	from, cid, cseq := req.From(), req.CallID(), req.CSeq()
