@@ -122,7 +122,7 @@ bench-ratio: deps-bench
 # soak.svg); fails on a failed call or on growth after the first 10
 # minutes. Not part of make test.
 SOAK        ?= 1h
-SOAK_RATE   ?= 1000
+SOAK_RATE   ?= 1250
 SOAK_PARKED ?= 500
 soak: deps-test
 	PARKSWITCH_SOAK=$(SOAK) PARKSWITCH_SOAK_RATE=$(SOAK_RATE) PARKSWITCH_SOAK_PARKED=$(SOAK_PARKED) \

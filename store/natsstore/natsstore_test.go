@@ -125,18 +125,23 @@ func TestRestart(t *testing.T) {
 	t.Logf("registration key gone %v after the binding's expiry", time.Since(lapse.Expires).Round(10*time.Millisecond))
 }
 
+// twoNodes starts a 3-server cluster and opens node a on its first server
+// and node b on its second; it skips in -short.
+func twoNodes(t *testing.T) (a, b *Store) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("cluster")
+	}
+	u := urls(startCluster(t, 3))
+	return open(t, Options{URLs: u, NodeID: "a"}), open(t, Options{URLs: append(u[1:], u[0]), NodeID: "b"})
+}
+
 // TestClusterListSeesWrites lists, on a node of another server, each
 // orbit the moment its create is acknowledged, and each claim the moment
 // it is made: a list read from a lagging replica would miss some of them,
 // and a node taking over a dead one would leave its parked calls behind.
 func TestClusterListSeesWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster")
-	}
-	servers := startCluster(t, 3)
-	u := urls(servers)
-	a := open(t, Options{URLs: u, NodeID: "a"})
-	b := open(t, Options{URLs: append(u[1:], u[0]), NodeID: "b"})
+	a, b := twoNodes(t)
 	ctx := ctxT(t)
 	const pol, rounds = "Sales", 150
 	now := time.Now().Truncate(time.Millisecond)
@@ -174,13 +179,7 @@ func TestClusterListSeesWrites(t *testing.T) {
 // call records since each append the moment it is acknowledged: the
 // listing's consumer may sit on a replica that has not applied it yet.
 func TestClusterRecordsSeeWrites(t *testing.T) {
-	if testing.Short() {
-		t.Skip("cluster")
-	}
-	servers := startCluster(t, 3)
-	u := urls(servers)
-	a := open(t, Options{URLs: u, NodeID: "a"})
-	b := open(t, Options{URLs: append(u[1:], u[0]), NodeID: "b"})
+	a, b := twoNodes(t)
 	ctx := ctxT(t)
 	const rounds = 150
 	for i := range rounds {
