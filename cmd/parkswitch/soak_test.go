@@ -24,7 +24,7 @@ import (
 // TestSoak is `make soak`, not part of `make test`: the real binary for
 // PARKSWITCH_SOAK (a duration, e.g. 1h) under
 //
-//   - SIPp trunk calls at PARKSWITCH_SOAK_RATE calls/s (default 1000, half
+//   - SIPp trunk calls at PARKSWITCH_SOAK_RATE calls/s (default 1250, half
 //     the sustained rate in BENCHMARKS.md) to a SIPp answering phone;
 //   - PARKSWITCH_SOAK_PARKED (default 500) calls parked at once, churning:
 //     each is parked by REFER, then retrieved by code after 5–115 s or
@@ -80,7 +80,7 @@ func envInt(name string, def int) int {
 }
 
 func newSoak(t *testing.T, dur time.Duration) *soak {
-	sk := &soak{dur: dur, warmup: 10 * time.Minute, rate: envInt("PARKSWITCH_SOAK_RATE", 1000),
+	sk := &soak{dur: dur, warmup: 10 * time.Minute, rate: envInt("PARKSWITCH_SOAK_RATE", 1250),
 		parked: envInt("PARKSWITCH_SOAK_PARKED", 500), out: os.Getenv("PARKSWITCH_SOAK_OUT")}
 	if w, err := time.ParseDuration(os.Getenv("PARKSWITCH_SOAK_WARMUP")); err == nil {
 		sk.warmup = w
