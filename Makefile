@@ -98,12 +98,16 @@ bench: deps-test deps-browser build
 	PARKSWITCH_REQUIRE_BROWSER=1 $(GO) test -run '^$$' -bench BoardLatency -benchtime 1x -timeout 15m ./cmd/parkswitch/
 	$(GO) test -run '^$$' -bench Board1000 -benchtime 1x -timeout 20m ./cmd/parkswitch/
 	BENCH_STEP_SECONDS=30 ./testdata/bench/callrate.sh $(BIN)
+	# Offered more than it takes: shedding on, then off (OVERLOAD_RATE is
+	# above the switch's sustained rate on a 2-CPU machine).
+	RATE=$(OVERLOAD_RATE) SECS=30 ./testdata/bench/overload.sh $(BIN)
 	$(MAKE) bench-ratio
 
 # The side-by-side figures of SPEC §9: the switch and its peer in one run
 # on this machine, steps of BENCH_SECS (30 s: several times a completed
 # transaction's 2 s wait). Each script prints its CSV and a last line
 # with the ratio; the scratch directories are kept under BENCH_OUT.
+OVERLOAD_RATE ?= 5000
 BENCH_SHARED ?= ../shared/bench
 BENCH_SECS   ?= 30
 # Outside the tree: the scripts copy the checkout to build it, and a copy

@@ -35,6 +35,9 @@ func (s *Switch) guard(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Re
 			s.replyOnce(req, tx, sipcheck.StatusCode(err), err.Error())
 			return
 		}
+		if s.shed(req, tx) {
+			return
+		}
 		if req.Method != sip.ACK && req.Method != sip.CANCEL {
 			if tags := unsupported(req); len(tags) > 0 {
 				// RFC 3261 §8.2.2.3: no 100rel, no timer.

@@ -79,6 +79,16 @@ type Options struct {
 	BanTime        time.Duration // how long a banned source is ignored (default 600 s)
 	RetrieveMisses int           // retrieves of empty codes per user and minute before 403 (default 10)
 
+	// OverloadWait is how long runnable goroutines may wait for a CPU (99th
+	// percentile per 100 ms, smoothed) before new dialogs and registrations are
+	// shed with 503 (overload.go). 0 takes DefaultOverloadWait; negative
+	// turns shedding off.
+	OverloadWait time.Duration
+	// overloadSample replaces the scheduler's wait, every overloadEvery,
+	// in tests that drive the control by hand.
+	overloadSample func() time.Duration
+	overloadEvery  time.Duration
+
 	// Park lamp (BLF) subscriptions, SPEC §11.
 	SubscribeMinExpires     int // shorter subscriptions get 423 (default 60 s)
 	MaxSubscriptions        int // in force at once (default 20,000)
@@ -118,6 +128,7 @@ type Switch struct {
 	policies   atomic.Pointer[policy.Set]
 	numbers    atomic.Pointer[ParkNumbers]
 	sec        security
+	load       shedding
 	dtmfKeys   chan *leg     // legs whose phone keyed the DTMF park code, for dtmfWorker
 	dtmfFull   atomic.Uint64 // codes dropped because dtmfKeys was full
 
@@ -249,6 +260,7 @@ func New(opts Options) (*Switch, error) {
 	s.metrics = newMetrics(s, opts.Registry)
 	s.events = newEventQueue(opts.Store, opts.Logger.With().Str("component", "events").Logger(), opts.Registry, eventQueueLen)
 	s.initSecurity(opts.Registry)
+	s.initOverload(opts.Registry)
 	if err := s.initAnnouncer(); err != nil {
 		return nil, err
 	}
@@ -471,6 +483,7 @@ func (s *Switch) startBackground(loaded bool) {
 		}()
 	}
 	s.runAnnouncer()
+	s.runOverload()
 }
 
 func (s *Switch) closeAll(pcs []net.PacketConn, lns []*guardedListener) {

@@ -90,7 +90,7 @@ func (r *reloader) reload(why string) error {
 	sw.Lot().SetConfig(park.Config{Ringback: cfg.Park.Ringback(), MaxRingbacks: cfg.Park.MaxRingbacks, Fallback: cfg.Park.Fallback})
 	r.srv.webhooks.apply(cfg.Notify)
 	if restartNeeded(r.cfg, cfg) {
-		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports, music or announcements changed: they take effect after a restart")
+		log.Warn().Msg("listen addresses, domain, digest algorithms, RTP ports, security limits, music or announcements changed: they take effect after a restart")
 	}
 	r.cfg, r.lastErr = cfg, nil
 	r.success.Set(1)
@@ -106,7 +106,7 @@ func restartNeeded(old, cur *config.Config) bool {
 		old.Server.HTTPListen != cur.Server.HTTPListen ||
 		old.Server.AdvertiseIP != cur.Server.AdvertiseIP ||
 		!slices.Equal(old.Server.DigestAlgorithms, cur.Server.DigestAlgorithms) ||
-		old.Media != cur.Media ||
+		old.Media != cur.Media || old.Security != cur.Security ||
 		old.Park.Announce != cur.Park.Announce || old.Park.PromptsDir != cur.Park.PromptsDir
 }
 

@@ -180,6 +180,7 @@ func switchOptions(cfg *config.Config, dir *sip.Directory, ports *media.PortPool
 		BanWindow:        cfg.Security.BanWindow(),
 		BanTime:          cfg.Security.BanTime(),
 		RetrieveMisses:   cfg.Security.RetrieveMisses,
+		OverloadWait:     cfg.Security.OverloadWait(),
 
 		Policies:       cfg.Policies,
 		ParkUser:       cfg.Park.ParkUser,

@@ -26,35 +26,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; }
 trap cleanup EXIT
 
-cat > "$OUT/ps/parkswitch.yaml" <<EOF
-server:
-  domain: bench.test
-  sip_listen: ["udp://127.0.0.1:5060"]
-  http_listen: "127.0.0.1:18081"
-  advertise_ip: "127.0.0.1"
-media:
-  rtp_port_min: 20000
-  rtp_port_max: 39999
-park:
-  policy_file: policies.yaml
-users:
-  - id: u2000@bench.test
-    extension: "2000"
-    password: bench-secret-not-used
-    contact: "sip:2000@127.0.0.3:5070"
-trunks:
-  - name: bench-uac
-    address: 127.0.0.2:5060
-    transport: udp
-debug:
-  pprof_listen: 127.0.0.1:6061
-EOF
-printf 'policies:\n  - identity: Global\n    allow_call_park: false\n' > "$OUT/ps/policies.yaml"
+. "$(dirname "$0")/switch.sh"
+bench_config "$OUT/ps" "debug:
+  pprof_listen: 127.0.0.1:6061"
 
 (cd "$OUT/ps" && exec timeout $((SECS + 120)) "$BIN" serve --config parkswitch.yaml > ../parkswitch.log 2>&1) &
 pids+=($!)
-for _ in $(seq 1 80); do curl -fsS -m 1 -o /dev/null http://127.0.0.1:18081/healthz 2>/dev/null && break; sleep 0.25; done
-curl -fsS -m 1 -o /dev/null http://127.0.0.1:18081/healthz || { echo "profile: the switch did not start; see $OUT/parkswitch.log" >&2; exit 1; }
+bench_healthy "$OUT/parkswitch.log" || exit 1
 
 (cd "$OUT" && exec timeout $((SECS + 90)) sipp -sn uas -i 127.0.0.3 -p 5070 -nostdin -buff_size 4194304 > uas.out 2>&1) &
 pids+=($!)

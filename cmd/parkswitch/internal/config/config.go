@@ -33,6 +33,7 @@ const (
 	DefaultBanWindowSeconds    = 60
 	DefaultBanSeconds          = 600
 	DefaultRetrieveMisses      = 10
+	DefaultOverloadWaitMS      = 40
 
 	DefaultDataDir  = "data"
 	DefaultCDRDays  = 30
@@ -178,6 +179,19 @@ type Security struct {
 	BanWindowSeconds    int `yaml:"ban_window_seconds"`
 	BanSeconds          int `yaml:"ban_seconds"`     // how long a banned IP is ignored
 	RetrieveMisses      int `yaml:"retrieve_misses"` // retrieves of empty codes per user and minute before 403
+	// OverloadWaitMS: when runnable goroutines wait longer than this for a
+	// CPU (99th percentile, smoothed), a share of new dialogs and
+	// registrations is answered 503 until the switch catches up; 0 = never.
+	OverloadWaitMS int `yaml:"overload_wait_ms"`
+}
+
+// OverloadWait is OverloadWaitMS as the sip package takes it: negative
+// turns shedding off.
+func (s Security) OverloadWait() time.Duration {
+	if s.OverloadWaitMS == 0 {
+		return -1
+	}
+	return time.Duration(s.OverloadWaitMS) * time.Millisecond
 }
 
 // BanWindow is BanWindowSeconds as a duration.

@@ -100,10 +100,10 @@ func TestDefaults(t *testing.T) {
 	if c.Media.RTPTimeout().Seconds() != 60 || c.Park.Ringback().Seconds() != 30 {
 		t.Error("durations")
 	}
-	if want := (Security{MaxConnections: 10000, MaxConnectionsPerIP: 100, BanAfter: 10, BanWindowSeconds: 60, BanSeconds: 600, RetrieveMisses: 10}); c.Security != want {
+	if want := (Security{MaxConnections: 10000, MaxConnectionsPerIP: 100, BanAfter: 10, BanWindowSeconds: 60, BanSeconds: 600, RetrieveMisses: 10, OverloadWaitMS: 40}); c.Security != want {
 		t.Errorf("security defaults = %+v, want %+v", c.Security, want)
 	}
-	if c.Security.BanWindow().Seconds() != 60 || c.Security.BanTime().Seconds() != 600 {
+	if c.Security.BanWindow().Seconds() != 60 || c.Security.BanTime().Seconds() != 600 || c.Security.OverloadWait().Milliseconds() != 40 {
 		t.Error("security durations")
 	}
 	if DefaultSIPListen[0].String() != "udp://0.0.0.0:5060" {
@@ -384,12 +384,14 @@ func TestProblems(t *testing.T) {
   ban_seconds: -1
   retrieve_misses: 101
   max_bans: 3
+  overload_wait_ms: 1001
 `, "", []want{
 			{"", 4, "ban_after 0 is out of range: use 1–100"},
 			{"", 5, "ban_window_seconds 86401 is out of range: use 1–86400"},
 			{"", 6, "ban_seconds -1 is out of range: use 1–2592000"},
 			{"", 7, "retrieve_misses 101 is out of range: use 1–100"},
 			{"", 8, `unknown key "max_bans" in security`},
+			{"", 9, "overload_wait_ms 1001 is out of range: use 0–1000"},
 		}},
 		{"contact and groups", head + `users:
   - id: a@contoso.com
@@ -655,7 +657,7 @@ func TestLoad(t *testing.T) {
 func TestHashedCredentialsAndSecurity(t *testing.T) {
 	md5 := "0123456789ABCDEF0123456789ABCDEF"
 	sha := "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
-	c, err := parse("server:\n  domain: contoso.com\nsecurity:\n  ban_after: 3\n  ban_window_seconds: 30\n  ban_seconds: 90\n  retrieve_misses: 5\nusers:\n"+
+	c, err := parse("server:\n  domain: contoso.com\nsecurity:\n  ban_after: 3\n  ban_window_seconds: 30\n  ban_seconds: 90\n  retrieve_misses: 5\n  overload_wait_ms: 0\nusers:\n"+
 		"  - id: a@contoso.com\n    ha1_sha256: "+sha+"\n"+
 		"  - id: b@contoso.com\n    ha1: "+md5+"\n    ha1_sha256: "+sha+"\n", "")
 	if err != nil {
@@ -669,6 +671,9 @@ func TestHashedCredentialsAndSecurity(t *testing.T) {
 	}
 	if want := (Security{MaxConnections: 10000, MaxConnectionsPerIP: 100, BanAfter: 3, BanWindowSeconds: 30, BanSeconds: 90, RetrieveMisses: 5}); c.Security != want {
 		t.Errorf("security = %+v, want %+v", c.Security, want)
+	}
+	if c.Security.OverloadWait() >= 0 {
+		t.Errorf("overload_wait_ms: 0 gives %v, want shedding off (negative)", c.Security.OverloadWait())
 	}
 }
 

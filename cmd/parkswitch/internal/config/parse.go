@@ -29,6 +29,7 @@ const (
 	minBanWindow, maxBanWindow       = 1, 86400
 	minBanSeconds, maxBanSeconds     = 1, 30 * 86400
 	minRetrieveMiss, maxRetrieveMiss = 1, 100
+	minOverloadWait, maxOverloadWait = 0, 1000
 )
 
 // Parse validates the configuration data read from path. readFile reads the
@@ -61,6 +62,7 @@ func Parse(path string, data []byte, readFile func(string) ([]byte, error)) (*Co
 				MaxConnections: DefaultMaxConnections, MaxConnectionsPerIP: DefaultMaxConnectionsPerIP,
 				BanAfter: DefaultBanAfter, BanWindowSeconds: DefaultBanWindowSeconds,
 				BanSeconds: DefaultBanSeconds, RetrieveMisses: DefaultRetrieveMisses,
+				OverloadWaitMS: DefaultOverloadWaitMS,
 			},
 			State: State{DataDir: DefaultDataDir, CDRDays: DefaultCDRDays, CDRMaxMB: DefaultCDRMaxMB, EventsMaxMB: DefaultEventsMaxMB},
 		},
@@ -484,6 +486,7 @@ func (p *parser) checkSecurity() {
 	p.checkRange(k, "ban_window_seconds", sc.BanWindowSeconds, minBanWindow, maxBanWindow)
 	p.checkRange(k, "ban_seconds", sc.BanSeconds, minBanSeconds, maxBanSeconds)
 	p.checkRange(k, "retrieve_misses", sc.RetrieveMisses, minRetrieveMiss, maxRetrieveMiss)
+	p.checkRange(k, "overload_wait_ms", sc.OverloadWaitMS, minOverloadWait, maxOverloadWait)
 }
 
 func (p *parser) checkUsers() {

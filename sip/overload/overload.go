@@ -1,0 +1,136 @@
+// Package overload sheds new work when the switch falls behind, in the
+// manner of RFC 7339's loss-based control: a share of new requests is
+// admitted and the rest are refused at once, which costs a small part of
+// the call each would have become. The share follows how long runnable
+// goroutines wait for a CPU: while that wait's 99th percentile, smoothed
+// over a few intervals, is over the target it falls by a factor each
+// interval, and while it is under half the target it rises by a step. A switch offered more calls than its CPUs
+// take therefore keeps completing about as many as they do, with their
+// latency, instead of falling into retransmissions that add to the load
+// that caused them.
+package overload
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Control steps. The share falls fast (a quarter of it each interval over
+// the target) and comes back slowly (a twentieth of all calls each
+// interval under half of it: two seconds from nothing to everything), so
+// a switch that is still behind does not swing back into collapse.
+const (
+	DefaultInterval = 100 * time.Millisecond
+	decrease        = 0.75
+	increase        = 0.05
+	// smoothing is the weight of the newest interval in the wait the
+	// control acts on: one interval's spike (a collection cycle, a burst)
+	// moves it a quarter of the way, a wait that persists moves it all.
+	smoothing = 0.25
+)
+
+// Control decides which new requests are admitted. The zero value and nil
+// admit everything. It is safe for concurrent use.
+type Control struct {
+	target time.Duration
+
+	mu    sync.Mutex
+	share float64 // of new requests admitted, in [0, 1]
+	acc   float64 // admissions owed: a request is admitted each time it reaches 1
+	wait  float64 // smoothed 99th percentile, in seconds
+}
+
+// New returns a control that sheds while the scheduling wait's smoothed
+// 99th percentile is over target; target 0 disables it.
+func New(target time.Duration) *Control {
+	return &Control{target: target, share: 1}
+}
+
+// Admit reports whether one new request may be taken on. Admissions are
+// spread evenly over requests rather than drawn at random, so a share of
+// one half admits every other request.
+func (c *Control) Admit() bool {
+	if c == nil || c.target <= 0 {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.share >= 1 {
+		return true
+	}
+	c.acc += c.share
+	if c.acc >= 1 {
+		c.acc--
+		return true
+	}
+	return false
+}
+
+// Observe is one control step, given the scheduling wait's 99th percentile
+// over the interval just past. It returns the share admitted from now on.
+func (c *Control) Observe(p99 time.Duration) float64 {
+	if c == nil {
+		return 1
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wait += smoothing * (p99.Seconds() - c.wait)
+	wait := time.Duration(c.wait * float64(time.Second))
+	switch {
+	case c.target <= 0:
+		c.share = 1
+	case wait > c.target:
+		c.share *= decrease
+		if c.share < increase/4 {
+			c.share = 0 // a remainder this small is noise; the rise starts from 0
+		}
+	case wait < c.target/2:
+		c.share = min(1, c.share+increase)
+	}
+	if c.share >= 1 {
+		c.acc = 0
+	}
+	return c.share
+}
+
+// State is the share admitted and the smoothed wait it follows.
+func (c *Control) State() (share float64, wait time.Duration) {
+	if c == nil {
+		return 1, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.share, time.Duration(c.wait * float64(time.Second))
+}
+
+// Target is the wait over which the control sheds (0: it never does).
+func (c *Control) Target() time.Duration {
+	if c == nil {
+		return 0
+	}
+	return c.target
+}
+
+// Run observes sample every interval until ctx is done, calling changed
+// (when not nil) after each step with the share and the smoothed wait.
+func (c *Control) Run(ctx context.Context, interval time.Duration, sample func() time.Duration, changed func(share float64, wait time.Duration)) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	sample() // the wait so far is not this interval's
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			share := c.Observe(sample())
+			if changed != nil {
+				_, wait := c.State()
+				changed(share, wait)
+			}
+		}
+	}
+}

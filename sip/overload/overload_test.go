@@ -1,0 +1,220 @@
+package overload
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestObserve(t *testing.T) {
+	const target = 40 * time.Millisecond
+	tests := []struct {
+		name  string
+		waits []time.Duration // one per interval
+		share float64         // after the last
+	}{
+		{"keeping up", []time.Duration{time.Millisecond, 3 * time.Millisecond, 0}, 1},
+		// One interval's spike moves the smoothed wait a quarter of the
+		// way: 67 ms once (a collection cycle) sheds nothing.
+		{"one spike", []time.Duration{2 * time.Millisecond, 67 * time.Millisecond, 2 * time.Millisecond}, 1},
+		// 100 ms from the start: 25 ms smoothed, under the target.
+		{"first interval behind", []time.Duration{100 * time.Millisecond}, 1},
+		// 25, 43.75 ms: over the target once.
+		{"behind", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}, 0.75},
+		{"still behind", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}, 0.5625},
+		// Between half the target and the target the share holds.
+		{"holding", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 0}, 0.75}, // 32.8 ms
+		// Far behind for long: the share goes to nothing, not to a
+		// remainder that admits a call now and then.
+		{"far behind", repeat(time.Second, 30), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(target)
+			var share float64
+			for _, w := range tt.waits {
+				share = c.Observe(w)
+			}
+			if math.Abs(share-tt.share) > 1e-9 {
+				t.Fatalf("share %v, want %v", share, tt.share)
+			}
+		})
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	c := New(40 * time.Millisecond)
+	for range 30 {
+		c.Observe(time.Second)
+	}
+	if share, _ := c.State(); share != 0 {
+		t.Fatalf("share %v after 3 s far behind, want 0", share)
+	}
+	// The smoothed wait takes some intervals to fall under 20 ms; then
+	// the share rises by a twentieth an interval.
+	steps := 0
+	for share := 0.0; share < 1; steps++ {
+		if steps > 100 {
+			t.Fatal("no recovery in 10 s of idle intervals")
+		}
+		share = c.Observe(0)
+	}
+	// 1 s → 20 ms smoothed takes 14 intervals (0.75^14 = 0.018), then 20 more.
+	if steps < 30 || steps > 40 {
+		t.Fatalf("recovered in %d intervals, want 30–40 (fast fall, slow rise)", steps)
+	}
+	for range 50 {
+		if !c.Admit() {
+			t.Fatal("a call refused after recovery")
+		}
+	}
+}
+
+func TestAdmitSpreads(t *testing.T) {
+	tests := []struct {
+		share float64
+		of    int
+		want  int
+	}{
+		{1, 100, 100},
+		{0.5, 100, 50},
+		{0.25, 100, 25},
+		{0.75, 100, 75},
+		{0, 100, 0},
+	}
+	for _, tt := range tests {
+		c := New(time.Millisecond)
+		c.share = tt.share
+		got, run, longest := 0, 0, 0
+		for range tt.of {
+			if c.Admit() {
+				got++
+				run = 0
+			} else if run++; run > longest {
+				longest = run
+			}
+		}
+		if got != tt.want {
+			t.Errorf("share %v: admitted %d of %d, want %d", tt.share, got, tt.of, tt.want)
+		}
+		// Even spreading: at a share of one half, never two refusals in a row.
+		if tt.share == 0.5 && longest > 1 {
+			t.Errorf("share 0.5: %d refusals in a row", longest)
+		}
+	}
+}
+
+func TestDisabled(t *testing.T) {
+	var none *Control
+	for _, c := range []*Control{none, New(0)} {
+		c.Observe(time.Hour)
+		if !c.Admit() {
+			t.Fatal("a disabled control refused")
+		}
+	}
+	if New(0).Target() != 0 || none.Target() != 0 {
+		t.Fatal("disabled control has a target")
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	buckets := []float64{0, 0.001, 0.01, 0.1, math.Inf(1)}
+	tests := []struct {
+		name   string
+		counts []uint64
+		prev   []uint64
+		q      float64
+		want   time.Duration
+	}{
+		{"none", []uint64{0, 0, 0, 0}, []uint64{0, 0, 0, 0}, 0.99, 0},
+		{"all fast", []uint64{1000, 0, 0, 0}, []uint64{0, 0, 0, 0}, 0.99, time.Millisecond},
+		{"one slow in a hundred", []uint64{990, 0, 10, 0}, []uint64{0, 0, 0, 0}, 0.99, time.Millisecond},
+		{"two slow in a hundred", []uint64{980, 0, 20, 0}, []uint64{0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
+		// Only what happened since the last read counts.
+		{"old waits forgotten", []uint64{1000, 0, 500, 0}, []uint64{0, 0, 500, 0}, 0.99, time.Millisecond},
+		// The open-ended last bucket stands at its lower bound.
+		{"beyond the last bound", []uint64{0, 0, 0, 500}, []uint64{0, 0, 0, 0}, 0.5, 100 * time.Millisecond},
+		// Too few waits to speak of: a switch with little to do, however
+		// long its one wait.
+		{"too few", []uint64{0, 0, 0, minWaits - 1}, []uint64{0, 0, 0, 0}, 0.99, 0},
+		{"just enough", []uint64{0, 0, 0, minWaits}, []uint64{0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quantile(tt.counts, tt.prev, buckets, tt.q); got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSchedWaitSeesBusyCPUs makes thousands of goroutines runnable at
+// once on one CPU that stays busy for 5 ms more: each waits at least that
+// long, which the runtime's histogram (of one transition in eight) must
+// show.
+func TestSchedWaitSeesBusyCPUs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const waiters = 4000
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+		}()
+	}
+	runtime.Gosched() // let them all block on start
+	w := NewSchedWait(0.99)
+	w.Sample()
+	close(start)
+	for end := time.Now().Add(5 * time.Millisecond); time.Now().Before(end); {
+	}
+	wg.Wait()
+	if got := w.Sample(); got < 4*time.Millisecond {
+		t.Fatalf("99th percentile wait %v for %d goroutines kept 5 ms from the CPU, want ≥ 4 ms", got, waiters)
+	}
+	// Idle since: too few waits to speak of.
+	time.Sleep(10 * time.Millisecond)
+	if got := w.Sample(); got != 0 {
+		t.Fatalf("wait %v over an idle interval, want 0", got)
+	}
+}
+
+func TestRunStops(t *testing.T) {
+	c := New(40 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := make(chan float64, 100)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx, time.Millisecond, func() time.Duration { return time.Second }, func(share float64, _ time.Duration) {
+			select {
+			case steps <- share:
+			default:
+			}
+		})
+	}()
+	for share := 1.0; share > 0.5; share = <-steps {
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if first, second := c.Admit(), c.Admit(); first && second {
+		t.Fatal("two admissions in a row at a share under one half")
+	}
+}
+
+func repeat(d time.Duration, n int) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
