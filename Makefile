@@ -116,8 +116,8 @@ BENCH_OUT    ?= $(or $(TMPDIR),/tmp)/parkswitch-bench
 bench-ratio: deps-bench
 	@test -d $(BENCH_SHARED) || { echo "$(BENCH_SHARED) is missing: set BENCH_SHARED to the side-by-side scripts"; exit 1; }
 	rm -rf $(BENCH_OUT) && mkdir -p $(BENCH_OUT)
-	SECS=$(BENCH_SECS) RATES="500 1000 1500 2000 2500 3000 4000 5000 6000 7000 8000" OUT=$(BENCH_OUT)/proxy $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/proxy.txt
-	REF=rtpengine SECS=$(BENCH_SECS) RATES="250 500 750 1000 1500 2000 2500 3000 4000" OUT=$(BENCH_OUT)/rtpengine $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/rtpengine.txt
+	SECS=$(BENCH_SECS) RATES="500 1000 1500 2000 2500 3000 3500 4000 5000 6000 7000 8000" OUT=$(BENCH_OUT)/proxy $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/proxy.txt
+	REF=rtpengine SECS=$(BENCH_SECS) RATES="250 500 750 1000 1500 2000 2500 3000 3500 4000 5000" OUT=$(BENCH_OUT)/rtpengine $(BENCH_SHARED)/bench_cps_ratio.sh . | tee $(BENCH_OUT)/rtpengine.txt
 	NS="100 250 500 1000 1500 2000" HOLD=$(BENCH_SECS) OUT=$(BENCH_OUT)/media $(BENCH_SHARED)/bench_media_ratio.sh . | tee $(BENCH_OUT)/media.txt
 
 # The soak of SPEC §9's issue: an hour of SIPp calls at SOAK_RATE (half the

@@ -3,8 +3,9 @@
 // admitted and the rest are refused at once, which costs a small part of
 // the call each would have become. The share follows how long runnable
 // goroutines wait for a CPU: while that wait's 99th percentile, smoothed
-// over a few intervals, is over the target it falls by a factor each
-// interval, and while it is under half the target it rises by a step. A switch offered more calls than its CPUs
+// over a few intervals, is over the target and not falling, the share
+// falls by a factor each interval, and while it is under half the target
+// it rises by a step. A switch offered more calls than its CPUs
 // take therefore keeps completing about as many as they do, with their
 // latency, instead of falling into retransmissions that add to the load
 // that caused them.
@@ -16,18 +17,23 @@ import (
 	"time"
 )
 
-// Control steps. The share falls fast (a quarter of it each interval over
-// the target) and comes back slowly (a twentieth of all calls each
-// interval under half of it: two seconds from nothing to everything), so
-// a switch that is still behind does not swing back into collapse.
+// Control steps. The share falls fast (a quarter of it at a time, each
+// cut given settle intervals to show) and comes back slowly (a fiftieth of
+// all calls each interval under half the target: five seconds from
+// nothing to everything), so a switch that is still behind does not swing
+// back into collapse.
 const (
 	DefaultInterval = 100 * time.Millisecond
 	decrease        = 0.75
-	increase        = 0.05
+	increase        = 0.02
 	// smoothing is the weight of the newest interval in the wait the
 	// control acts on: one interval's spike (a collection cycle, a burst)
 	// moves it a quarter of the way, a wait that persists moves it all.
 	smoothing = 0.25
+	// settle is how many intervals a cut is given to show in the wait
+	// before the next: runnable goroutines queued before it still have
+	// to run, and the smoothing lags.
+	settle = 3
 )
 
 // Control decides which new requests are admitted. The zero value and nil
@@ -39,6 +45,7 @@ type Control struct {
 	share float64 // of new requests admitted, in [0, 1]
 	acc   float64 // admissions owed: a request is admitted each time it reaches 1
 	wait  float64 // smoothed 99th percentile, in seconds
+	calm  int     // intervals left before another cut may be made
 }
 
 // New returns a control that sheds while the scheduling wait's smoothed
@@ -75,13 +82,23 @@ func (c *Control) Observe(p99 time.Duration) float64 {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// A wait that fell below the smoothed one shows that the last cut is
+	// working: cutting again before it has worked through the smoothing
+	// would overshoot, and the share swing from too little to too much.
+	improving := p99.Seconds() < c.wait
+	if c.calm > 0 {
+		c.calm--
+	}
 	c.wait += smoothing * (p99.Seconds() - c.wait)
 	wait := time.Duration(c.wait * float64(time.Second))
 	switch {
 	case c.target <= 0:
 		c.share = 1
+	case wait > c.target && (improving || c.calm > 0):
+		// hold
 	case wait > c.target:
 		c.share *= decrease
+		c.calm = settle
 		if c.share < increase/4 {
 			c.share = 0 // a remainder this small is noise; the rise starts from 0
 		}

@@ -24,12 +24,19 @@ func TestObserve(t *testing.T) {
 		{"first interval behind", []time.Duration{100 * time.Millisecond}, 1},
 		// 25, 43.75 ms: over the target once.
 		{"behind", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}, 0.75},
-		{"still behind", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}, 0.5625},
+		// A cut is given three intervals to show before the next.
+		{"still behind", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}, 0.75},
+		{"behind for long", repeat(100*time.Millisecond, 6), 0.5625},
 		// Between half the target and the target the share holds.
 		{"holding", []time.Duration{100 * time.Millisecond, 100 * time.Millisecond, 0}, 0.75}, // 32.8 ms
+		// Still over the target, but the last cut is working (the wait
+		// fell under the smoothed one): no further cut.
+		// (Cuts at the 2nd and 5th; the 60 ms waits after are over the
+		// target, and the last comes after the three intervals' calm.)
+		{"cut working", append(repeat(100*time.Millisecond, 5), repeat(60*time.Millisecond, 4)...), 0.5625},
 		// Far behind for long: the share goes to nothing, not to a
 		// remainder that admits a call now and then.
-		{"far behind", repeat(time.Second, 30), 0},
+		{"far behind", repeat(time.Second, 100), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,14 +54,14 @@ func TestObserve(t *testing.T) {
 
 func TestRecovery(t *testing.T) {
 	c := New(40 * time.Millisecond)
-	for range 30 {
+	for range 100 {
 		c.Observe(time.Second)
 	}
 	if share, _ := c.State(); share != 0 {
-		t.Fatalf("share %v after 3 s far behind, want 0", share)
+		t.Fatalf("share %v after 10 s far behind, want 0", share)
 	}
 	// The smoothed wait takes some intervals to fall under 20 ms; then
-	// the share rises by a twentieth an interval.
+	// the share rises by a fiftieth an interval.
 	steps := 0
 	for share := 0.0; share < 1; steps++ {
 		if steps > 100 {
@@ -62,9 +69,9 @@ func TestRecovery(t *testing.T) {
 		}
 		share = c.Observe(0)
 	}
-	// 1 s → 20 ms smoothed takes 14 intervals (0.75^14 = 0.018), then 20 more.
-	if steps < 30 || steps > 40 {
-		t.Fatalf("recovered in %d intervals, want 30–40 (fast fall, slow rise)", steps)
+	// 1 s → 20 ms smoothed takes 14 intervals (0.75^14 = 0.018), then 50 more.
+	if steps < 60 || steps > 70 {
+		t.Fatalf("recovered in %d intervals, want 60–70 (fast fall, slow rise)", steps)
 	}
 	for range 50 {
 		if !c.Admit() {

@@ -45,13 +45,20 @@ step() { # side: on | off
 	local c0 t0 t1 c1
 	c0=$(awk '{print $14 + $15}' "/proc/$sw/stat")
 	t0=$(date +%s.%N)
+	# The control's state twice a second: smoothed wait (s), share admitted.
+	(while kill -0 "$sw" 2>/dev/null; do
+		curl -fsS -m 1 http://127.0.0.1:18081/metrics 2>/dev/null |
+			awk '/^parkswitch_sched_wait_seconds / {w = $2} /^parkswitch_overload_admitted_ratio / {a = $2} END {print w, a}'
+		sleep 0.5
+	done) > "$dir/control.txt" &
+	local sampler=$!
 	(cd "$dir" && exec timeout $((SECS + 90)) sipp -sf "$HERE/uac_overload.xml" 127.0.0.1:5060 -s 2000 -i 127.0.0.2 -p 5060 \
 		-r "$RATE" -m $((RATE * SECS)) -l 20000 -nostdin -buff_size 4194304 \
 		-timeout $((SECS + 80))s -timeout_error -trace_stat -stf uac.csv -trace_counts -fd 1 > uac.out 2>&1)
 	t1=$(date +%s.%N)
 	c1=$(awk '{print $14 + $15}' "/proc/$sw/stat")
-	kill "$sw" "$uas" 2>/dev/null
-	wait "$sw" "$uas" 2>/dev/null
+	kill "$sw" "$uas" "$sampler" 2>/dev/null
+	wait "$sw" "$uas" "$sampler" 2>/dev/null
 	# The counts file is cumulative, one row a period: in its last row, the
 	# first 503 received is the shed and the first 200 the INVITE's answer.
 	local counts noports
