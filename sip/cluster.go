@@ -162,7 +162,11 @@ func (s *Switch) nodeAddr(id string) (string, bool) {
 
 // fromNode returns the node that sent req: its hopHeader names a live node
 // and it came from that node's published address over UDP.
-func (s *Switch) fromNode(req *sip.Request) (string, bool) {
+func (s *Switch) fromNode(req *sip.Request) (string, bool) { return s.nodeOf(req, true) }
+
+// nodeOf is fromNode; with refresh false, a source the cached node view
+// does not know is not looked up in the store.
+func (s *Switch) nodeOf(req *sip.Request, refresh bool) (string, bool) {
 	h := req.GetHeader(hopHeader)
 	if h == nil || !strings.EqualFold(req.Transport(), "UDP") {
 		return "", false
@@ -175,6 +179,9 @@ func (s *Switch) fromNode(req *sip.Request) (string, bool) {
 	}
 	if s.nodes(false).byAddr[src] == id {
 		return id, true
+	}
+	if !refresh {
+		return id, false
 	}
 	// A node that started a moment ago may not be in the view yet.
 	return id, s.nodes(true).byAddr[src] == id

@@ -89,14 +89,20 @@ func (s *Switch) overloadStep(share float64, wait time.Duration) {
 }
 
 // shed answers 503 to req when it would start new work the switch is too
-// far behind to take on. In-dialog requests always pass: ending and
-// moving calls is how a switch that is behind catches up. The 503 goes
+// far behind to take on. In-dialog requests always pass, and so do
+// INVITEs that replace a dialog (RFC 3891): ending and moving calls is
+// how a switch that is behind catches up. So do requests another node
+// sends, which it admitted (by the cached node view only: a forged hop
+// header must not make the switch read the store). The 503 goes
 // once, with no Retry-After: that would tell a trunk's proxy to send
 // nothing at all for a while (RFC 3261 §21.5.4), turning a shed share
 // into an on/off swing (RFC 5390 §5).
 func (s *Switch) shed(req *sip.Request, tx sip.ServerTransaction) bool {
-	if !startsWork(req) || s.load.ctl.Admit() {
+	if !startsWork(req) || s.load.ctl.Admit(req.CallID().Value()) {
 		return false
+	}
+	if _, ok := s.nodeOf(req, false); ok {
+		return false // another node admitted it already
 	}
 	s.load.shed.Add(1)
 	s.metrics.refused.WithLabelValues("overload").Inc()
@@ -114,8 +120,10 @@ func startsWork(req *sip.Request) bool {
 		if to == nil {
 			return false // malformed: sipcheck answers it
 		}
-		tag, _ := to.Params.Get("tag")
-		return tag == ""
+		if tag, _ := to.Params.Get("tag"); tag != "" {
+			return false
+		}
+		return req.Method != sip.INVITE || req.GetHeader("Replaces") == nil
 	}
 	return false
 }

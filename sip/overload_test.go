@@ -120,13 +120,15 @@ func rawInviteAnswers(t *testing.T, server string, d time.Duration) ([][]byte, i
 func TestStartsWork(t *testing.T) {
 	uri := sip.Uri{Scheme: "sip", User: "1002", Host: liveDomain}
 	tests := []struct {
-		method sip.RequestMethod
-		toTag  string
-		noTo   bool
-		want   bool
+		method   sip.RequestMethod
+		toTag    string
+		noTo     bool
+		replaces bool
+		want     bool
 	}{
 		{method: sip.INVITE, want: true},
-		{method: sip.INVITE, toTag: "x"}, // re-INVITE
+		{method: sip.INVITE, toTag: "x"},     // re-INVITE
+		{method: sip.INVITE, replaces: true}, // moves a call (RFC 3891)
 		{method: sip.SUBSCRIBE, want: true},
 		{method: sip.SUBSCRIBE, toTag: "x"}, // refresh
 		{method: sip.REGISTER, want: true},
@@ -144,6 +146,9 @@ func TestStartsWork(t *testing.T) {
 				to.Params.Add("tag", tt.toTag)
 			}
 			req.AppendHeader(to)
+		}
+		if tt.replaces {
+			req.AppendHeader(sip.NewHeader("Replaces", "abc@host;to-tag=1;from-tag=2"))
 		}
 		if got := startsWork(req); got != tt.want {
 			t.Errorf("%s (To tag %q, no To %v): %v, want %v", tt.method, tt.toTag, tt.noTo, got, tt.want)

@@ -464,8 +464,8 @@ func (s *Switch) newStack() error {
 
 // startBackground starts the switch's own goroutines, each stopped by
 // Shutdown: the events queue, the janitor, the DTMF park worker,
-// registration sync, the node watch, the state watch, the music and the
-// announcements.
+// registration sync, the node watch, the state watch, the music, the
+// announcements and the overload control.
 func (s *Switch) startBackground(loaded bool) {
 	s.events.start(&s.wg)
 	s.wg.Add(5)

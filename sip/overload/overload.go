@@ -3,9 +3,9 @@
 // admitted and the rest are refused at once, which costs a small part of
 // the call each would have become. The share follows how long runnable
 // goroutines wait for a CPU: while that wait's 99th percentile, smoothed
-// over a few intervals, is over the target and not falling, the share
-// falls by a factor each interval, and while it is under half the target
-// it rises by a step. A switch offered more calls than its CPUs
+// over a few intervals, is over the target and not falling, the share is
+// cut by a factor, a cut at most every few intervals; while it is under
+// half the target the share rises by a step each interval. A switch offered more calls than its CPUs
 // take therefore keeps completing about as many as they do, with their
 // latency, instead of falling into retransmissions that add to the load
 // that caused them.
@@ -13,6 +13,7 @@ package overload
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -34,16 +35,20 @@ const (
 	// before the next: runnable goroutines queued before it still have
 	// to run, and the smoothing lags.
 	settle = 3
+	// settleMargin is how far under the smoothed wait a wait must be to
+	// count as falling: the histogram's buckets are coarse, and a wait
+	// that repeats its bucket is not a cut at work.
+	settleMargin = 0.1
 )
 
 // Control decides which new requests are admitted. The zero value and nil
 // admit everything. It is safe for concurrent use.
 type Control struct {
 	target time.Duration
+	seed   maphash.Seed // keys' places, which a caller cannot predict
 
 	mu    sync.Mutex
 	share float64 // of new requests admitted, in [0, 1]
-	acc   float64 // admissions owed: a request is admitted each time it reaches 1
 	wait  float64 // smoothed 99th percentile, in seconds
 	calm  int     // intervals left before another cut may be made
 }
@@ -51,27 +56,28 @@ type Control struct {
 // New returns a control that sheds while the scheduling wait's smoothed
 // 99th percentile is over target; target 0 disables it.
 func New(target time.Duration) *Control {
-	return &Control{target: target, share: 1}
+	return &Control{target: target, share: 1, seed: maphash.MakeSeed()}
 }
 
-// Admit reports whether one new request may be taken on. Admissions are
-// spread evenly over requests rather than drawn at random, so a share of
-// one half admits every other request.
-func (c *Control) Admit() bool {
+// Admit reports whether the new request of key (its Call-ID) may be taken
+// on. The answer is the key's: each key has its place in [0, 1), and those
+// under the share are admitted. So every request of one call gets the
+// same answer while the share holds: a retransmitted INVITE that crossed
+// its 503 is refused again rather than set up behind the caller's back,
+// and a caller's retry with credentials is admitted like the request that
+// drew the challenge. A key admitted stays admitted as the share rises.
+func (c *Control) Admit(key string) bool {
 	if c == nil || c.target <= 0 {
 		return true
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.share >= 1 {
+	share := c.share
+	c.mu.Unlock()
+	if share >= 1 {
 		return true
 	}
-	c.acc += c.share
-	if c.acc >= 1 {
-		c.acc--
-		return true
-	}
-	return false
+	place := float64(maphash.String(c.seed, key)>>11) / (1 << 53)
+	return place < share
 }
 
 // Observe is one control step, given the scheduling wait's 99th percentile
@@ -85,7 +91,7 @@ func (c *Control) Observe(p99 time.Duration) float64 {
 	// A wait that fell below the smoothed one shows that the last cut is
 	// working: cutting again before it has worked through the smoothing
 	// would overshoot, and the share swing from too little to too much.
-	improving := p99.Seconds() < c.wait
+	improving := p99.Seconds() < c.wait*(1-settleMargin)
 	if c.calm > 0 {
 		c.calm--
 	}
@@ -104,9 +110,6 @@ func (c *Control) Observe(p99 time.Duration) float64 {
 		}
 	case wait < c.target/2:
 		c.share = min(1, c.share+increase)
-	}
-	if c.share >= 1 {
-		c.acc = 0
 	}
 	return c.share
 }

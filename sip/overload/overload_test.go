@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -73,43 +74,47 @@ func TestRecovery(t *testing.T) {
 	if steps < 60 || steps > 70 {
 		t.Fatalf("recovered in %d intervals, want 60–70 (fast fall, slow rise)", steps)
 	}
-	for range 50 {
-		if !c.Admit() {
+	for i := range 50 {
+		if !c.Admit(strconv.Itoa(i)) {
 			t.Fatal("a call refused after recovery")
 		}
 	}
 }
 
-func TestAdmitSpreads(t *testing.T) {
-	tests := []struct {
-		share float64
-		of    int
-		want  int
-	}{
-		{1, 100, 100},
-		{0.5, 100, 50},
-		{0.25, 100, 25},
-		{0.75, 100, 75},
-		{0, 100, 0},
-	}
-	for _, tt := range tests {
+func TestAdmitByKey(t *testing.T) {
+	const keys = 10000
+	for _, share := range []float64{1, 0.75, 0.5, 0.25, 0} {
 		c := New(time.Millisecond)
-		c.share = tt.share
-		got, run, longest := 0, 0, 0
-		for range tt.of {
-			if c.Admit() {
+		c.share = share
+		got := 0
+		for i := range keys {
+			k := "call-" + strconv.Itoa(i)
+			admitted := c.Admit(k)
+			if admitted {
 				got++
-				run = 0
-			} else if run++; run > longest {
-				longest = run
+			}
+			// Every request of one call gets the same answer.
+			if c.Admit(k) != admitted {
+				t.Fatalf("share %v: %s admitted and refused", share, k)
 			}
 		}
-		if got != tt.want {
-			t.Errorf("share %v: admitted %d of %d, want %d", tt.share, got, tt.of, tt.want)
+		if frac := float64(got) / keys; math.Abs(frac-share) > 0.03 {
+			t.Errorf("share %v: admitted %d of %d", share, got, keys)
 		}
-		// Even spreading: at a share of one half, never two refusals in a row.
-		if tt.share == 0.5 && longest > 1 {
-			t.Errorf("share 0.5: %d refusals in a row", longest)
+	}
+	// A key admitted stays admitted as the share rises.
+	c := New(time.Millisecond)
+	c.share = 0.3
+	var admitted []string
+	for i := range 1000 {
+		if k := strconv.Itoa(i); c.Admit(k) {
+			admitted = append(admitted, k)
+		}
+	}
+	c.share = 0.6
+	for _, k := range admitted {
+		if !c.Admit(k) {
+			t.Fatalf("%s admitted at 0.3, refused at 0.6", k)
 		}
 	}
 }
@@ -118,7 +123,7 @@ func TestDisabled(t *testing.T) {
 	var none *Control
 	for _, c := range []*Control{none, New(0)} {
 		c.Observe(time.Hour)
-		if !c.Admit() {
+		if !c.Admit("x") {
 			t.Fatal("a disabled control refused")
 		}
 	}
@@ -128,7 +133,8 @@ func TestDisabled(t *testing.T) {
 }
 
 func TestQuantile(t *testing.T) {
-	buckets := []float64{0, 0.001, 0.01, 0.1, math.Inf(1)}
+	// As the runtime's: an underflow bucket up to 0 first.
+	buckets := []float64{math.Inf(-1), 0, 0.001, 0.01, 0.1, math.Inf(1)}
 	tests := []struct {
 		name   string
 		counts []uint64
@@ -136,18 +142,20 @@ func TestQuantile(t *testing.T) {
 		q      float64
 		want   time.Duration
 	}{
-		{"none", []uint64{0, 0, 0, 0}, []uint64{0, 0, 0, 0}, 0.99, 0},
-		{"all fast", []uint64{1000, 0, 0, 0}, []uint64{0, 0, 0, 0}, 0.99, time.Millisecond},
-		{"one slow in a hundred", []uint64{990, 0, 10, 0}, []uint64{0, 0, 0, 0}, 0.99, time.Millisecond},
-		{"two slow in a hundred", []uint64{980, 0, 20, 0}, []uint64{0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
+		{"none", []uint64{0, 0, 0, 0, 0}, []uint64{0, 0, 0, 0, 0}, 0.99, 0},
+		{"all fast", []uint64{0, 1000, 0, 0, 0}, []uint64{0, 0, 0, 0, 0}, 0.99, time.Millisecond},
+		{"one slow in a hundred", []uint64{0, 990, 0, 10, 0}, []uint64{0, 0, 0, 0, 0}, 0.99, time.Millisecond},
+		{"two slow in a hundred", []uint64{0, 980, 0, 20, 0}, []uint64{0, 0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
 		// Only what happened since the last read counts.
-		{"old waits forgotten", []uint64{1000, 0, 500, 0}, []uint64{0, 0, 500, 0}, 0.99, time.Millisecond},
+		{"old waits forgotten", []uint64{0, 1000, 0, 500, 0}, []uint64{0, 0, 0, 500, 0}, 0.99, time.Millisecond},
 		// The open-ended last bucket stands at its lower bound.
-		{"beyond the last bound", []uint64{0, 0, 0, 500}, []uint64{0, 0, 0, 0}, 0.5, 100 * time.Millisecond},
+		{"beyond the last bound", []uint64{0, 0, 0, 0, 500}, []uint64{0, 0, 0, 0, 0}, 0.5, 100 * time.Millisecond},
 		// Too few waits to speak of: a switch with little to do, however
 		// long its one wait.
-		{"too few", []uint64{0, 0, 0, minWaits - 1}, []uint64{0, 0, 0, 0}, 0.99, 0},
-		{"just enough", []uint64{0, 0, 0, minWaits}, []uint64{0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
+		{"too few", []uint64{0, 0, 0, 0, minWaits - 1}, []uint64{0, 0, 0, 0, 0}, 0.99, 0},
+		{"just enough", []uint64{0, 0, 0, 0, minWaits}, []uint64{0, 0, 0, 0, 0}, 0.99, 100 * time.Millisecond},
+		// Waits that the clock could not tell from none.
+		{"underflow", []uint64{1000, 0, 0, 0, 0}, []uint64{0, 0, 0, 0, 0}, 0.99, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,8 +221,14 @@ func TestRunStops(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after its context ended")
 	}
-	if first, second := c.Admit(), c.Admit(); first && second {
-		t.Fatal("two admissions in a row at a share under one half")
+	admitted := 0
+	for i := range 1000 {
+		if c.Admit(strconv.Itoa(i)) {
+			admitted++
+		}
+	}
+	if admitted > 600 {
+		t.Fatalf("%d of 1,000 admitted at a share under one half", admitted)
 	}
 }
 

@@ -34,6 +34,7 @@ step() { # side: on | off
 	local side=$1 dir="$OUT/$1" security=""
 	[ "$side" = off ] && security=$'security:\n  overload_wait_ms: 0'
 	bench_config "$dir/ps" "$security"
+	rm -f "$dir"/*_counts.csv "$dir/uac.csv"
 	(cd "$dir/ps" && exec "$BIN" serve --config parkswitch.yaml > ../parkswitch.log 2>&1) &
 	local sw=$!
 	pids+=($sw)
@@ -56,7 +57,7 @@ step() { # side: on | off
 		-r "$RATE" -m $((RATE * SECS)) -l 20000 -nostdin -buff_size 4194304 \
 		-timeout $((SECS + 80))s -timeout_error -trace_stat -stf uac.csv -trace_counts -fd 1 > uac.out 2>&1)
 	t1=$(date +%s.%N)
-	c1=$(awk '{print $14 + $15}' "/proc/$sw/stat")
+	c1=$(awk '{print $14 + $15}' "/proc/$sw/stat" 2>/dev/null) || { echo "overload: the switch died; see $dir/parkswitch.log" >&2; exit 1; }
 	kill "$sw" "$uas" "$sampler" 2>/dev/null
 	wait "$sw" "$uas" "$sampler" 2>/dev/null
 	# The counts file is cumulative, one row a period: in its last row, the
