@@ -71,7 +71,7 @@ func (s *Switch) runOverload() {
 // overloadStep logs the start and the end of each shedding episode.
 func (s *Switch) overloadStep(share float64, wait time.Duration) {
 	l := &s.load
-	now := time.Now()
+	now := s.opts.Now()
 	switch {
 	case share < 1 && l.since.IsZero():
 		l.since, l.atStart = now, l.shed.Load()
@@ -98,7 +98,7 @@ func (s *Switch) overloadStep(share float64, wait time.Duration) {
 // nothing at all for a while (RFC 3261 §21.5.4), turning a shed share
 // into an on/off swing (RFC 5390 §5).
 func (s *Switch) shed(req *sip.Request, tx sip.ServerTransaction) bool {
-	if !startsWork(req) || s.load.ctl.Admit(req.CallID().Value()) {
+	if !s.load.ctl.Shedding() || !startsWork(req) || s.load.ctl.Admit(req.CallID().Value()) {
 		return false
 	}
 	if _, ok := s.nodeOf(req, false); ok {

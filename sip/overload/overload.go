@@ -5,16 +5,18 @@
 // goroutines wait for a CPU: while that wait's 99th percentile, smoothed
 // over a few intervals, is over the target and not falling, the share is
 // cut by a factor, a cut at most every few intervals; while it is under
-// half the target the share rises by a step each interval. A switch offered more calls than its CPUs
-// take therefore keeps completing about as many as they do, with their
-// latency, instead of falling into retransmissions that add to the load
-// that caused them.
+// half the target the share rises by a step each interval. A switch
+// offered more calls than its CPUs take therefore keeps completing about
+// as many as they do, with their latency, instead of falling into
+// retransmissions that add to the load that caused them.
 package overload
 
 import (
 	"context"
 	"hash/maphash"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,6 +49,9 @@ type Control struct {
 	target time.Duration
 	seed   maphash.Seed // keys' places, which a caller cannot predict
 
+	// admitted is share's bits, read on every new request without mu.
+	admitted atomic.Uint64
+
 	mu    sync.Mutex
 	share float64 // of new requests admitted, in [0, 1]
 	wait  float64 // smoothed 99th percentile, in seconds
@@ -56,7 +61,15 @@ type Control struct {
 // New returns a control that sheds while the scheduling wait's smoothed
 // 99th percentile is over target; target 0 disables it.
 func New(target time.Duration) *Control {
-	return &Control{target: target, share: 1, seed: maphash.MakeSeed()}
+	c := &Control{target: target, share: 1, seed: maphash.MakeSeed()}
+	c.admitted.Store(math.Float64bits(1))
+	return c
+}
+
+// Shedding reports whether some new requests are refused now: when it is
+// false, Admit admits every key, and a caller need not look at the request.
+func (c *Control) Shedding() bool {
+	return c != nil && c.target > 0 && math.Float64frombits(c.admitted.Load()) < 1
 }
 
 // Admit reports whether the new request of key (its Call-ID) may be taken
@@ -67,15 +80,10 @@ func New(target time.Duration) *Control {
 // and a caller's retry with credentials is admitted like the request that
 // drew the challenge. A key admitted stays admitted as the share rises.
 func (c *Control) Admit(key string) bool {
-	if c == nil || c.target <= 0 {
+	if !c.Shedding() {
 		return true
 	}
-	c.mu.Lock()
-	share := c.share
-	c.mu.Unlock()
-	if share >= 1 {
-		return true
-	}
+	share := math.Float64frombits(c.admitted.Load())
 	place := float64(maphash.String(c.seed, key)>>11) / (1 << 53)
 	return place < share
 }
@@ -111,6 +119,7 @@ func (c *Control) Observe(p99 time.Duration) float64 {
 	case wait < c.target/2:
 		c.share = min(1, c.share+increase)
 	}
+	c.admitted.Store(math.Float64bits(c.share))
 	return c.share
 }
 

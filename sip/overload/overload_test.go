@@ -85,7 +85,7 @@ func TestAdmitByKey(t *testing.T) {
 	const keys = 10000
 	for _, share := range []float64{1, 0.75, 0.5, 0.25, 0} {
 		c := New(time.Millisecond)
-		c.share = share
+		c.setShare(share)
 		got := 0
 		for i := range keys {
 			k := "call-" + strconv.Itoa(i)
@@ -104,14 +104,14 @@ func TestAdmitByKey(t *testing.T) {
 	}
 	// A key admitted stays admitted as the share rises.
 	c := New(time.Millisecond)
-	c.share = 0.3
+	c.setShare(0.3)
 	var admitted []string
 	for i := range 1000 {
 		if k := strconv.Itoa(i); c.Admit(k) {
 			admitted = append(admitted, k)
 		}
 	}
-	c.share = 0.6
+	c.setShare(0.6)
 	for _, k := range admitted {
 		if !c.Admit(k) {
 			t.Fatalf("%s admitted at 0.3, refused at 0.6", k)
@@ -238,4 +238,12 @@ func repeat(d time.Duration, n int) []time.Duration {
 		out[i] = d
 	}
 	return out
+}
+
+// setShare puts c at share, as Observe would have.
+func (c *Control) setShare(share float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.share = share
+	c.admitted.Store(math.Float64bits(share))
 }

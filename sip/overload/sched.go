@@ -58,7 +58,7 @@ func quantile(counts, prev []uint64, buckets []float64, q float64) time.Duration
 	for i, n := range counts {
 		total += n - prev[i]
 	}
-	if total < minWaits || total == 0 {
+	if total < minWaits {
 		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(total)))
